@@ -1,0 +1,35 @@
+# Everything a fresh machine needs (Python 3.11 + make): `make lesson` or `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export FLWR_TELEMETRY_ENABLED := 0
+export RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO := 0
+
+.PHONY: install lesson test docs clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+# Run the lesson notebook headless into build/ and print what it measured.
+lesson: $(STAMP)
+	mkdir -p build
+	$(BIN)/papermill notebooks/L5_Bandwidth.ipynb build/L5_Bandwidth.ipynb --cwd notebooks -k python3
+	$(BIN)/fedbandwidth report build/L5/ledger.csv
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+# Regenerate the README's figure with the project's own code.
+docs: $(STAMP)
+	$(BIN)/fedbandwidth simulate --supernodes 2 --rounds 3 --out build/docs
+	cp build/docs/bandwidth_per_round.png docs/bandwidth_per_round.png
+
+clean:
+	rm -rf build

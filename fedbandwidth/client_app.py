@@ -1,0 +1,77 @@
+"""No-op clients, as in the lesson: they send back the model they received, without training.
+
+Ray actors import this module, so it stays light: flwr and numpy only, no torch, no model.
+Two flavours: ``legacy_app`` (the course's ``NumPyClient``) and ``app`` (Flower's Message API).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from flwr.app import Context, Message, MetricRecord, RecordDict
+from flwr.client import Client, NumPyClient
+from flwr.clientapp import ClientApp
+
+PARTITION_ID = "partition-id"  # node_config key Flower's simulation sets on each SuperNode
+
+
+class NoOpClient(NumPyClient):
+    """The lesson's client: returns the parameters it received; trains and evaluates nothing."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail  # raise in fit, to show what a failed client costs
+
+    def fit(self, parameters, config):
+        """Send the received model straight back (no training here)."""
+        if self.fail:
+            raise RuntimeError("this client was told to fail during fit")
+        return parameters, 1, {}
+
+    def evaluate(self, parameters, config):
+        """Report a dummy loss (no evaluation here)."""
+        return 0.0, 1, {"accuracy": 0.0}
+
+
+def client_fn(context: Context) -> Client:
+    """Build the no-op client for one SuperNode."""
+    return NoOpClient().to_client()
+
+
+def make_legacy_app(fail_partitions: Collection[int] = (), mods: list | None = None) -> ClientApp:
+    """A legacy ClientApp of no-op clients; those in `fail_partitions` raise during fit."""
+    failing = frozenset(fail_partitions)
+
+    def build(context: Context) -> Client:
+        return NoOpClient(fail=context.node_config.get(PARTITION_ID) in failing).to_client()
+
+    return ClientApp(client_fn=build if failing else client_fn, mods=mods or [])
+
+
+def echo_reply(msg: Message, context: Context, fail_partitions: Collection[int] = ()) -> Message:
+    """Reply with the received arrays untouched, plus the metric FedAvg weights by."""
+    if context.node_config.get(PARTITION_ID) in fail_partitions:
+        raise RuntimeError("this client was told to fail during train")
+    content = RecordDict({"arrays": msg.content["arrays"],
+                          "metrics": MetricRecord({"num-examples": 1})})
+    return Message(content=content, reply_to=msg)
+
+
+def make_message_app(fail_partitions: Collection[int] = (), mods: list | None = None) -> ClientApp:
+    """A Message-API ClientApp that echoes the model; nodes in `fail_partitions` raise in train."""
+    client = ClientApp(mods=mods or [])
+    failing = frozenset(fail_partitions)
+
+    @client.train()
+    def train(msg: Message, context: Context) -> Message:
+        return echo_reply(msg, context, failing)
+
+    @client.evaluate()
+    def evaluate(msg: Message, context: Context) -> Message:
+        metrics = MetricRecord({"num-examples": 1, "loss": 0.0})
+        return Message(content=RecordDict({"metrics": metrics}), reply_to=msg)
+
+    return client
+
+
+legacy_app = make_legacy_app()
+app = make_message_app()

@@ -1,0 +1,93 @@
+"""The ledger: one row per message that carried a model, written to CSV as it is recorded."""
+
+from __future__ import annotations
+
+import csv
+import threading
+from collections.abc import Callable
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+
+DOWN, UP = "down", "up"  # server -> client, client -> server
+TRAIN, EVALUATE = "train", "evaluate"
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One message that carried arrays between the server and a node."""
+
+    round: int  # federated round, from 1
+    phase: str  # "train" or "evaluate"
+    node_id: int  # Flower node id of the client
+    direction: str  # "down" (server -> client) or "up" (client -> server)
+    payload_bytes: int  # bytes as Flower counts them (ArrayRecord.count_bytes())
+    tensor_bytes: int  # raw tensor bytes (numel x itemsize), what the course formula counts
+
+
+COLUMNS = [f.name for f in fields(Transfer)]
+
+
+class Ledger:
+    """Collects Transfers; appends each to `csv_path` at once, so an interrupted run keeps its rows."""
+
+    def __init__(self, csv_path: str | Path | None = None) -> None:
+        self.transfers: list[Transfer] = []
+        self.csv_path = Path(csv_path) if csv_path else None
+        self.round_listeners: list[Callable[[int], None]] = []
+        self._lock = threading.Lock()
+        if self.csv_path:
+            self.csv_path.parent.mkdir(parents=True, exist_ok=True)
+            self.csv_path.write_text(",".join(COLUMNS) + "\n")
+
+    def record(self, round: int, phase: str, node_id: int, direction: str,
+               payload_bytes: int, tensor_bytes: int) -> Transfer:
+        """Add one transfer (and append it to the CSV file, if any)."""
+        row = Transfer(int(round), phase, int(node_id), direction, int(payload_bytes), int(tensor_bytes))
+        with self._lock:
+            self.transfers.append(row)
+            if self.csv_path:
+                with self.csv_path.open("a", newline="") as f:
+                    csv.writer(f).writerow(astuple(row))
+        return row
+
+    def end_round(self, server_round: int) -> None:
+        """Tell listeners (e.g. a progress bar) that a round's training phase is done."""
+        for listener in self.round_listeners:
+            listener(server_round)
+
+    def total_bytes(self, direction: str | None = None, column: str = "payload_bytes") -> int:
+        """Sum of payload (or tensor) bytes, optionally for one direction."""
+        return sum(getattr(t, column) for t in self.transfers if direction in (None, t.direction))
+
+    def to_frame(self):
+        """All transfers as a pandas DataFrame, one row per message."""
+        import pandas as pd
+
+        return pd.DataFrame([astuple(t) for t in self.transfers], columns=COLUMNS)
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write all transfers to `path` as CSV."""
+        self.to_frame().to_csv(path, index=False)
+        return Path(path)
+
+    def per_round(self):
+        """One row per round: nodes trained, down/up payload bytes, total and cumulative."""
+        return per_round(self.to_frame())
+
+
+def per_round(frame):
+    """Aggregate a transfer frame to rounds: nodes, down_bytes, up_bytes, total_bytes, cumulative_bytes."""
+    import pandas as pd
+
+    rounds = sorted(frame["round"].unique()) if len(frame) else []
+    rows = []
+    for r in rounds:
+        f = frame[frame["round"] == r]
+        nodes = f[(f.phase == TRAIN) & (f.direction == DOWN)].node_id.nunique()
+        down = int(f[f.direction == DOWN].payload_bytes.sum())
+        up = int(f[f.direction == UP].payload_bytes.sum())
+        rows.append({"round": int(r), "nodes": int(nodes), "down_bytes": down, "up_bytes": up})
+    table = pd.DataFrame(rows, columns=["round", "nodes", "down_bytes", "up_bytes"])
+    table["total_bytes"] = table.down_bytes + table.up_bytes
+    table["cumulative_bytes"] = table.total_bytes.cumsum()
+    return table

@@ -1,0 +1,68 @@
+"""Sizes of what a Flower message carries, read from headers and lengths: nothing is deserialized.
+
+*Payload bytes* are what Flower counts, ``ArrayRecord.count_bytes()``: each array's serialized
+data (an ``.npy`` file: header + raw tensor bytes) plus the length of its key.
+*Tensor bytes* are the raw numbers alone (numel x itemsize), what the course formula counts.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+
+import numpy as np
+from flwr.app import ArrayRecord
+from flwr.common import Parameters
+
+EMPTY_TENSOR_KEY = "_empty"  # key Flower uses when legacy Parameters hold no tensor
+
+
+def npy_header_length(shape: tuple[int, ...], dtype: str = "float32") -> int:
+    """Bytes of the .npy header numpy writes before an array of this shape and dtype."""
+    buffer = io.BytesIO()
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+              "fortran_order": False, "shape": tuple(shape)}
+    np.lib.format.write_array_header_1_0(buffer, header)
+    return buffer.tell()
+
+
+def npy_tensor_bytes(data: bytes) -> int:
+    """Raw tensor bytes of a serialized .npy array, read from its header only."""
+    stream = io.BytesIO(data[:4096])  # headers are < 4 KiB; never copy the tensor itself
+    read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                   (2, 0): np.lib.format.read_array_header_2_0}[np.lib.format.read_magic(stream)]
+    shape, _, dtype = read_header(stream)
+    return int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+
+
+def legacy_keys(num_tensors: int) -> list[str]:
+    """Keys Flower gives legacy Parameters when it turns them into an ArrayRecord."""
+    return [str(i) for i in range(num_tensors)] or [EMPTY_TENSOR_KEY]
+
+
+def parameters_payload_bytes(parameters: Parameters) -> int:
+    """Payload bytes of legacy Parameters, exactly as the ArrayRecord Flower builds counts them."""
+    keys = legacy_keys(len(parameters.tensors))
+    return sum(len(t) for t in parameters.tensors) + sum(len(k) for k in keys)
+
+
+def parameters_tensor_bytes(parameters: Parameters) -> int:
+    """Raw tensor bytes inside legacy Parameters."""
+    return sum(npy_tensor_bytes(t) for t in parameters.tensors)
+
+
+def record_payload_bytes(record: ArrayRecord) -> int:
+    """Payload bytes of an ArrayRecord, as Flower counts them."""
+    return record.count_bytes()
+
+
+def record_tensor_bytes(record: ArrayRecord) -> int:
+    """Raw tensor bytes of an ArrayRecord, from each Array's shape and dtype."""
+    return sum(npy_tensor_bytes(a.data) if not a.dtype else
+               int(np.prod(a.shape, dtype=np.int64)) * np.dtype(a.dtype).itemsize
+               for a in record.values())
+
+
+def predicted_payload_bytes(specs: Iterable, keys: Iterable[str]) -> int:
+    """Payload bytes an ArrayRecord of these tensors will count, computed before anything is built."""
+    return sum(npy_header_length(s.shape, s.dtype) + s.nbytes + len(k) for s, k in zip(specs, keys))

@@ -1,0 +1,73 @@
+"""The one place that calls Flower's simulation runner, for both APIs."""
+
+from __future__ import annotations
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, Context
+from flwr.clientapp import ClientApp
+from flwr.common import ndarrays_to_parameters
+from flwr.server import ServerAppComponents, ServerConfig
+from flwr.serverapp import Grid, ServerApp
+
+from .config import SimulationConfig
+from .ledger import Ledger
+from .logs import QUIET_RAY
+from .tracking import BandwidthTrackingFedAvg, MessageTrackingFedAvg
+
+# One CPU per client actor: on 2 cores, 2 actors serve all SuperNodes in turn.
+BACKEND_CONFIG = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0}, "init_args": QUIET_RAY}
+
+
+def legacy_server_app(cfg: SimulationConfig, arrays: list[np.ndarray], ledger: Ledger) -> ServerApp:
+    """The lesson's ServerApp: BandwidthTrackingFedAvg on the legacy API."""
+    initial = ndarrays_to_parameters(arrays)
+
+    def server_fn(context: Context) -> ServerAppComponents:
+        strategy = BandwidthTrackingFedAvg(
+            ledger, fraction_fit=cfg.fraction, fraction_evaluate=cfg.fraction_evaluate,
+            min_fit_clients=cfg.min_nodes, min_evaluate_clients=cfg.min_nodes,
+            min_available_clients=cfg.min_nodes, initial_parameters=initial)
+        return ServerAppComponents(strategy=strategy, config=ServerConfig(num_rounds=cfg.rounds))
+
+    return ServerApp(server_fn=server_fn)
+
+
+def message_server_app(cfg: SimulationConfig, arrays: dict[str, np.ndarray], ledger: Ledger) -> ServerApp:
+    """The same run on the Message API: MessageTrackingFedAvg driven by strategy.start()."""
+    initial = ArrayRecord({name: Array(a) for name, a in arrays.items()})
+    server = ServerApp()
+
+    @server.main()
+    def main(grid: Grid, context: Context) -> None:
+        strategy = MessageTrackingFedAvg(
+            ledger, fraction_train=cfg.fraction, fraction_evaluate=cfg.fraction_evaluate,
+            min_train_nodes=cfg.min_nodes, min_evaluate_nodes=cfg.min_nodes,
+            min_available_nodes=cfg.min_nodes)
+        strategy.start(grid=grid, initial_arrays=initial, num_rounds=cfg.rounds)
+
+    return server
+
+
+def run(server_app: ServerApp, client_app: ClientApp, supernodes: int,
+        backend_config: dict | None = None) -> None:
+    """Run a ServerApp against `supernodes` simulated SuperNodes (Ray backend, quiet logs)."""
+    from flwr.simulation import run_simulation
+
+    run_simulation(server_app=server_app, client_app=client_app, num_supernodes=supernodes,
+                   backend_config=backend_config or BACKEND_CONFIG)
+
+
+def simulate(cfg: SimulationConfig, arrays: dict[str, np.ndarray], ledger: Ledger | None = None,
+             client_app: ClientApp | None = None) -> Ledger:
+    """Run `cfg` with no-op clients, starting from `arrays` (name -> ndarray); return the ledger."""
+    from . import client_app as clients
+
+    ledger = ledger if ledger is not None else Ledger()
+    if cfg.api == "legacy":
+        server = legacy_server_app(cfg, list(arrays.values()), ledger)
+        client = client_app or clients.legacy_app
+    else:
+        server = message_server_app(cfg, arrays, ledger)
+        client = client_app or clients.app
+    run(server, client, cfg.supernodes)
+    return ledger

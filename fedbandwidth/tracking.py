@@ -1,0 +1,91 @@
+"""FedAvg strategies that write every model they send and receive into a Ledger.
+
+The legacy one is the lesson's ``BandwidthTrackingFedAvg``; the other does the same on
+Flower's Message API. Both measure from lengths and headers, never by deserializing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from flwr.app import Message
+from flwr.server.strategy import FedAvg as LegacyFedAvg
+from flwr.serverapp.strategy import FedAvg
+
+from .ledger import DOWN, EVALUATE, TRAIN, UP, Ledger
+from .payload import (parameters_payload_bytes, parameters_tensor_bytes, record_payload_bytes,
+                      record_tensor_bytes)
+
+
+def record_parameters(ledger: Ledger, server_round: int, phase: str, direction: str,
+                      pairs: Iterable) -> None:
+    """Record (ClientProxy, FitIns/FitRes/EvaluateIns) pairs of the legacy API."""
+    for proxy, ins_or_res in pairs:
+        params = ins_or_res.parameters
+        ledger.record(server_round, phase, int(proxy.cid), direction,
+                      parameters_payload_bytes(params), parameters_tensor_bytes(params))
+
+
+def record_messages(ledger: Ledger, server_round: int, phase: str, direction: str,
+                    messages: Iterable[Message], key: str = "arrays") -> None:
+    """Record Message-API messages that carry an ArrayRecord under `key` (errors carry none)."""
+    for msg in messages:
+        if msg.has_error() or key not in msg.content.array_records:
+            continue
+        node = msg.metadata.dst_node_id if direction == DOWN else msg.metadata.src_node_id
+        record = msg.content.array_records[key]
+        ledger.record(server_round, phase, node, direction,
+                      record_payload_bytes(record), record_tensor_bytes(record))
+
+
+class BandwidthTrackingFedAvg(LegacyFedAvg):
+    """The lesson's strategy: FedAvg that logs the size of every model it sends and receives."""
+
+    def __init__(self, ledger: Ledger, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.ledger = ledger
+
+    def configure_fit(self, server_round, parameters, client_manager):
+        """Sample clients as FedAvg does, then record the model going down to each."""
+        instructions = super().configure_fit(server_round, parameters, client_manager)
+        record_parameters(self.ledger, server_round, TRAIN, DOWN, instructions)
+        return instructions
+
+    def aggregate_fit(self, server_round, results, failures):
+        """Record each model that came back (failed clients send none), then average."""
+        record_parameters(self.ledger, server_round, TRAIN, UP, results)
+        self.ledger.end_round(server_round)
+        return super().aggregate_fit(server_round, results, failures)
+
+    def configure_evaluate(self, server_round, parameters, client_manager):
+        """Record the model going down again for evaluation (none if fraction_evaluate is 0)."""
+        instructions = super().configure_evaluate(server_round, parameters, client_manager)
+        record_parameters(self.ledger, server_round, EVALUATE, DOWN, instructions)
+        return instructions
+
+
+class MessageTrackingFedAvg(FedAvg):
+    """The same strategy on Flower's Message API (``flwr.serverapp.strategy.FedAvg``)."""
+
+    def __init__(self, ledger: Ledger, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.ledger = ledger
+
+    def configure_train(self, server_round, arrays, config, grid):
+        """Sample nodes as FedAvg does, then record the model going down to each."""
+        messages = list(super().configure_train(server_round, arrays, config, grid))
+        record_messages(self.ledger, server_round, TRAIN, DOWN, messages, self.arrayrecord_key)
+        return messages
+
+    def aggregate_train(self, server_round, replies):
+        """Record each model that came back (error replies carry none), then average."""
+        replies = list(replies)
+        record_messages(self.ledger, server_round, TRAIN, UP, replies, self.arrayrecord_key)
+        self.ledger.end_round(server_round)
+        return super().aggregate_train(server_round, replies)
+
+    def configure_evaluate(self, server_round, arrays, config, grid):
+        """Record the model going down again for evaluation (none if fraction_evaluate is 0)."""
+        messages = list(super().configure_evaluate(server_round, arrays, config, grid))
+        record_messages(self.ledger, server_round, EVALUATE, DOWN, messages, self.arrayrecord_key)
+        return messages

@@ -1,0 +1,28 @@
+"""Shared fixtures: pythia-14m's specs and arrays, built once (no hub, no torch)."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+
+# Exact figures of EleutherAI/pythia-14m in float32 (76 tensors).
+PARAMETERS = 14_067_712
+TENSOR_BYTES = 56_270_848
+LEGACY_MESSAGE_BYTES = 56_280_718  # ArrayRecord.count_bytes() with keys "0".."75"
+MESSAGE_BYTES = 56_283_760  # ArrayRecord.count_bytes() with state-dict keys
+
+
+@pytest.fixture(scope="session")
+def specs():
+    from fedbandwidth.model import tensor_specs
+
+    return tensor_specs("pythia-14m")
+
+
+@pytest.fixture(scope="session")
+def arrays():
+    from fedbandwidth.model import random_arrays
+
+    return random_arrays("pythia-14m")

@@ -1,0 +1,45 @@
+"""Real simulations (Ray): the ledger equals the prediction, in both APIs, also when a client fails."""
+
+import pytest
+
+from conftest import LEGACY_MESSAGE_BYTES, MESSAGE_BYTES, TENSOR_BYTES
+from fedbandwidth.client_app import make_legacy_app, make_message_app
+from fedbandwidth.config import SimulationConfig
+from fedbandwidth.ledger import Ledger
+from fedbandwidth.simulation import simulate
+from fedbandwidth.theory import predict
+
+
+@pytest.mark.parametrize("supernodes,rounds,fraction,fraction_evaluate,api", [
+    (2, 1, 1.0, 0.0, "legacy"),  # the lesson
+    (1, 1, 1.0, 0.0, "legacy"),  # one node must not hang
+    (5, 2, 0.5, 0.0, "legacy"),  # sampling: max(int(2.5), 2) = 2
+    (2, 1, 1.0, 0.0, "message"),
+    (3, 2, 0.4, 1.0, "message"),  # evaluate phase: the model goes down again
+])
+def test_ledger_equals_prediction(specs, arrays, supernodes, rounds, fraction, fraction_evaluate, api):
+    cfg = SimulationConfig(supernodes, rounds, fraction, fraction_evaluate, api)
+    ledger = simulate(cfg, arrays)
+    expected = predict(specs, supernodes, rounds, fraction, fraction_evaluate, api)
+    assert ledger.total_bytes() == expected.total_bytes
+    table = ledger.per_round()
+    assert list(table["round"]) == list(range(1, rounds + 1))
+    assert set(table.nodes) == {expected.train_nodes}
+    assert set(table.down_bytes) == {expected.down_bytes_per_round}
+    assert set(table.up_bytes) == {expected.up_bytes_per_round}
+    frame = ledger.to_frame()
+    assert set(frame.tensor_bytes) == {TENSOR_BYTES}
+    assert set(frame.payload_bytes) == {LEGACY_MESSAGE_BYTES if api == "legacy" else MESSAGE_BYTES}
+
+
+@pytest.mark.parametrize("api,make_app", [("legacy", make_legacy_app), ("message", make_message_app)])
+def test_failed_client_costs_downlink_only(arrays, tmp_path, api, make_app):
+    ledger = Ledger(csv_path=tmp_path / "ledger.csv")
+    cfg = SimulationConfig(supernodes=2, rounds=2, api=api)
+    simulate(cfg, arrays, ledger, client_app=make_app(fail_partitions={0}))
+    frame = ledger.to_frame()
+    per_message = LEGACY_MESSAGE_BYTES if api == "legacy" else MESSAGE_BYTES
+    assert (frame.direction == "down").sum() == 4 and (frame.direction == "up").sum() == 2
+    assert ledger.total_bytes("up") == 2 * per_message
+    assert frame[frame.direction == "up"].node_id.nunique() == 1  # always the healthy node
+    assert len((tmp_path / "ledger.csv").read_text().splitlines()) == 1 + 6
