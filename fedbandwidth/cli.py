@@ -6,6 +6,7 @@ Every argument is checked before Ray starts; a bad one gives a one-line error an
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -19,6 +20,13 @@ from .theory import APIS
 from .units import format_bytes
 
 USAGE_ERROR = 2
+
+# Further subcommands, each in its own module with `add_arguments(parser)` and `run(args) -> int`
+# (both must check every argument before starting any work, raising ConfigError otherwise).
+EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
+    # "train": ("fedbandwidth.train_cli", "train a real model federatedly, with codecs"),
+    # "deploy": ("fedbandwidth.deploy", "run on a local Deployment Engine and measure wire bytes"),
+}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -66,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--verbose", action="store_true", help="show Flower's own log lines")
     rep = sub.add_parser("report", help="print the per-round table of a ledger CSV written by a run")
     rep.add_argument("ledger_csv", type=Path, help="a ledger.csv (from simulate or the notebook)")
+    for name, (module, help_text) in EXTRA_COMMANDS.items():
+        add_arguments = getattr(importlib.import_module(module), "add_arguments")
+        add_arguments(sub.add_parser(name, help=help_text))
     return parser
 
 
@@ -196,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command in EXTRA_COMMANDS:
+            return importlib.import_module(EXTRA_COMMANDS[args.command][0]).run(args)
         return run_simulate(args) if args.command == "simulate" else run_report(args)
     except ConfigError as err:
         parser.exit(USAGE_ERROR, f"fedbandwidth {args.command}: error: {err}\n")
