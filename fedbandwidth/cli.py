@@ -56,7 +56,8 @@ def _typed(check, **kwargs):
 
 def build_parser() -> argparse.ArgumentParser:
     """The `fedbandwidth` argument parser and its `simulate` subcommand."""
-    parser = OneLineParser(prog="fedbandwidth", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="fedbandwidth", description="Measure, predict and plot the bytes "
+                           "federated learning moves (Flower course, lesson 5).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     sim = sub.add_parser("simulate", help="run no-op FedAvg clients and measure every model message")
     sim.add_argument("--supernodes", type=_typed(check_count), default=2, help="simulated clients (default 2)")
