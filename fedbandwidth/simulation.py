@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from flwr.app import Array, ArrayRecord, Context
 from flwr.clientapp import ClientApp
@@ -13,6 +15,8 @@ from .config import SimulationConfig
 from .ledger import Ledger
 from .logs import QUIET_RAY
 from .tracking import BandwidthTrackingFedAvg, MessageTrackingFedAvg
+
+log = logging.getLogger("fedbandwidth")
 
 # One CPU per client actor: on 2 cores, 2 actors serve all SuperNodes in turn.
 BACKEND_CONFIG = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0}, "init_args": QUIET_RAY}
@@ -69,5 +73,12 @@ def simulate(cfg: SimulationConfig, arrays: dict[str, np.ndarray], ledger: Ledge
     else:
         server = message_server_app(cfg, arrays, ledger)
         client = client_app or clients.app
-    run(server, client, cfg.supernodes)
+    for attempt in (1, 2):  # Ray's start-up can time out on a busy machine, before any round
+        try:
+            run(server, client, cfg.supernodes)
+            break
+        except RuntimeError:
+            if ledger.transfers or attempt == 2:
+                raise
+            log.warning("the simulation runtime failed before the first round; retrying once")
     return ledger

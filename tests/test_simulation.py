@@ -43,3 +43,34 @@ def test_failed_client_costs_downlink_only(arrays, tmp_path, api, make_app):
     assert ledger.total_bytes("up") == 2 * per_message
     assert frame[frame.direction == "up"].node_id.nunique() == 1  # always the healthy node
     assert len((tmp_path / "ledger.csv").read_text().splitlines()) == 1 + 6
+
+
+def test_start_failure_is_retried_once(monkeypatch, arrays):
+    import fedbandwidth.simulation as simulation
+
+    calls = []
+
+    def flaky_run(server, client, supernodes, backend_config=None):
+        calls.append(supernodes)
+        if len(calls) == 1:
+            raise RuntimeError("Simulation Runtime crashed.")  # e.g. Ray's raylet start timed out
+
+    monkeypatch.setattr(simulation, "run", flaky_run)
+    simulate(SimulationConfig(supernodes=3), arrays)
+    assert calls == [3, 3]
+
+
+def test_failure_after_the_first_message_is_not_retried(monkeypatch, arrays):
+    import fedbandwidth.simulation as simulation
+
+    ledger, calls = Ledger(), []
+
+    def failing_run(server, client, supernodes, backend_config=None):
+        calls.append(supernodes)
+        ledger.record(1, "train", 1, "down", 10, 8)
+        raise RuntimeError("Simulation Runtime crashed.")
+
+    monkeypatch.setattr(simulation, "run", failing_run)
+    with pytest.raises(RuntimeError):
+        simulate(SimulationConfig(), arrays, ledger)
+    assert calls == [2]
