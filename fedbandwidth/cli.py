@@ -25,7 +25,7 @@ USAGE_ERROR = 2
 # (both must check every argument before starting any work, raising ConfigError otherwise).
 EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     # "train": ("fedbandwidth.train_cli", "train a real model federatedly, with codecs"),
-    # "deploy": ("fedbandwidth.deploy", "run on a local Deployment Engine and measure wire bytes"),
+    "deploy": ("fedbandwidth.deploy", "run on a local Deployment Engine and measure wire bytes"),
 }
 
 

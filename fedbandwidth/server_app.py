@@ -1,0 +1,109 @@
+"""The lesson as a Flower App: ``app`` is the ServerApp that `flwr run` starts (simulation or deployment).
+
+It reads the run config (kebab-case keys, defaults in pyproject.toml ``[tool.flwr.app.config]``),
+runs MessageTrackingFedAvg from the model's exact arrays, and writes into ``out-dir``:
+``ledger.csv`` (one row per model message, as in `simulate`) and ``timeline.csv`` (when each
+round started and when the run ended, Unix time), so wire bytes counted elsewhere can be split by round.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from flwr.app import Array, ArrayRecord, Context
+from flwr.serverapp import Grid, ServerApp
+
+from .config import check_choice, check_count, check_fraction
+from .ledger import Ledger
+from .model import known_models, random_arrays
+from .tracking import MessageTrackingFedAvg
+
+log = logging.getLogger("flwr")
+
+LEDGER_CSV, TIMELINE_CSV = "ledger.csv", "timeline.csv"
+ROUND_START, RUN_END = "round_start", "run_end"  # timeline events
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """The ServerApp's run config, checked (keys are the kebab-case names in pyproject.toml)."""
+
+    num_server_rounds: int = 1  # federated rounds
+    fraction_train: float = 1.0  # fraction of connected nodes sampled for training
+    fraction_evaluate: float = 0.0  # fraction sampled for evaluation (the course: 0)
+    min_train_nodes: int = 2  # at least this many nodes train each round
+    min_available_nodes: int = 2  # wait until this many nodes are connected
+    round_timeout: float = 600.0  # seconds to wait for a round's replies
+    model: str = "pythia-14m"  # architecture whose exact arrays are sent
+    out_dir: str = "build/app"  # ledger.csv and timeline.csv go here
+
+
+def read_settings(run_config: dict) -> AppSettings:
+    """Check the run config and return it as AppSettings; a bad value raises ConfigError."""
+    get = lambda key, default: run_config.get(key, default)  # noqa: E731
+    d = AppSettings()
+    return AppSettings(
+        num_server_rounds=check_count("num-server-rounds", get("num-server-rounds", d.num_server_rounds)),
+        fraction_train=check_fraction("fraction-train", get("fraction-train", d.fraction_train)),
+        fraction_evaluate=check_fraction("fraction-evaluate", get("fraction-evaluate", d.fraction_evaluate),
+                                         allow_zero=True),
+        min_train_nodes=check_count("min-train-nodes", get("min-train-nodes", d.min_train_nodes)),
+        min_available_nodes=check_count("min-available-nodes",
+                                        get("min-available-nodes", d.min_available_nodes)),
+        round_timeout=float(check_count("round-timeout", get("round-timeout", int(d.round_timeout)))),
+        model=check_choice("model", get("model", d.model), known_models()),
+        out_dir=str(get("out-dir", d.out_dir)))
+
+
+def append_event(path: Path, server_round: int, event: str) -> None:
+    """Append (round, event, Unix time) to the timeline CSV."""
+    with path.open("a", newline="") as f:
+        csv.writer(f).writerow([server_round, event, f"{time.time():.6f}"])
+
+
+class TimedTrackingFedAvg(MessageTrackingFedAvg):
+    """MessageTrackingFedAvg that also writes when each round starts into a timeline CSV."""
+
+    def __init__(self, ledger: Ledger, timeline_csv: Path, **kwargs) -> None:
+        super().__init__(ledger, **kwargs)
+        self.timeline_csv = timeline_csv
+
+    def configure_train(self, server_round, arrays, config, grid):
+        """Note the round's start, then sample and record as MessageTrackingFedAvg does."""
+        append_event(self.timeline_csv, server_round, ROUND_START)
+        return super().configure_train(server_round, arrays, config, grid)
+
+
+def run_app(grid: Grid, settings: AppSettings) -> Ledger:
+    """Run the no-op FedAvg rounds of `settings` on `grid`; return the filled ledger."""
+    out = Path(settings.out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger(csv_path=out / LEDGER_CSV)
+    timeline = out / TIMELINE_CSV
+    timeline.write_text("round,event,unix_time\n")
+    strategy = TimedTrackingFedAvg(
+        ledger, timeline, fraction_train=settings.fraction_train,
+        fraction_evaluate=settings.fraction_evaluate, min_train_nodes=settings.min_train_nodes,
+        min_evaluate_nodes=settings.min_train_nodes, min_available_nodes=settings.min_available_nodes)
+    initial = ArrayRecord({name: Array(a) for name, a in random_arrays(settings.model).items()})
+    try:
+        strategy.start(grid=grid, initial_arrays=initial, num_rounds=settings.num_server_rounds,
+                       timeout=settings.round_timeout)
+    finally:
+        append_event(timeline, settings.num_server_rounds, RUN_END)
+    log.info("fedbandwidth: %d messages, %d payload bytes; ledger in %s",
+             len(ledger.transfers), ledger.total_bytes(), ledger.csv_path)
+    return ledger
+
+
+app = ServerApp()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    """Read the run config and run the measured rounds."""
+    run_app(grid, read_settings(context.run_config))

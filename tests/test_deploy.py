@@ -1,0 +1,150 @@
+"""Real deployments on loopback (SuperLink + 2 SuperNodes behind relays), insecure and TLS; faults."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from conftest import MESSAGE_BYTES
+from fedbandwidth.deploy import (DeployConfig, NodeFault, deploy, deploy_summary, find_executables,
+                                 render_deploy_text)
+from fedbandwidth.tls import generate_tls
+
+
+def check_wire_against_payload(report):
+    """Downlink wire >= payload and within a few percent, per node and per round."""
+    for node in report["nodes"]:
+        assert node["payload_bytes"]["down"] == MESSAGE_BYTES
+        assert MESSAGE_BYTES <= node["wire_bytes"]["down"] <= 1.03 * MESSAGE_BYTES
+        assert 1.0 <= node["wire_per_payload"]["down"] <= 1.03
+        # uplink: objects the SuperLink still holds are not sent again, so 0 < wire <= ~payload
+        assert 0 < node["wire_bytes"]["up"] <= 1.03 * MESSAGE_BYTES
+    (round_1,) = report["rounds"]
+    assert round_1["down_bytes"] == round_1["up_bytes"] == 2 * MESSAGE_BYTES
+    assert 2 * MESSAGE_BYTES <= round_1["wire_bytes"]["down"] <= 1.03 * 2 * MESSAGE_BYTES
+    total_wire_down = report["wire_bytes"]["down"]
+    assert total_wire_down == round_1["wire_bytes"]["down"] + report["wire_bytes"]["other"]["down"]
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["insecure", "tls"])
+def deployed(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tls" if request.param else "insecure")
+    run = deploy(DeployConfig(supernodes=2, rounds=1, tls=request.param, out=out, round_timeout=120))
+    return run, deploy_summary(run)
+
+
+def test_deployment_measures_payload_and_wire(deployed):
+    run, report = deployed
+    assert run.status == "finished:completed" and run.lost == []
+    assert report["total_bytes"] == report["predicted_bytes"] == 4 * MESSAGE_BYTES
+    assert len({n["node_id"] for n in report["nodes"]}) == 2 and None not in run.node_ids
+    check_wire_against_payload(report)
+    assert all(relay.connections >= 1 for relay in run.relays)
+    assert "wire/payload" in render_deploy_text(report)
+
+
+def test_tls_mode_never_runs_insecure(deployed):
+    run, report = deployed
+    commands = [(run.out / "logs" / f"{name}.log").read_text().splitlines()[0]
+                for name in ("superlink", "supernode-0", "supernode-1", "flwr-run")]
+    config_toml = (run.out / "flwr_home" / "config.toml").read_text()
+    assert report["config"]["tls"] == run.cfg.tls
+    if run.cfg.tls:
+        assert not any("--insecure" in c for c in commands) and "insecure" not in config_toml
+        assert "--ssl-certfile" in commands[0] and "--root-certificates" in commands[1]
+        assert f'root-certificates = "{run.out / "certs" / "ca.crt"}"' in config_toml
+    else:
+        assert all("--insecure" in c for c in commands[:3]) and "insecure = true" in config_toml
+
+
+def test_no_process_is_left_behind(deployed):
+    run, _ = deployed
+    assert len(run.pids) >= 4  # superlink, its superexec, 2 supernodes (+ their helpers)
+    assert run.leftovers() == []
+
+
+def test_killed_supernode_run_ends_and_ledger_keeps_what_moved(tmp_path):
+    cfg = DeployConfig(supernodes=2, rounds=1, out=tmp_path, round_timeout=15)
+    run = deploy(cfg, fault=NodeFault(partition=0, after_down_bytes=10 * 2**20))
+    report = deploy_summary(run)
+    assert run.lost == [0] and run.status == "finished:completed"  # completed with the other node
+    lost, alive = report["nodes"]
+    assert lost["lost"] and lost["payload_bytes"]["up"] == 0
+    assert 10 * 2**20 <= lost["wire_bytes"]["down"] < MESSAGE_BYTES  # it died mid-download
+    assert alive["payload_bytes"] == {"down": MESSAGE_BYTES, "up": MESSAGE_BYTES}
+    assert report["down_bytes"] == 2 * MESSAGE_BYTES and report["up_bytes"] == MESSAGE_BYTES
+    assert run.leftovers() == []
+
+
+def cli(*args):
+    """`fedbandwidth deploy ...` in a fresh interpreter; (exit code, stderr)."""
+    done = subprocess.run([sys.executable, "-m", "fedbandwidth", "deploy", *args],
+                          capture_output=True, text=True, timeout=120)
+    return done.returncode, done.stderr
+
+
+def test_port_in_use_is_one_line_exit_2(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        code, stderr = cli("--port", str(port), "--out", str(tmp_path))
+    assert code == 2 and stderr.count("\n") == 1
+    assert f"--port {port} is already in use on 127.0.0.1" in stderr
+
+
+def test_missing_superlink_is_one_line_exit_2(tmp_path):
+    code, stderr = cli("--flower-bin", str(tmp_path), "--out", str(tmp_path / "out"))
+    assert code == 2 and stderr.count("\n") == 1
+    assert f"flower-superlink not found in {tmp_path}" in stderr
+    assert not (tmp_path / "out" / "logs").exists()  # nothing started
+
+
+def test_unreadable_certificates_are_one_line_exit_2(tmp_path):
+    files = generate_tls(tmp_path / "certs")
+    files.server_key.write_text("not a key")
+    code, stderr = cli("--certs", str(tmp_path / "certs"), "--out", str(tmp_path / "out"))
+    assert code == 2 and stderr.count("\n") == 1
+    assert "server.key is not a valid PEM server key" in stderr
+    files.ca_cert.unlink()
+    code, stderr = cli("--certs", str(tmp_path / "certs"), "--out", str(tmp_path / "out"))
+    assert code == 2 and "cannot read" in stderr and "ca.crt" in stderr
+
+
+def test_bad_counts_are_one_line_exit_2():
+    code, stderr = cli("--supernodes", "0")
+    assert code == 2 and "argument --supernodes: must be >= 1, got 0" in stderr
+    assert find_executables(None)["flower-superlink"].endswith("flower-superlink")
+
+
+def processes_with_flwr_home(flwr_home):
+    """Live processes whose environment has FLWR_HOME=`flwr_home` (every Flower process of one run)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("FLWR_HOME") == str(flwr_home) and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    return found
+
+
+def test_ctrl_c_tears_everything_down(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    deploy_cli = subprocess.Popen([sys.executable, "-m", "fedbandwidth", "deploy", "--out", str(out)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "logs" / "flwr-run.log").exists() and deploy_cli.poll() is None:
+        assert time.monotonic() < deadline, "the deployment did not start"
+        time.sleep(0.1)
+    assert len(processes_with_flwr_home(out / "flwr_home")) >= 3  # superlink + 2 supernodes running
+    deploy_cli.send_signal(signal.SIGINT)
+    _, stderr = deploy_cli.communicate(timeout=60)
+    assert deploy_cli.returncode == 130 and "interrupted" in stderr
+    assert processes_with_flwr_home(out / "flwr_home") == []
