@@ -24,7 +24,7 @@ USAGE_ERROR = 2
 # Further subcommands, each in its own module with `add_arguments(parser)` and `run(args) -> int`
 # (both must check every argument before starting any work, raising ConfigError otherwise).
 EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
-    # "train": ("fedbandwidth.train_cli", "train a real model federatedly, with codecs"),
+    "train": ("fedbandwidth.train_cli", "train a real model federatedly, with codecs"),
     "deploy": ("fedbandwidth.deploy", "run on a local Deployment Engine and measure wire bytes"),
 }
 

@@ -1,0 +1,122 @@
+"""Codecs in Flower's Message API: a client mod and a FedAvg that encode/decode the arrays they carry.
+
+The server tells each client which codecs to use (config keys ``codec-up``, ``codec-down``), so one
+ClientApp serves any codec, in simulation or on a Deployment Engine. A client's error-feedback
+residual lives in ``context.state``, where Flower keeps a node's state between rounds. The ledger
+records the encoded ArrayRecords: the bytes that actually travel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.clientapp.typing import ClientAppCallable, Mod
+
+from .codecs import Codec, decode, encode, parse_codec
+from .ledger import DOWN, TRAIN, UP, Ledger
+from .tracking import MessageTrackingFedAvg, record_messages
+
+UP_KEY, DOWN_KEY = "codec-up", "codec-down"  # config keys naming the codecs of a train message
+RESIDUAL_KEY = "codec-residual"  # context.state key of a client's error-feedback residual
+ARRAYS_KEY, CONFIG_KEY = "arrays", "config"  # where FedAvg puts the model and the config
+
+
+def to_numpy(record: ArrayRecord) -> dict[str, np.ndarray]:
+    """An ArrayRecord as name -> numpy array."""
+    return {k: a.numpy() for k, a in record.items()}
+
+
+def to_record(arrays: dict[str, np.ndarray]) -> ArrayRecord:
+    """Name -> numpy array as an ArrayRecord."""
+    return ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in arrays.items()})
+
+
+def message_codecs(msg: Message) -> tuple[Codec, Codec]:
+    """(uplink, downlink) codecs named in a message's config; none if absent."""
+    config = msg.content.config_records.get(CONFIG_KEY, ConfigRecord())
+    return parse_codec(str(config.get(UP_KEY, ""))), parse_codec(str(config.get(DOWN_KEY, "")))
+
+
+def load_residual(context: Context) -> dict[str, np.ndarray]:
+    """The residual this client kept last round (empty the first time)."""
+    record = context.state.array_records.get(RESIDUAL_KEY)
+    return to_numpy(record) if record is not None else {}
+
+
+def encode_reply(reply: Message, up: Codec, received: dict[str, np.ndarray], context: Context) -> None:
+    """Replace the reply's arrays by their encoding; keep the new residual in context.state."""
+    local = to_numpy(reply.content.array_records[ARRAYS_KEY])
+    encoded = encode(up, local, received, load_residual(context))
+    if up.sparsifier is not None and up.sparsifier.error_feedback:
+        context.state[RESIDUAL_KEY] = to_record(encoded.residual)
+    reply.content[ARRAYS_KEY] = to_record(encoded.arrays)
+
+
+def make_codec_mod(shapes: dict[str, tuple]) -> Mod:
+    """A client mod: decode the model coming down, encode what goes back up (codecs from the config)."""
+
+    def codec_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
+        if ARRAYS_KEY not in msg.content.array_records:
+            return call_next(msg, context)
+        up, down = message_codecs(msg)
+        received = decode(down, to_numpy(msg.content.array_records[ARRAYS_KEY]), shapes)
+        msg.content[ARRAYS_KEY] = to_record(received)
+        reply = call_next(msg, context)
+        if msg.metadata.message_type == MessageType.TRAIN and not reply.has_error() \
+                and ARRAYS_KEY in reply.content.array_records:
+            encode_reply(reply, up, received, context)
+        return reply
+
+    return codec_mod
+
+
+class CompressedFedAvg(MessageTrackingFedAvg):
+    """FedAvg that sends encoded models down, decodes the encoded updates coming up, and records both."""
+
+    def __init__(self, ledger: Ledger, up_codec: Codec = Codec(), down_codec: Codec = Codec(),
+                 **kwargs) -> None:
+        super().__init__(ledger, **kwargs)
+        self.up_codec, self.down_codec = up_codec, down_codec
+        self.global_arrays: dict[str, np.ndarray] = {}  # this round's full-precision global model
+
+    def configure_train(self, server_round, arrays, config, grid):
+        """Sample nodes as FedAvg does; send each the encoded model and the codec names."""
+        messages = list(super(MessageTrackingFedAvg, self).configure_train(server_round, arrays, config, grid))
+        self.global_arrays = to_numpy(arrays)
+        encoded = to_record(encode(self.down_codec, self.global_arrays).arrays)
+        codec_config = ConfigRecord({**config, UP_KEY: str(self.up_codec), DOWN_KEY: str(self.down_codec)})
+        messages = [Message(RecordDict({self.arrayrecord_key: encoded, self.configrecord_key: codec_config}),
+                            message_type=m.metadata.message_type, dst_node_id=m.metadata.dst_node_id)
+                    for m in messages]
+        record_messages(self.ledger, server_round, TRAIN, DOWN, messages, self.arrayrecord_key)
+        return messages
+
+    def aggregate_train(self, server_round, replies):
+        """Record each encoded reply, decode it against the global model, then average."""
+        replies = list(replies)
+        record_messages(self.ledger, server_round, TRAIN, UP, replies, self.arrayrecord_key)
+        self.ledger.end_round(server_round)
+        shapes = {k: v.shape for k, v in self.global_arrays.items()}
+        for reply in replies:
+            if not reply.has_error() and self.arrayrecord_key in reply.content.array_records:
+                parts = to_numpy(reply.content.array_records[self.arrayrecord_key])
+                decoded = decode(self.up_codec, parts, shapes, self.global_arrays)
+                reply.content[self.arrayrecord_key] = to_record(decoded)
+        return super(MessageTrackingFedAvg, self).aggregate_train(server_round, replies)
+
+
+
+def compressed_server_app(arrays: dict[str, np.ndarray], ledger: Ledger, up: Codec, down: Codec,
+                          rounds: int = 1, supernodes: int = 2, fraction: float = 1.0):
+    """A ServerApp running CompressedFedAvg from `arrays` (for measuring codecs with any ClientApp)."""
+    from flwr.serverapp import Grid, ServerApp
+
+    server = ServerApp()
+
+    @server.main()
+    def main(grid: Grid, context: Context) -> None:
+        strategy = CompressedFedAvg(ledger, up, down, fraction_train=fraction, fraction_evaluate=0.0,
+                                    min_train_nodes=1, min_available_nodes=supernodes)
+        strategy.start(grid=grid, initial_arrays=to_record(arrays), num_rounds=rounds)
+
+    return server

@@ -1,0 +1,196 @@
+"""Codecs in pure numpy: round-trip error bounds, exact payload sizes, error feedback, parsing."""
+
+import math
+
+import numpy as np
+import pytest
+from flwr.app import Array, ArrayRecord
+
+from fedbandwidth.codecs import (Codec, bf16_encode, check_downlink, check_layers, decode, encode,
+                                 pack_nibbles, parse_codec, payload_bytes, quantize, topk_indices,
+                                 unpack_nibbles)
+from fedbandwidth.config import ConfigError
+
+HEADER = 128  # bytes of a .npy v1.0 header for every array used here
+
+
+def tensors(seed=0):
+    """Three float32 tensors of awkward sizes: 2-D, odd 1-D, large 2-D (70,000 elements)."""
+    rng = np.random.default_rng(seed)
+    return {"a.weight": rng.standard_normal((300, 7)).astype(np.float32),
+            "b": rng.standard_normal(9).astype(np.float32),
+            "big": rng.standard_normal((200, 350)).astype(np.float32)}
+
+
+def shapes_of(arrays):
+    return {k: v.shape for k, v in arrays.items()}
+
+
+def record_bytes(arrays):
+    """What Flower counts for these arrays: ArrayRecord.count_bytes()."""
+    return ArrayRecord({k: Array(v) for k, v in arrays.items()}).count_bytes()
+
+
+def roundtrip(text, arrays, reference=None, residual=None):
+    codec = parse_codec(text)
+    enc = encode(codec, arrays, reference, residual)
+    return enc, decode(codec, enc.arrays, shapes_of(arrays), reference)
+
+
+def test_fp16_relative_error_at_most_1e_3():
+    arrays = tensors()
+    _, out = roundtrip("fp16", arrays)
+    for k, x in arrays.items():
+        normal = np.abs(x) >= np.finfo(np.float16).tiny  # below 2^-14 fp16 is subnormal: absolute bound
+        error = np.abs(out[k] - x)
+        assert np.all(error[normal] <= 1e-3 * np.abs(x[normal]))
+        assert np.all(error[~normal] <= 2.0**-25)
+
+
+def test_bf16_relative_error_at_most_2_to_minus_8():
+    arrays = tensors()
+    _, out = roundtrip("bf16", arrays)
+    for k, x in arrays.items():
+        assert np.all(np.abs(out[k] - x) <= 2**-8 * np.abs(x))
+    assert bf16_encode(np.array([1.0, -2.0], np.float32)).tolist() == [0x3F80, 0xC000]
+
+
+@pytest.mark.parametrize("text,bits", [("int8", 8), ("int8:64", 8), ("int4", 4), ("int4:32", 4)])
+def test_quantization_error_at_most_half_a_step(text, bits):
+    arrays = tensors()
+    _, out = roundtrip(text, arrays)
+    block = int(text.split(":")[1]) if ":" in text else None
+    for k, x in arrays.items():
+        flat = x.ravel()
+        size = block or flat.size
+        for start in range(0, flat.size, size):
+            chunk = flat[start:start + size]
+            step = (chunk.max() - chunk.min()) / (2**bits - 1)
+            error = np.abs(out[k].ravel()[start:start + size] - chunk)
+            assert error.max() <= step / 2 * (1 + 1e-5) + 1e-7
+
+
+def test_constant_tensor_quantizes_exactly():
+    x = {"c": np.full((4, 4), 0.25, np.float32)}
+    _, out = roundtrip("int4", x)
+    assert np.array_equal(out["c"], x["c"])
+
+
+def test_int4_packs_two_values_a_byte():
+    codes = np.array([1, 15, 0, 7, 9], np.uint8)
+    packed = pack_nibbles(codes)
+    assert packed.tolist() == [1 | 15 << 4, 0 | 7 << 4, 9]
+    assert unpack_nibbles(packed)[:5].tolist() == codes.tolist()
+    codes, params = quantize(np.arange(10, dtype=np.float32), 4, block=4)
+    assert params.shape == (3, 2) and codes.max() == 15
+
+
+def test_exact_payload_sizes_of_each_codec():
+    arrays = tensors()  # 2,100 + 9 + 70,000 elements; keys 8 + 1 + 3 characters
+    n, keys = {"a.weight": 2100, "b": 9, "big": 70000}, {"a.weight": 8, "b": 1, "big": 3}
+    expected = {
+        "none": sum(HEADER + 4 * n[k] + keys[k] for k in n),
+        "fp16": sum(HEADER + 2 * n[k] + keys[k] + 4 for k in n),  # key + "#f16"
+        "bf16": sum(HEADER + 2 * n[k] + keys[k] + 5 for k in n),
+        "int8": sum(HEADER + n[k] + keys[k] + 3 + HEADER + 8 + keys[k] + 3 for k in n),  # q8 + (1, 2) params
+        "int4": sum(HEADER + math.ceil(n[k] / 2) + keys[k] + 3 + HEADER + 8 + keys[k] + 3 for k in n),
+        "int8:1000": sum(HEADER + n[k] + keys[k] + 3 + HEADER + 8 * math.ceil(n[k] / 1000) + keys[k] + 3
+                         for k in n),
+    }
+    for text, size in expected.items():
+        enc = encode(parse_codec(text), arrays)
+        assert payload_bytes(enc.arrays) == record_bytes(enc.arrays) == size, text
+
+
+def test_topk_payload_picks_cheapest_index_form():
+    arrays = tensors()
+    enc = encode(parse_codec("delta+topk:0.01"), arrays, {k: np.zeros_like(v) for k, v in arrays.items()})
+    # a.weight: k=21 -> uint16 (42 B) beats bitmap (263 B); b: k=1 -> uint16 2 B vs bitmap 2 B (bitmap, first)
+    # big: 70,000 > 65,536 so no uint16; k=700 -> int32 2,800 B beats bitmap 8,750 B
+    assert enc.arrays["a.weight#idx"].dtype == np.uint16 and enc.arrays["a.weight#idx"].size == 21
+    assert enc.arrays["b#bit"].dtype == np.uint8 and enc.arrays["b#bit"].size == 2
+    assert enc.arrays["big#idx"].dtype == np.int32 and enc.arrays["big#idx"].size == 700
+    size = ((HEADER + 42 + 12) + (HEADER + 84 + 12) + (HEADER + 2 + 5) + (HEADER + 4 + 5)
+            + (HEADER + 2800 + 7) + (HEADER + 2800 + 7))
+    assert payload_bytes(enc.arrays) == record_bytes(enc.arrays) == size
+    dense = encode(parse_codec("delta+topk:0.5"), arrays, {k: np.zeros_like(v) for k, v in arrays.items()})
+    assert dense.arrays["big#bit"].size == 8750  # 35,000 indices: the bitmap is cheaper
+
+
+def test_topk_keeps_exactly_the_k_largest_magnitudes():
+    x = np.random.default_rng(1).standard_normal(1000).astype(np.float32)
+    kept = topk_indices(x, 0.05)
+    assert kept.size == 50 and np.all(np.diff(kept) > 0)
+    assert set(kept) == set(np.argsort(-np.abs(x))[:50])
+    enc, out = roundtrip("delta+topk:0.05:noef", {"x": x}, {"x": np.zeros_like(x)})
+    assert np.count_nonzero(out["x"]) == 50
+    assert np.array_equal(out["x"][kept], x[kept])
+
+
+def test_threshold_keeps_entries_at_or_above_tau():
+    x = np.array([0.5, -0.2, 0.1, -0.7, 0.0], np.float32)
+    _, out = roundtrip("delta+threshold:0.2:noef", {"x": x}, {"x": np.zeros_like(x)})
+    assert out["x"].tolist() == pytest.approx([0.5, -0.2, 0.0, -0.7, 0.0])
+    _, none = roundtrip("delta+threshold:9:noef", {"x": x}, {"x": np.zeros_like(x)})
+    assert not none["x"].any()
+
+
+@pytest.mark.parametrize("text", ["delta+topk:0.01", "delta+topk:0.1+int8", "delta+threshold:0.5+int4",
+                                  "delta+layers:-big+topk:0.05+fp16"])
+def test_error_feedback_residual_plus_sent_is_the_update(text):
+    local, glob = tensors(0), tensors(1)
+    previous = {k: np.full_like(v, 0.01) for k, v in local.items()}
+    codec = parse_codec(text)
+    enc = encode(codec, local, glob, previous)
+    sent = decode(codec, enc.arrays, shapes_of(local), {k: np.zeros_like(v) for k, v in glob.items()})
+    for k in enc.residual:  # `sent` is the decoded delta (reference zero)
+        update = local[k] - glob[k] + previous[k]
+        np.testing.assert_allclose(enc.residual[k] + sent[k], update, atol=1e-6)
+    assert set(enc.residual) == {k for k in local if codec.selects(k)}
+    assert not encode(parse_codec(text.replace("+int", ":noef+int") if "+int" in text
+                                  else text.replace("+fp16", ":noef+fp16") if "fp16" in text
+                                  else text + ":noef"), local, glob).residual
+
+
+def test_delta_and_layers_fill_from_the_reference():
+    local, glob = tensors(0), tensors(1)
+    _, out = roundtrip("delta", local, glob)
+    for k in local:
+        np.testing.assert_allclose(out[k], local[k], atol=1e-6)
+    enc, out = roundtrip("layers:-big,-b", local, glob)
+    assert list(enc.arrays) == ["a.weight"]
+    assert np.array_equal(out["a.weight"], local["a.weight"]) and np.array_equal(out["big"], glob["big"])
+    client_side = decode(parse_codec("layers:-big,-b"), enc.arrays, shapes_of(local))
+    assert list(client_side) == ["a.weight"]  # no reference: tensors not sent are left out
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("zip", "unknown codec 'zip'"),
+    ("int3", "unknown codec 'int3'"),
+    ("topk:0", "topk fraction must lie in (0, 1], got 0"),
+    ("delta+topk:1.5", "topk fraction must lie in (0, 1], got 1.5"),
+    ("delta+topk:abc", "topk fraction must be a number, got 'abc'"),
+    ("delta+topk", "topk needs a value"),
+    ("delta+topk:0.1:ef", "topk needs a value and optionally ':noef'"),
+    ("delta+threshold:-1", "threshold tau must lie in [0, inf], got -1"),
+    ("topk:0.01", "topk needs 'delta' before it"),
+    ("int8+delta", "'delta' cannot follow 'int8'"),
+    ("int8+fp16", "'fp16' cannot follow 'int8'"),
+    ("int8:1", "int8 block size must be a whole number >= 2"),
+    ("fp16:2", "fp16 takes no parameter"),
+    ("layers:", "layers needs a pattern"),
+])
+def test_malformed_codecs_raise_config_error(text, needle):
+    with pytest.raises(ConfigError, match=None) as err:
+        parse_codec(text, where="up-codec")
+    assert needle in str(err.value) and str(err.value).startswith("up-codec: ")
+
+
+def test_parse_and_print_round_trip():
+    assert parse_codec(None) == parse_codec("none") == Codec()
+    for text in ["delta+layers:-*embed_in*,-lm_head*+topk:0.01+int8", "int4:64", "delta+threshold:0.001:noef+bf16"]:
+        assert str(parse_codec(text)) == text
+    with pytest.raises(ConfigError, match="applies to the uplink only"):
+        check_downlink(parse_codec("delta"))
+    with pytest.raises(ConfigError, match="selects none"):
+        check_layers(parse_codec("layers:nothing*"), ["a", "b"])

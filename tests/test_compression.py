@@ -1,0 +1,96 @@
+"""Codecs in the Message API: the client mod, the strategy, and a real compressed simulation."""
+
+import time
+
+import numpy as np
+import pytest
+from flwr.app import ConfigRecord, Context, Message, MessageType, Metadata, MetricRecord, RecordDict
+
+from conftest import MESSAGE_BYTES, TENSOR_BYTES
+from fedbandwidth.client_app import make_message_app
+from fedbandwidth.codecs import decode, encode, parse_codec, payload_bytes
+from fedbandwidth.compression import (RESIDUAL_KEY, compressed_server_app, make_codec_mod, to_numpy,
+                                      to_record)
+from fedbandwidth.ledger import Ledger
+
+
+def small_model(seed=0):
+    rng = np.random.default_rng(seed)
+    return {"embed.weight": rng.standard_normal((64, 8)).astype(np.float32),
+            "layer.weight": rng.standard_normal((8, 8)).astype(np.float32)}
+
+
+def train_message(arrays, up, down):
+    config = ConfigRecord({"codec-up": up, "codec-down": down, "server-round": 1})
+    metadata = Metadata(run_id=1, message_id="m1", src_node_id=0, dst_node_id=1, reply_to_message_id="",
+                        group_id="1", created_at=time.time(), ttl=60.0, message_type=MessageType.TRAIN)
+    return Message(RecordDict({"arrays": to_record(arrays), "config": config}), metadata=metadata)
+
+
+def add_one(msg, context):
+    """A ClientApp body that 'trains' by adding 1 to every weight it received."""
+    local = {k: v + 1 for k, v in to_numpy(msg.content["arrays"]).items()}
+    content = RecordDict({"arrays": to_record(local), "metrics": MetricRecord({"num-examples": 1})})
+    return Message(content, reply_to=msg)
+
+
+def test_mod_decodes_down_and_encodes_up_keeping_the_residual():
+    glob = small_model()
+    shapes = {k: v.shape for k, v in glob.items()}
+    up, down = "delta+topk:0.1+int8", "fp16"
+    sent_down = encode(parse_codec(down), glob).arrays
+    msg = train_message(sent_down, up, down)
+    context = Context(run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config={})
+    seen = {}
+
+    def call_next(m, ctx):
+        seen.update(to_numpy(m.content["arrays"]))
+        return add_one(m, ctx)
+
+    reply = make_codec_mod(shapes)(msg, context, call_next)
+    received = decode(parse_codec(down), sent_down, shapes)
+    assert all(np.array_equal(seen[k], received[k]) for k in glob)  # the app saw the decoded fp16 model
+    parts = to_numpy(reply.content["arrays"])
+    # 52 of 512 and 7 of 64 entries: bitmaps (64 and 8 B) beat uint16 indices (104 and 14 B)
+    assert set(parts) == {f"{k}#{p}" for k in glob for p in ("bit", "val#q8", "val#qp")}
+    residual = to_numpy(context.state.array_records[RESIDUAL_KEY])
+    sent = decode(parse_codec(up), parts, shapes, {k: np.zeros_like(v) for k, v in glob.items()})
+    for k in glob:  # update = local - received = 1 everywhere; sent + residual gives it back
+        np.testing.assert_allclose(sent[k] + residual[k], np.ones_like(glob[k]), atol=1e-6)
+
+
+@pytest.mark.parametrize("up,down", [("delta+layers:-*embed_in*,-lm_head*+topk:0.01+int8", "fp16")])
+def test_ledger_of_a_compressed_run_is_the_sum_of_its_encoded_messages(arrays, up, down):
+    from fedbandwidth.simulation import run
+    from fedbandwidth.task import model_shapes
+
+    ledger = Ledger()
+    up_codec, down_codec = parse_codec(up), parse_codec(down)
+    server = compressed_server_app(arrays, ledger, up_codec, down_codec, rounds=2, supernodes=2)
+    run(server, make_message_app(mods=[make_codec_mod(model_shapes())]), supernodes=2)
+    down_bytes = payload_bytes(encode(down_codec, arrays).arrays)
+    received = decode(down_codec, encode(down_codec, arrays).arrays, model_shapes())
+    up_bytes = payload_bytes(encode(up_codec, received, received).arrays)  # echo client: zero update
+    frame = ledger.to_frame()
+    assert len(frame) == 8  # 2 rounds x 2 nodes x (down + up)
+    assert set(frame[frame.direction == "down"].payload_bytes) == {down_bytes}
+    assert set(frame[frame.direction == "up"].payload_bytes) == {up_bytes}
+    assert ledger.total_bytes() == 4 * (down_bytes + up_bytes)
+    # fp16: half the tensor bytes, the same 76 headers and keys, plus "#f16" on each key
+    assert down_bytes == TENSOR_BYTES // 2 + (MESSAGE_BYTES - TENSOR_BYTES) + 76 * 4 == 28_148_640
+    assert MESSAGE_BYTES / up_bytes > 100  # embeddings frozen, 1% of the rest, int8 values
+
+
+def test_study_picks_the_best_ratio_within_the_loss_budget():
+    import pandas as pd
+
+    from fedbandwidth.study import baseline, best_within, with_ratios
+
+    frame = pd.DataFrame({
+        "up_codec": ["none", "int8", "delta+topk:0.01", "none"], "down_codec": ["none"] * 4,
+        "fraction": [1.0] * 4, "local_steps": [3, 3, 3, 6], "rounds": [6, 6, 6, 3],
+        "up_bytes": [1000, 250, 10, 500], "final_eval_loss": [4.0, 4.05, 4.2, 3.9]})
+    assert baseline(frame).up_bytes == 1000  # the rounds x steps most runs use
+    assert with_ratios(frame).up_ratio.tolist() == [1.0, 4.0, 100.0, 2.0]
+    best = best_within(frame, 0.02)  # top-k is 5% worse: int8 (1.25% worse) wins
+    assert best.up_codec == "int8" and best.up_ratio == 4.0

@@ -1,0 +1,54 @@
+"""Notebook L5b runs headless with small parameters, measures encoded bytes, and is committed clean."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import jupytext
+import numpy as np
+import nbformat
+import papermill
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOK = NOTEBOOKS / "L5b_Reducing_Bandwidth.ipynb"
+SCRIPT = NOTEBOOKS / "L5b_Reducing_Bandwidth.py"
+
+
+def run_notebook(out_dir: Path, **parameters):
+    """Execute L5b through papermill with `parameters`; outputs go under `out_dir`."""
+    return papermill.execute_notebook(
+        str(NOTEBOOK), str(out_dir / "L5b.out.ipynb"), parameters={"out_dir": str(out_dir), **parameters},
+        cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False)
+
+
+def test_notebook_trains_with_a_codec_and_records_encoded_bytes(tmp_path):
+    from fedbandwidth.codecs import encode, parse_codec, payload_bytes
+    from fedbandwidth.task import model_shapes
+
+    run_notebook(tmp_path, num_supernodes=2, num_rounds=1, local_steps=1,
+                 codecs=["int8", "layers:-gpt_neox.embed_in.weight,-lm_head.weight"])
+    with (tmp_path / "ledger.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["direction"] for r in rows].count("up") == 2 and len(rows) == 4
+    zeros = {k: np.zeros(s, np.float32) for k, s in model_shapes().items()}
+    frozen = payload_bytes(encode(parse_codec("layers:-gpt_neox.embed_in.weight,-lm_head.weight"), zeros).arrays)
+    assert {int(r["payload_bytes"]) for r in rows if r["direction"] == "up"} == {frozen}
+    assert frozen == 4_772_170  # the 74 tensors left when both embeddings stay home: 11.8x fewer bytes
+
+
+def test_bad_codec_is_named_before_anything_runs(tmp_path):
+    with pytest.raises(papermill.PapermillExecutionError) as error:
+        run_notebook(tmp_path, codecs=["int3"])
+    assert error.value.ename == "ConfigError" and "unknown codec 'int3'" in str(error.value)
+    assert not (tmp_path / "ledger.csv").exists()
+
+
+def test_committed_notebook_is_clean_and_paired():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert all(cell.outputs == [] and cell.execution_count is None for cell in code)
+    assert code[0].metadata.get("tags") == ["parameters"]
+    script = jupytext.read(SCRIPT)
+    assert [(c.cell_type, c.source) for c in notebook.cells] == [(c.cell_type, c.source) for c in script.cells]
