@@ -28,7 +28,8 @@ def legacy_server_app(cfg: SimulationConfig, arrays: list[np.ndarray], ledger: L
 
     def server_fn(context: Context) -> ServerAppComponents:
         strategy = BandwidthTrackingFedAvg(
-            ledger, fraction_fit=cfg.fraction, fraction_evaluate=cfg.fraction_evaluate,
+            ledger, expected_nodes=cfg.supernodes,
+            fraction_fit=cfg.fraction, fraction_evaluate=cfg.fraction_evaluate,
             min_fit_clients=cfg.min_nodes, min_evaluate_clients=cfg.min_nodes,
             min_available_clients=cfg.min_nodes, initial_parameters=initial)
         return ServerAppComponents(strategy=strategy, config=ServerConfig(num_rounds=cfg.rounds))
@@ -44,7 +45,8 @@ def message_server_app(cfg: SimulationConfig, arrays: dict[str, np.ndarray], led
     @server.main()
     def main(grid: Grid, context: Context) -> None:
         strategy = MessageTrackingFedAvg(
-            ledger, fraction_train=cfg.fraction, fraction_evaluate=cfg.fraction_evaluate,
+            ledger, expected_nodes=cfg.supernodes,
+            fraction_train=cfg.fraction, fraction_evaluate=cfg.fraction_evaluate,
             min_train_nodes=cfg.min_nodes, min_evaluate_nodes=cfg.min_nodes,
             min_available_nodes=cfg.min_nodes)
         strategy.start(grid=grid, initial_arrays=initial, num_rounds=cfg.rounds)

@@ -6,7 +6,8 @@ Flower's Message API. Both measure from lengths and headers, never by deserializ
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 from flwr.app import Message
 from flwr.server.strategy import FedAvg as LegacyFedAvg
@@ -38,15 +39,29 @@ def record_messages(ledger: Ledger, server_round: int, phase: str, direction: st
                       record_payload_bytes(record), record_tensor_bytes(record))
 
 
+def wait_for_nodes(count: Callable[[], int], expected: int, timeout: float = 60.0) -> int:
+    """Poll `count()` until it reaches `expected` or `timeout` seconds pass; return the last count.
+
+    Flower sizes a sample from the nodes connected *now*; in a simulation they register over
+    the first seconds, so without this wait round 1 may sample fewer nodes than the others.
+    """
+    deadline = time.monotonic() + timeout
+    while (seen := count()) < expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return seen
+
+
 class BandwidthTrackingFedAvg(LegacyFedAvg):
     """The lesson's strategy: FedAvg that logs the size of every model it sends and receives."""
 
-    def __init__(self, ledger: Ledger, **kwargs) -> None:
+    def __init__(self, ledger: Ledger, expected_nodes: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.ledger = ledger
+        self.expected_nodes = expected_nodes  # wait for this many nodes before sampling
 
     def configure_fit(self, server_round, parameters, client_manager):
         """Sample clients as FedAvg does, then record the model going down to each."""
+        wait_for_nodes(client_manager.num_available, self.expected_nodes)
         instructions = super().configure_fit(server_round, parameters, client_manager)
         record_parameters(self.ledger, server_round, TRAIN, DOWN, instructions)
         return instructions
@@ -67,12 +82,14 @@ class BandwidthTrackingFedAvg(LegacyFedAvg):
 class MessageTrackingFedAvg(FedAvg):
     """The same strategy on Flower's Message API (``flwr.serverapp.strategy.FedAvg``)."""
 
-    def __init__(self, ledger: Ledger, **kwargs) -> None:
+    def __init__(self, ledger: Ledger, expected_nodes: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.ledger = ledger
+        self.expected_nodes = expected_nodes  # wait for this many nodes before sampling
 
     def configure_train(self, server_round, arrays, config, grid):
         """Sample nodes as FedAvg does, then record the model going down to each."""
+        wait_for_nodes(lambda: len(list(grid.get_node_ids())), self.expected_nodes)
         messages = list(super().configure_train(server_round, arrays, config, grid))
         record_messages(self.ledger, server_round, TRAIN, DOWN, messages, self.arrayrecord_key)
         return messages

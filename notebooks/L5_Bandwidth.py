@@ -134,7 +134,9 @@ show_source(BandwidthTrackingFedAvg)
 # %% [markdown]
 # `min_fit_clients`, `min_available_clients` and `min_evaluate_clients` default to 2 in Flower, and
 # the sampler waits forever for nodes that never come; `cfg.min_nodes` lowers them to the number of
-# SuperNodes when there are fewer than 2.
+# SuperNodes when there are fewer than 2. And Flower sizes each sample from the nodes connected at
+# that moment; simulated SuperNodes register over the first seconds, so `expected_nodes` makes the
+# strategy wait until all of them are there, and round 1 samples as many as the others.
 
 # %%
 ledger = Ledger(csv_path=out / "ledger.csv")
@@ -145,6 +147,7 @@ def server_fn(context: Context) -> ServerAppComponents:
     """The course's server: FedAvg that tracks bytes, no evaluation, `num_rounds` rounds."""
     strategy = BandwidthTrackingFedAvg(
         ledger,
+        expected_nodes=num_supernodes,  # sample only once every SuperNode has connected
         fraction_fit=fraction_fit,
         fraction_evaluate=0.0,
         min_fit_clients=cfg.min_nodes,

@@ -74,3 +74,12 @@ def test_failure_after_the_first_message_is_not_retried(monkeypatch, arrays):
     with pytest.raises(RuntimeError):
         simulate(SimulationConfig(), arrays, ledger)
     assert calls == [2]
+
+
+def test_wait_for_nodes_polls_until_all_registered():
+    from fedbandwidth.tracking import wait_for_nodes
+
+    registered = iter([3, 5, 8, 10, 10])
+    assert wait_for_nodes(lambda: next(registered), expected=10, timeout=5) == 10
+    assert wait_for_nodes(lambda: 4, expected=10, timeout=0.2) == 4  # gives up, samples from what is there
+    assert wait_for_nodes(lambda: 0, expected=0) == 0  # no wait asked
