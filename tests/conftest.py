@@ -26,3 +26,25 @@ def arrays():
     from fedbandwidth.model import random_arrays
 
     return random_arrays("pythia-14m")
+
+
+# Runs the CLI's main() in a fresh interpreter and prints: exit code, whether Ray and Flower's
+# simulation were imported (bad input must be rejected before either is).
+CLI_PROBE = """
+import sys
+from fedbandwidth.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exit:
+    print(exit.code, "ray" in sys.modules, "flwr.simulation" in sys.modules)
+"""
+
+
+def run_cli_probe(command: str, *args: str) -> tuple[str, str]:
+    """Run `fedbandwidth COMMAND ARGS` through main() in a fresh interpreter; (stdout, stderr)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", CLI_PROBE, command, *args],
+                          capture_output=True, text=True, timeout=120)
+    return done.stdout, done.stderr

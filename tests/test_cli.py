@@ -4,23 +4,12 @@ import sys
 
 import pytest
 
-from conftest import LEGACY_MESSAGE_BYTES, PARAMETERS, TENSOR_BYTES
-
-PROBE = """
-import sys
-from fedbandwidth.cli import main
-try:
-    main(sys.argv[1:])
-except SystemExit as exit:
-    print(exit.code, "ray" in sys.modules, "flwr.simulation" in sys.modules)
-"""
+from conftest import LEGACY_MESSAGE_BYTES, PARAMETERS, TENSOR_BYTES, run_cli_probe
 
 
 def run_cli(*args):
-    """Run the CLI's main() in a fresh interpreter; return (stdout, stderr)."""
-    done = subprocess.run([sys.executable, "-c", PROBE, "simulate", *args],
-                          capture_output=True, text=True, timeout=120)
-    return done.stdout, done.stderr
+    """Run `fedbandwidth simulate ARGS` in a fresh interpreter; (stdout, stderr)."""
+    return run_cli_probe("simulate", *args)
 
 
 @pytest.mark.parametrize("args,needle", [

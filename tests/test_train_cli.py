@@ -7,23 +7,11 @@ import sys
 
 import pytest
 
-from conftest import MESSAGE_BYTES
-
-PROBE = """
-import sys
-from fedbandwidth.cli import main
-try:
-    main(sys.argv[1:])
-except SystemExit as exit:
-    print(exit.code, "ray" in sys.modules, "flwr.simulation" in sys.modules)
-"""
-
+from conftest import run_cli_probe, MESSAGE_BYTES
 
 def run_train(*args):
-    """Run `fedbandwidth train ARGS` through main() in a fresh interpreter; (stdout, stderr)."""
-    done = subprocess.run([sys.executable, "-c", PROBE, "train", *args],
-                          capture_output=True, text=True, timeout=120)
-    return done.stdout, done.stderr
+    """Run `fedbandwidth train ARGS` in a fresh interpreter; (stdout, stderr)."""
+    return run_cli_probe("train", *args)
 
 
 @pytest.mark.parametrize("args,needle", [
