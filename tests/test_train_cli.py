@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from conftest import run_cli_probe, MESSAGE_BYTES
+from conftest import MESSAGE_BYTES, run_cli_probe
+
 
 def run_train(*args):
     """Run `fedbandwidth train ARGS` in a fresh interpreter; (stdout, stderr)."""
