@@ -48,3 +48,16 @@ def run_cli_probe(command: str, *args: str) -> tuple[str, str]:
     done = subprocess.run([sys.executable, "-c", CLI_PROBE, command, *args],
                           capture_output=True, text=True, timeout=120)
     return done.stdout, done.stderr
+
+
+def assert_clean_and_paired(notebook_path, script_path) -> None:
+    """A committed notebook holds no outputs, starts with a `parameters` cell, and matches its script."""
+    import jupytext
+    import nbformat
+
+    notebook = nbformat.read(notebook_path, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert all(cell.outputs == [] and cell.execution_count is None for cell in code)
+    assert code[0].metadata.get("tags") == ["parameters"]
+    script = jupytext.read(script_path)
+    assert [(c.cell_type, c.source) for c in notebook.cells] == [(c.cell_type, c.source) for c in script.cells]

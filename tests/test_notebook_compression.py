@@ -5,11 +5,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import jupytext
 import numpy as np
-import nbformat
 import papermill
 import pytest
+
+from conftest import assert_clean_and_paired
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOK = NOTEBOOKS / "L5b_Reducing_Bandwidth.ipynb"
@@ -46,9 +46,4 @@ def test_bad_codec_is_named_before_anything_runs(tmp_path):
 
 
 def test_committed_notebook_is_clean_and_paired():
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    assert all(cell.outputs == [] and cell.execution_count is None for cell in code)
-    assert code[0].metadata.get("tags") == ["parameters"]
-    script = jupytext.read(SCRIPT)
-    assert [(c.cell_type, c.source) for c in notebook.cells] == [(c.cell_type, c.source) for c in script.cells]
+    assert_clean_and_paired(NOTEBOOK, SCRIPT)

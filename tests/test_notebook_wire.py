@@ -6,11 +6,9 @@ import csv
 import json
 from pathlib import Path
 
-import jupytext
-import nbformat
 import papermill
 
-from conftest import MESSAGE_BYTES
+from conftest import MESSAGE_BYTES, assert_clean_and_paired
 from fedbandwidth.deploy import PROJECT
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -68,9 +66,4 @@ def test_notebook_runs_the_app_in_simulation_and_deployment(tmp_path):
 
 
 def test_committed_notebook_is_clean_and_paired():
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    assert all(cell.outputs == [] and cell.execution_count is None for cell in code)
-    assert code[0].metadata.get("tags") == ["parameters"]
-    script = jupytext.read(SCRIPT)
-    assert [(c.cell_type, c.source) for c in notebook.cells] == [(c.cell_type, c.source) for c in script.cells]
+    assert_clean_and_paired(NOTEBOOK, SCRIPT)
