@@ -13,8 +13,8 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, Message
 from flwr.clientapp.typing import ClientAppCallable, Mod
 
 from .codecs import Codec, decode, encode, parse_codec
-from .ledger import DOWN, TRAIN, UP, Ledger
-from .tracking import MessageTrackingFedAvg, record_messages
+from .ledger import Ledger
+from .tracking import MessageTrackingFedAvg
 
 UP_KEY, DOWN_KEY = "codec-up", "codec-down"  # config keys naming the codecs of a train message
 RESIDUAL_KEY = "codec-residual"  # context.state key of a client's error-feedback residual
@@ -79,30 +79,24 @@ class CompressedFedAvg(MessageTrackingFedAvg):
         self.up_codec, self.down_codec = up_codec, down_codec
         self.global_arrays: dict[str, np.ndarray] = {}  # this round's full-precision global model
 
-    def configure_train(self, server_round, arrays, config, grid):
-        """Sample nodes as FedAvg does; send each the encoded model and the codec names."""
-        messages = list(super(MessageTrackingFedAvg, self).configure_train(server_round, arrays, config, grid))
+    def encode_train(self, messages, arrays, config):
+        """Send each sampled node the encoded model and the codec names."""
         self.global_arrays = to_numpy(arrays)
         encoded = to_record(encode(self.down_codec, self.global_arrays).arrays)
         codec_config = ConfigRecord({**config, UP_KEY: str(self.up_codec), DOWN_KEY: str(self.down_codec)})
-        messages = [Message(RecordDict({self.arrayrecord_key: encoded, self.configrecord_key: codec_config}),
-                            message_type=m.metadata.message_type, dst_node_id=m.metadata.dst_node_id)
-                    for m in messages]
-        record_messages(self.ledger, server_round, TRAIN, DOWN, messages, self.arrayrecord_key)
-        return messages
+        return [Message(RecordDict({self.arrayrecord_key: encoded, self.configrecord_key: codec_config}),
+                        message_type=m.metadata.message_type, dst_node_id=m.metadata.dst_node_id)
+                for m in messages]
 
-    def aggregate_train(self, server_round, replies):
-        """Record each encoded reply, decode it against the global model, then average."""
-        replies = list(replies)
-        record_messages(self.ledger, server_round, TRAIN, UP, replies, self.arrayrecord_key)
-        self.ledger.end_round(server_round)
+    def decode_replies(self, replies):
+        """Decode each encoded reply against this round's full-precision global model."""
         shapes = {k: v.shape for k, v in self.global_arrays.items()}
         for reply in replies:
             if not reply.has_error() and self.arrayrecord_key in reply.content.array_records:
                 parts = to_numpy(reply.content.array_records[self.arrayrecord_key])
                 decoded = decode(self.up_codec, parts, shapes, self.global_arrays)
                 reply.content[self.arrayrecord_key] = to_record(decoded)
-        return super(MessageTrackingFedAvg, self).aggregate_train(server_round, replies)
+        return replies
 
 
 

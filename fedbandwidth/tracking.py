@@ -91,6 +91,7 @@ class MessageTrackingFedAvg(FedAvg):
         """Sample nodes as FedAvg does, then record the model going down to each."""
         wait_for_nodes(lambda: len(list(grid.get_node_ids())), self.expected_nodes)
         messages = list(super().configure_train(server_round, arrays, config, grid))
+        messages = self.encode_train(messages, arrays, config)
         record_messages(self.ledger, server_round, TRAIN, DOWN, messages, self.arrayrecord_key)
         return messages
 
@@ -99,7 +100,15 @@ class MessageTrackingFedAvg(FedAvg):
         replies = list(replies)
         record_messages(self.ledger, server_round, TRAIN, UP, replies, self.arrayrecord_key)
         self.ledger.end_round(server_round)
-        return super().aggregate_train(server_round, replies)
+        return super().aggregate_train(server_round, self.decode_replies(replies))
+
+    def encode_train(self, messages: list[Message], arrays, config) -> list[Message]:
+        """Hook: what the train messages carry on the wire (unchanged here; codecs override it)."""
+        return messages
+
+    def decode_replies(self, replies: list[Message]) -> list[Message]:
+        """Hook: turn received replies back into full models (unchanged here; codecs override it)."""
+        return replies
 
     def configure_evaluate(self, server_round, arrays, config, grid):
         """Record the model going down again for evaluation (none if fraction_evaluate is 0)."""
