@@ -25,6 +25,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fraction", type=float, default=0.1, help="fraction trained a round (default 0.1)")
     parser.add_argument("--rounds", type=int, default=3, help="federated rounds (default 3)")
     parser.add_argument("--api", choices=("legacy", "message"), default="legacy", help="our API (default legacy)")
+    parser.add_argument("--backend", choices=("inprocess", "ray"), default="inprocess",
+                        help="Simulation Engine backend (default inprocess)")
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between samples (default 0.2)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds before the run is ended (default 900)")
     parser.add_argument("--output", default="memory.json", help="file name under benchmarks/results/")
@@ -73,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     use_cli = benchlib.cli_works()
     scratch = benchlib.scratch_dir()
     cmd = benchlib.ours_command(args.supernodes, args.rounds, args.fraction, args.api,
-                                out=scratch if use_cli else None, use_cli=use_cli)
+                                out=scratch if use_cli else None, use_cli=use_cli,
+                                backend=args.backend)
     facts = benchlib.machine_facts()
     shown = " ".join(cmd) if use_cli else "python -c <OURS_SNIPPET>"
     print(f"{facts['logical_cores']} cores, load {facts['load_average_1_5_15']}; running: {shown}")
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     output = args.output if result.returncode == 0 else args.output.replace(".json", ".failed.json")
     path = benchlib.write_json(output, {
         **facts, "command": shown, "supernodes": args.supernodes, "fraction": args.fraction,
-        "rounds": args.rounds, "api": args.api, "interval_seconds": args.interval,
+        "rounds": args.rounds, "api": args.api, "backend": args.backend, "interval_seconds": args.interval,
         "wall_seconds": round(result.wall_seconds, 2), "returncode": result.returncode,
         "processes_seen": result.pids_seen, "leftovers_killed": result.leftovers_killed, **figures})
     print(f"wrote {path.relative_to(benchlib.ROOT)}")

@@ -1,8 +1,9 @@
 """Wall time of a whole run, as a learner waits for it: the course's code path against ours.
 
-Runs, alternating, K times each: benchmarks/course_baseline.py, `fedbandwidth simulate` (legacy
-API, the comparison that counts) and `fedbandwidth simulate --api message`. Prints every run,
-the medians and the ratio ours/course (target <= 0.45); writes benchmarks/results/speed.json.
+Runs, alternating, K times each: benchmarks/course_baseline.py and `fedbandwidth simulate` for
+each API (legacy, as the course; message) and backend (inprocess, our default; ray, as the
+course). Prints every run, the medians and the ratio ours/course (target <= 0.45); writes
+benchmarks/results/speed.json.
 Usage: python benchmarks/bench_speed.py [--supernodes 10] [--rounds 3] [--repeat 3]
 """
 
@@ -26,6 +27,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each command (default 3)")
     parser.add_argument("--apis", default="legacy,message",
                         help="our APIs to time, comma-separated (default legacy,message)")
+    parser.add_argument("--backends", default="inprocess,ray",
+                        help="Simulation Engine backends to time, comma-separated (default inprocess,ray)")
     parser.add_argument("--skip-course", action="store_true", help="time only our path")
     parser.add_argument("--quiet-below", type=float, default=0.0, metavar="PCT",
                         help="before each run, wait (<= 2 min) until the machine is < PCT%% busy (default: no wait)")
@@ -35,10 +38,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def commands(args: argparse.Namespace, use_cli: bool) -> dict[str, list[str]]:
-    """The commands to time, by name: 'course', then 'ours-<api>' for each API."""
+    """The commands to time, by name: 'course', then 'ours-<api>-<backend>' for each pair."""
     cmds = {} if args.skip_course else {COURSE: benchlib.course_command(args.supernodes, args.rounds)}
     for api in args.apis.split(","):
-        cmds[f"ours-{api}"] = benchlib.ours_command(args.supernodes, args.rounds, api=api, use_cli=use_cli)
+        for backend in args.backends.split(","):
+            cmds[f"ours-{api}-{backend}"] = benchlib.ours_command(
+                args.supernodes, args.rounds, api=api, use_cli=use_cli, backend=backend)
     return cmds
 
 
@@ -69,7 +74,7 @@ def run_all(cmds: dict[str, list[str]], repeat: int, quiet_below: float = 0.0,
             row = time_once(name, cmd, quiet_below, timeout) | {"repetition": rep}
             runs.append(row)
             extra = f", ended {len(row['leftovers_killed'])} leftover(s)" if row["leftovers_killed"] else ""
-            print(f"  rep {rep}  {name:<15} {row['wall_seconds']:7.2f} s wall  {row['cpu_seconds']:6.1f} s CPU"
+            print(f"  rep {rep}  {name:<22} {row['wall_seconds']:7.2f} s wall  {row['cpu_seconds']:6.1f} s CPU"
                   f"  (machine {row['busy_percent_before']:.0f}% busy before, load {row['load_1min_after']} after)"
                   f"  exit {row['returncode']}{extra}", flush=True)
     return runs
@@ -91,11 +96,11 @@ def ratios(meds: dict[str, float | None]) -> dict[str, float | None]:
 def print_table(runs: list[dict], meds: dict, rats: dict) -> None:
     """Every run, then medians and the ratios ours/course against the target."""
     names = list(meds)
-    print(f"\n{'rep':>3}  " + "".join(f"{n:>15}" for n in names))
+    print(f"\n{'rep':>3}  " + "".join(f"{n:>24}" for n in names))
     for rep in sorted({r["repetition"] for r in runs}):
         cells = {r["name"]: r for r in runs if r["repetition"] == rep}
-        print(f"{rep:>3}  " + "".join(f"{_cell(cells.get(n)):>15}" for n in names))
-    print("med  " + "".join(f"{_fmt(meds[n]):>15}" for n in names))
+        print(f"{rep:>3}  " + "".join(f"{_cell(cells.get(n)):>24}" for n in names))
+    print("med  " + "".join(f"{_fmt(meds[n]):>24}" for n in names))
     for name, ratio in rats.items():
         verdict = "n/a" if ratio is None else ("meets" if ratio <= TARGET_RATIO else "MISSES")
         print(f"ratio {name}/course = {_fmt(ratio, '', 3)}  (target <= {TARGET_RATIO}: {verdict})")

@@ -64,12 +64,12 @@ def cli_executable() -> list[str]:
 
 
 def ours_command(supernodes: int, rounds: int, fraction: float = 1.0, api: str = "legacy",
-                 out: str | None = None, use_cli: bool = True) -> list[str]:
+                 out: str | None = None, use_cli: bool = True, backend: str = "inprocess") -> list[str]:
     """The command that runs our path: `fedbandwidth simulate ...` (or the snippet, before the CLI)."""
     if not use_cli:
         return [sys.executable, "-c", OURS_SNIPPET, str(supernodes), str(rounds), str(fraction), api]
     cmd = cli_executable() + ["simulate", "--supernodes", str(supernodes), "--rounds", str(rounds),
-                              "--fraction", str(fraction), "--api", api]
+                              "--fraction", str(fraction), "--api", api, "--backend", backend]
     return cmd + (["--out", out] if out else [])
 
 

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .config import ConfigError, SimulationConfig, check_count, check_fraction
+from .config import BACKENDS, ConfigError, SimulationConfig, check_count, check_fraction
 from .model import known_models
 from .theory import APIS
 from .units import format_bytes
@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--api", choices=APIS, default="legacy",
                      help="legacy: NumPyClient + FedAvg as in the course; message: Flower's Message API")
     sim.add_argument("--model", choices=known_models(), default="pythia-14m", help="model architecture")
+    sim.add_argument("--backend", choices=BACKENDS, default="inprocess",
+                     help="Simulation Engine backend: inprocess (ClientApps in threads, no Ray; default) "
+                          "or ray (a Ray actor per worker, as the course); the bytes are the same")
     sim.add_argument("--out", type=Path, default=Path("build/simulate"),
                      help="folder for ledger.csv and bandwidth_per_round.png (default build/simulate)")
     sim.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
@@ -115,7 +118,8 @@ def summary(cfg: SimulationConfig, ledger, prediction, seconds: float, files: di
         "model": {"name": cfg.model, "parameters": parameters, "tensor_bytes": tensor_bytes,
                   "message_payload_bytes": prediction.message_payload_bytes},
         "config": {"supernodes": cfg.supernodes, "rounds": cfg.rounds, "fraction": cfg.fraction,
-                   "fraction_evaluate": cfg.fraction_evaluate, "api": cfg.api},
+                   "fraction_evaluate": cfg.fraction_evaluate, "api": cfg.api,
+                   "backend": cfg.backend},
         "rounds": rounds,
         "down_bytes": ledger.total_bytes("down"),
         "up_bytes": ledger.total_bytes("up"),
@@ -166,7 +170,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     from .theory import predict
 
     cfg = SimulationConfig(args.supernodes, args.rounds, args.fraction, args.fraction_evaluate,
-                           args.api, args.model)
+                           args.api, args.model, args.backend)
     out = check_writable(args.out)
     setup_logging(logging.INFO if args.verbose else logging.ERROR)
     prediction = predict(tensor_specs(cfg.model), cfg.supernodes, cfg.rounds, cfg.fraction,

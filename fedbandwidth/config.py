@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from .model import known_models
 from .theory import APIS
 
+BACKENDS = ("inprocess", "ray")  # Simulation Engine backends: threads here, or Ray actors
+
 
 class ConfigError(ValueError):
     """A run parameter with a bad value; the message names the parameter."""
@@ -50,6 +52,7 @@ class SimulationConfig:
     fraction_evaluate: float = 0.0  # fraction sampled for evaluation; the course sets 0.0
     api: str = "legacy"  # "legacy" (NumPyClient, as the course) or "message" (Message API)
     model: str = "pythia-14m"  # a model whose config ships in fedbandwidth/configs
+    backend: str = "inprocess"  # Simulation Engine backend: "inprocess" (threads) or "ray" (the course's)
 
     def __post_init__(self) -> None:
         check_count("supernodes", self.supernodes)
@@ -58,6 +61,7 @@ class SimulationConfig:
         check_fraction("fraction_evaluate", self.fraction_evaluate, allow_zero=True)
         check_choice("api", self.api, APIS)
         check_choice("model", self.model, known_models())
+        check_choice("backend", self.backend, BACKENDS)
 
     @property
     def min_nodes(self) -> int:

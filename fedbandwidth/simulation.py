@@ -55,12 +55,15 @@ def message_server_app(cfg: SimulationConfig, arrays: dict[str, np.ndarray], led
 
 
 def run(server_app: ServerApp, client_app: ClientApp, supernodes: int,
-        backend_config: dict | None = None) -> None:
-    """Run a ServerApp against `supernodes` simulated SuperNodes (Ray backend, quiet logs)."""
+        backend_config: dict | None = None, backend: str = "ray") -> None:
+    """Run a ServerApp against `supernodes` simulated SuperNodes on `backend` (quiet logs)."""
     from flwr.simulation import run_simulation
 
-    run_simulation(server_app=server_app, client_app=client_app, num_supernodes=supernodes,
-                   backend_config=backend_config or BACKEND_CONFIG)
+    from .backends import use_backend
+
+    with use_backend(backend):
+        run_simulation(server_app=server_app, client_app=client_app, num_supernodes=supernodes,
+                       backend_config=backend_config or BACKEND_CONFIG)
 
 
 def simulate(cfg: SimulationConfig, arrays: dict[str, np.ndarray], ledger: Ledger | None = None,
@@ -77,7 +80,7 @@ def simulate(cfg: SimulationConfig, arrays: dict[str, np.ndarray], ledger: Ledge
         client = client_app or clients.app
     for attempt in (1, 2):  # Ray's start-up can time out on a busy machine, before any round
         try:
-            run(server, client, cfg.supernodes)
+            run(server, client, cfg.supernodes, backend=cfg.backend)
             break
         except RuntimeError:
             if ledger.transfers or attempt == 2:

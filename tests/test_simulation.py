@@ -1,4 +1,4 @@
-"""Real simulations (Ray): the ledger equals the prediction, in both APIs, also when a client fails."""
+"""Real simulations (both backends): the ledger equals the prediction, in both APIs, also when a client fails."""
 
 import pytest
 
@@ -10,15 +10,18 @@ from fedbandwidth.simulation import simulate
 from fedbandwidth.theory import predict
 
 
-@pytest.mark.parametrize("supernodes,rounds,fraction,fraction_evaluate,api", [
-    (2, 1, 1.0, 0.0, "legacy"),  # the lesson
-    (1, 1, 1.0, 0.0, "legacy"),  # one node must not hang
-    (5, 2, 0.5, 0.0, "legacy"),  # sampling: max(int(2.5), 2) = 2
-    (2, 1, 1.0, 0.0, "message"),
-    (3, 2, 0.4, 1.0, "message"),  # evaluate phase: the model goes down again
+@pytest.mark.parametrize("supernodes,rounds,fraction,fraction_evaluate,api,backend", [
+    (2, 1, 1.0, 0.0, "legacy", "ray"),  # the lesson, on the course's backend
+    (2, 1, 1.0, 0.0, "legacy", "inprocess"),  # the same on ours: the same bytes
+    (1, 1, 1.0, 0.0, "legacy", "inprocess"),  # one node must not hang
+    (5, 2, 0.5, 0.0, "legacy", "inprocess"),  # sampling: max(int(2.5), 2) = 2
+    (10, 3, 1.0, 0.0, "legacy", "inprocess"),  # the benchmark's run
+    (2, 1, 1.0, 0.0, "message", "inprocess"),
+    (3, 2, 0.4, 1.0, "message", "ray"),  # evaluate phase: the model goes down again
+    (3, 2, 0.4, 1.0, "message", "inprocess"),
 ])
-def test_ledger_equals_prediction(specs, arrays, supernodes, rounds, fraction, fraction_evaluate, api):
-    cfg = SimulationConfig(supernodes, rounds, fraction, fraction_evaluate, api)
+def test_ledger_equals_prediction(specs, arrays, supernodes, rounds, fraction, fraction_evaluate, api, backend):
+    cfg = SimulationConfig(supernodes, rounds, fraction, fraction_evaluate, api, backend=backend)
     ledger = simulate(cfg, arrays)
     expected = predict(specs, supernodes, rounds, fraction, fraction_evaluate, api)
     assert ledger.total_bytes() == expected.total_bytes
@@ -32,10 +35,12 @@ def test_ledger_equals_prediction(specs, arrays, supernodes, rounds, fraction, f
     assert set(frame.payload_bytes) == {LEGACY_MESSAGE_BYTES if api == "legacy" else MESSAGE_BYTES}
 
 
-@pytest.mark.parametrize("api,make_app", [("legacy", make_legacy_app), ("message", make_message_app)])
-def test_failed_client_costs_downlink_only(arrays, tmp_path, api, make_app):
+@pytest.mark.parametrize("api,make_app,backend", [("legacy", make_legacy_app, "ray"),
+                                                  ("legacy", make_legacy_app, "inprocess"),
+                                                  ("message", make_message_app, "inprocess")])
+def test_failed_client_costs_downlink_only(arrays, tmp_path, api, make_app, backend):
     ledger = Ledger(csv_path=tmp_path / "ledger.csv")
-    cfg = SimulationConfig(supernodes=2, rounds=2, api=api)
+    cfg = SimulationConfig(supernodes=2, rounds=2, api=api, backend=backend)
     simulate(cfg, arrays, ledger, client_app=make_app(fail_partitions={0}))
     frame = ledger.to_frame()
     per_message = LEGACY_MESSAGE_BYTES if api == "legacy" else MESSAGE_BYTES
@@ -50,7 +55,7 @@ def test_start_failure_is_retried_once(monkeypatch, arrays):
 
     calls = []
 
-    def flaky_run(server, client, supernodes, backend_config=None):
+    def flaky_run(server, client, supernodes, backend_config=None, backend="ray"):
         calls.append(supernodes)
         if len(calls) == 1:
             raise RuntimeError("Simulation Runtime crashed.")  # e.g. Ray's raylet start timed out
@@ -65,7 +70,7 @@ def test_failure_after_the_first_message_is_not_retried(monkeypatch, arrays):
 
     ledger, calls = Ledger(), []
 
-    def failing_run(server, client, supernodes, backend_config=None):
+    def failing_run(server, client, supernodes, backend_config=None, backend="ray"):
         calls.append(supernodes)
         ledger.record(1, "train", 1, "down", 10, 8)
         raise RuntimeError("Simulation Runtime crashed.")
