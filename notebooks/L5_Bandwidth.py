@@ -294,6 +294,12 @@ show_source(fedbandwidth.client_app.make_message_app)
 show_source(MessageTrackingFedAvg)
 show_source(fedbandwidth.simulation.message_server_app)
 
+# %% [markdown]
+# This run uses Flower's Simulation Engine with `fedbandwidth`'s in-process backend: the ClientApps
+# run in threads of this kernel, so no second Ray cluster starts (10 nodes x 3 rounds: ~6 s instead
+# of ~31 s). The bytes do not depend on the backend; `SimulationConfig(..., backend="ray")` uses Ray
+# as the run above did.
+
 # %%
 arrays = state_dict_arrays(model)
 message_ledger = fedbandwidth.simulation.simulate(
