@@ -6,6 +6,9 @@ A codec is a chain of stages written left to right with ``+``, e.g. ``delta+topk
 - ``layers:<glob>[,<glob>...]``: send only the tensors whose name matches (``-<glob>`` excludes);
 - ``topk:<fraction>[:noef]`` / ``threshold:<tau>[:noef]``: keep the largest entries of the update;
   what is not sent is kept as a residual and added to the next update (error feedback) unless ``noef``;
+- ``lowrank:<rank>[:noef]``: send each matrix of the update as two thin factors P (m x r) and Q (n x r)
+  with P Q^T its best rank-r approximation (truncated SVD; Konecny et al. 2016, PowerSGD); vectors and
+  matrices too small to gain are sent whole; error feedback as for top-k;
 - ``fp16``, ``bf16``, ``int8[:<block>]``, ``int4[:<block>]``: store the values in fewer bits
   (affine quantization per tensor, or per block of ``block`` values; int4 packs two values a byte).
 
@@ -34,16 +37,16 @@ UINT16_INDEX_LIMIT = 2**16  # tensors up to this many elements can index with ui
 class Stage:
     """One step of a codec chain: its kind and its parsed parameters."""
 
-    name: str  # "delta", "layers", "topk", "threshold", "fp16", "bf16", "int8" or "int4"
-    param: float | None = None  # fraction (topk), tau (threshold) or block size (int8/int4)
+    name: str  # "delta", "layers", "topk", "threshold", "lowrank", "fp16", "bf16", "int8" or "int4"
+    param: float | None = None  # fraction (topk), tau (threshold), rank (lowrank) or block size (int8/int4)
     patterns: tuple[str, ...] = ()  # globs of `layers`; a leading "-" excludes
-    error_feedback: bool = True  # topk/threshold: keep what was not sent for the next round
+    error_feedback: bool = True  # topk/threshold/lowrank: keep what was not sent for the next round
 
     @property
     def order(self) -> int:
-        """Position class: delta, then layers, then a sparsifier, then a value codec."""
-        return {"delta": DELTA, "layers": LAYERS, "topk": SPARSIFY, "threshold": SPARSIFY}.get(
-            self.name, VALUES)
+        """Position class: delta, then layers, then a sparsifier (or lowrank), then a value codec."""
+        return {"delta": DELTA, "layers": LAYERS, "topk": SPARSIFY, "threshold": SPARSIFY,
+                "lowrank": SPARSIFY}.get(self.name, VALUES)
 
     def __str__(self) -> str:
         if self.name == "layers":
@@ -67,7 +70,7 @@ class Codec:
 
     @property
     def sparsifier(self) -> Stage | None:
-        """The topk/threshold stage, if any."""
+        """The topk/threshold/lowrank stage, if any: the one that drops part of the update."""
         return self.stage(SPARSIFY)
 
     def selects(self, name: str) -> bool:
@@ -79,7 +82,7 @@ class Codec:
 # ---------------------------------------------------------------- parsing
 
 VALUE_CODECS = ("fp16", "bf16", "int8", "int4")
-KNOWN = ("none", "delta", "layers", "topk", "threshold") + VALUE_CODECS
+KNOWN = ("none", "delta", "layers", "topk", "threshold", "lowrank") + VALUE_CODECS
 
 
 def _number(what: str, text: str, low: float, high: float, low_open: bool = True) -> float:
@@ -114,10 +117,13 @@ def parse_stage(text: str, where: str = "codec") -> Stage:
         if not patterns:
             raise ConfigError(f"{where}: layers needs a pattern, e.g. 'layers:-*embed_in*,-lm_head*'")
         return Stage(name, patterns=patterns)
-    if name in ("topk", "threshold"):
+    if name in ("topk", "threshold", "lowrank"):
         if not args or len(args) > 2 or (len(args) == 2 and args[1] != NO_ERROR_FEEDBACK):
             raise ConfigError(f"{where}: {name} needs a value and optionally ':noef', got {text!r}")
+        if name == "lowrank" and (not args[0].isdigit() or int(args[0]) < 1):
+            raise ConfigError(f"{where}: lowrank rank must be a whole number >= 1, got {args[0]!r}")
         value = (_number(f"{where}: topk fraction", args[0], 0, 1) if name == "topk"
+                 else float(args[0]) if name == "lowrank"
                  else _number(f"{where}: threshold tau", args[0], 0, math.inf, low_open=False))
         return Stage(name, value, error_feedback=len(args) == 1)
     return Stage(name, _block(where, name, args) if name in ("int8", "int4") else None)
@@ -128,11 +134,11 @@ def check_order(stages: tuple[Stage, ...], where: str) -> None:
     for before, after in zip(stages, stages[1:]):
         if after.order <= before.order:
             raise ConfigError(f"{where}: {after.name!r} cannot follow {before.name!r} "
-                              "(order: delta, layers, topk|threshold, fp16|bf16|int8|int4; each once)")
+                              "(order: delta, layers, topk|threshold|lowrank, fp16|bf16|int8|int4; each once)")
     sparsifier = next((s for s in stages if s.order == SPARSIFY), None)
     if sparsifier and not any(s.name == "delta" for s in stages):
         raise ConfigError(f"{where}: {sparsifier.name} needs 'delta' before it "
-                          "(sparsify the update, not the weights)")
+                          "(compress the update, not the weights)")
 
 
 def parse_codec(text: str | None, where: str = "codec") -> Codec:
@@ -171,8 +177,8 @@ def layer_selected(name: str, patterns: tuple[str, ...]) -> bool:
 # ---------------------------------------------------------------- value codecs
 
 def is_data_key(key: str) -> bool:
-    """True for keys holding float values a value codec may shrink: a tensor or its sparse values."""
-    return SEP not in key or key.endswith(SEP + "val")
+    """True for keys holding float values a value codec may shrink: a tensor, sparse values, factors."""
+    return SEP not in key or key.endswith((SEP + "val", SEP + "lrp", SEP + "lrq"))
 
 
 def bf16_encode(x: np.ndarray) -> np.ndarray:
@@ -302,6 +308,53 @@ def sparse_decode(parts: dict[str, np.ndarray], shapes: dict[str, tuple]) -> dic
     return out
 
 
+# ---------------------------------------------------------------- low rank
+
+def lowrank_pays(shape: tuple, rank: int) -> bool:
+    """True if a matrix of this shape costs fewer values as rank-`rank` factors than whole."""
+    return len(shape) == 2 and rank * (shape[0] + shape[1]) < shape[0] * shape[1]
+
+
+def top_factors(x: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """P (m x r), Q (n x r) with P Q^T = the best rank-r approximation of x (its truncated SVD).
+
+    Via the small side's Gram matrix in float64 (for pythia's 50,304 x 128 embeddings: one 128 x 128
+    eigenproblem, ~20x faster than a full SVD): x^T x = V S^2 V^T, so x V_r V_r^T = U_r S_r V_r^T.
+    """
+    tall = x.shape[0] >= x.shape[1]
+    a = (x if tall else x.T).astype(np.float64)
+    _, vecs = np.linalg.eigh(a.T @ a)  # eigenvalues ascending
+    v = vecs[:, ::-1][:, :rank]
+    av = a @ v
+    p, q = (av, v) if tall else (v, av)
+    return p.astype(np.float32), q.astype(np.float32)
+
+
+def lowrank_encode(stage: Stage, key: str, x: np.ndarray) -> dict[str, np.ndarray]:
+    """A matrix as factors P = U_r S_r (m x r) and Q = V_r (n x r), its best rank-r approximation."""
+    rank = int(stage.param)
+    if not lowrank_pays(x.shape, rank):
+        return {key: x}
+    p, q = top_factors(x, rank)
+    return {key + SEP + "lrp": p, key + SEP + "lrq": q}
+
+
+def lowrank_decode(parts: dict[str, np.ndarray], shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
+    """Multiply factors back into matrices of the known shapes; other keys pass through."""
+    out = {}
+    for key, x in parts.items():
+        base, _, tag = key.rpartition(SEP)
+        if tag == "lrp":
+            rows, cols = shapes[base]
+            rank = x.size // rows  # int4 may have padded one value
+            p = x.ravel()[:rows * rank].reshape(rows, rank)
+            q = parts[base + SEP + "lrq"].ravel()[:cols * rank].reshape(cols, rank)
+            out[base] = p @ q.T
+        elif tag != "lrq":
+            out[key] = x
+    return out
+
+
 # ---------------------------------------------------------------- the chain
 
 def restore_shape(x: np.ndarray, shape: tuple) -> np.ndarray:
@@ -315,6 +368,8 @@ def encode_stages(stages, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray
     for stage in stages:
         if stage.name == "layers":
             out = {k: v for k, v in out.items() if layer_selected(k, stage.patterns)}
+        elif stage.name == "lowrank":
+            out = {p: a for k, v in out.items() for p, a in lowrank_encode(stage, k, v).items()}
         elif stage.order == SPARSIFY:
             out = {p: a for k, v in out.items() for p, a in sparse_encode(stage, k, v).items()}
         elif stage.order == VALUES:
@@ -325,7 +380,7 @@ def encode_stages(stages, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray
 
 def decode_parts(parts: dict[str, np.ndarray], shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
     """Undo the value and sparse stages: dense float32 tensors of the known shapes (sent ones only)."""
-    dense = sparse_decode(decode_values(parts), shapes)
+    dense = lowrank_decode(sparse_decode(decode_values(parts), shapes), shapes)
     return {k: restore_shape(v, shapes[k]).astype(np.float32, copy=False) for k, v in dense.items()}
 
 

@@ -135,8 +135,33 @@ def test_threshold_keeps_entries_at_or_above_tau():
     assert not none["x"].any()
 
 
+def test_lowrank_payload_is_two_thin_factors_and_small_tensors_whole():
+    arrays = tensors()  # a.weight 300x7: rank 4 costs 4 x 307 = 1,228 values < 2,100; big 200x350
+    enc = encode(parse_codec("delta+lowrank:4"), arrays, {k: np.zeros_like(v) for k, v in arrays.items()})
+    assert {k: v.shape for k, v in enc.arrays.items()} == {
+        "a.weight#lrp": (300, 4), "a.weight#lrq": (7, 4), "b": (9,), "big#lrp": (200, 4), "big#lrq": (350, 4)}
+    size = ((HEADER + 4 * 1200 + 12) + (HEADER + 4 * 28 + 12) + (HEADER + 36 + 1)
+            + (HEADER + 4 * 800 + 7) + (HEADER + 4 * 1400 + 7))
+    assert payload_bytes(enc.arrays) == record_bytes(enc.arrays) == size
+    zeros = {k: np.zeros_like(v) for k, v in arrays.items()}
+    assert "a.weight#lrp" in encode(parse_codec("delta+lowrank:6"), arrays, zeros).arrays  # 1,842 < 2,100
+    assert "a.weight" in encode(parse_codec("delta+lowrank:7"), arrays, zeros).arrays  # 2,149 values: whole
+
+
+def test_lowrank_is_the_best_rank_r_approximation():
+    rng = np.random.default_rng(2)
+    exact = (rng.standard_normal((120, 3)) @ rng.standard_normal((3, 80))).astype(np.float32)
+    _, out = roundtrip("delta+lowrank:3:noef", {"m": exact}, {"m": np.zeros_like(exact)})
+    np.testing.assert_allclose(out["m"], exact, atol=1e-4)  # a rank-3 matrix comes back whole
+    noisy = rng.standard_normal((120, 80)).astype(np.float32)
+    _, out = roundtrip("delta+lowrank:5:noef", {"m": noisy}, {"m": np.zeros_like(noisy)})
+    tail = np.linalg.svd(noisy, compute_uv=False)[5:]
+    assert np.linalg.norm(out["m"] - noisy) == pytest.approx(np.sqrt((tail**2).sum()), rel=1e-4)  # Eckart-Young
+    assert np.linalg.matrix_rank(out["m"], tol=1e-3) == 5
+
+
 @pytest.mark.parametrize("text", ["delta+topk:0.01", "delta+topk:0.1+int8", "delta+threshold:0.5+int4",
-                                  "delta+layers:-big+topk:0.05+fp16"])
+                                  "delta+layers:-big+topk:0.05+fp16", "delta+lowrank:2", "delta+lowrank:3+int4"])
 def test_error_feedback_residual_plus_sent_is_the_update(text):
     local, glob = tensors(0), tensors(1)
     previous = {k: np.full_like(v, 0.01) for k, v in local.items()}
@@ -179,6 +204,10 @@ def test_delta_and_layers_fill_from_the_reference():
     ("int8:1", "int8 block size must be a whole number >= 2"),
     ("fp16:2", "fp16 takes no parameter"),
     ("layers:", "layers needs a pattern"),
+    ("delta+lowrank:0", "lowrank rank must be a whole number >= 1, got '0'"),
+    ("delta+lowrank:1.5", "lowrank rank must be a whole number >= 1, got '1.5'"),
+    ("lowrank:4", "lowrank needs 'delta' before it"),
+    ("delta+lowrank:4+topk:0.1", "'topk' cannot follow 'lowrank'"),
 ])
 def test_malformed_codecs_raise_config_error(text, needle):
     with pytest.raises(ConfigError, match=None) as err:
@@ -188,7 +217,8 @@ def test_malformed_codecs_raise_config_error(text, needle):
 
 def test_parse_and_print_round_trip():
     assert parse_codec(None) == parse_codec("none") == Codec()
-    for text in ["delta+layers:-*embed_in*,-lm_head*+topk:0.01+int8", "int4:64", "delta+threshold:0.001:noef+bf16"]:
+    for text in ["delta+layers:-*embed_in*,-lm_head*+topk:0.01+int8", "int4:64", "delta+threshold:0.001:noef+bf16",
+                 "delta+lowrank:4+int8"]:
         assert str(parse_codec(text)) == text
     with pytest.raises(ConfigError, match="applies to the uplink only"):
         check_downlink(parse_codec("delta"))
