@@ -8,12 +8,14 @@ across clients with Flower Datasets: IID, or non-IID by topic (each client gets 
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 import numpy as np
 
 MODEL = "pythia-14m"  # architecture, built from fedbandwidth/configs (random init)
 PARTITIONINGS = ("iid", "topic")  # IID sequences, or whole topics per client
+INIT_LOCK = threading.Lock()  # serializes seeded model builds across threads
 EVAL_FRACTION = 0.1  # share of sequences held out for server-side evaluation
 
 
@@ -87,8 +89,9 @@ def build_model(seed: int = 0):
 
     from .model import build_from_config
 
-    torch.manual_seed(seed)
-    return build_from_config(MODEL)
+    with INIT_LOCK:  # torch's seed is global: clients in threads (inprocess backend) take turns
+        torch.manual_seed(seed)
+        return build_from_config(MODEL)
 
 
 def sample_batches(data: np.ndarray, steps: int, batch_size: int, seed: tuple) -> list[np.ndarray]:

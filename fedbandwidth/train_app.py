@@ -7,9 +7,8 @@ updates with ``CompressedFedAvg`` and evaluates the held-out loss after every ro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import os
+from dataclasses import dataclass
 
 import numpy as np
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -19,7 +18,7 @@ from flwr.serverapp import Grid, ServerApp
 from . import task
 from .codecs import check_downlink, check_layers, parse_codec
 from .compression import ARRAYS_KEY, CompressedFedAvg, make_codec_mod, message_codecs, to_numpy, to_record
-from .config import ConfigError, check_choice, check_count, check_fraction
+from .config import BACKENDS, ConfigError, check_choice, check_count, check_fraction
 from .ledger import Ledger
 
 PARTITION_ID, NUM_PARTITIONS = "partition-id", "num-partitions"  # node_config keys set by simulation
@@ -41,6 +40,7 @@ class TrainConfig:
     lr: float = 2e-3  # AdamW learning rate of the clients
     eval_sequences: int = 32  # held-out sequences the server evaluates on
     seed: int = 0  # model init and data split; every party builds the same initial weights
+    backend: str = "inprocess"  # Simulation Engine backend: "inprocess" (threads) or "ray"
 
     def __post_init__(self) -> None:
         for name in ("supernodes", "rounds", "local_steps", "batch_size", "seq_len", "eval_sequences"):
@@ -48,6 +48,7 @@ class TrainConfig:
         check_count("seed", self.seed, minimum=0)
         check_fraction("fraction", self.fraction)
         check_choice("partitioning", self.partitioning, task.PARTITIONINGS)
+        check_choice("backend", self.backend, BACKENDS)
         if not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.partitioning == "topic" and self.supernodes > 79:
@@ -69,7 +70,7 @@ def client_train(msg: Message, context: Context, cfg: TrainConfig) -> Message:
     """Load the received weights, train `local-steps` steps on this node's partition, reply."""
     import torch
 
-    torch.set_num_threads(1)  # one CPU per client actor
+    torch.set_num_threads(1)  # one CPU per client (Ray actor or engine thread)
     partition = int(context.node_config[PARTITION_ID])
     config = msg.content["config"]
     data = task.partition(partition, int(context.node_config[NUM_PARTITIONS]), cfg.partitioning,
@@ -160,7 +161,7 @@ def train(cfg: TrainConfig, ledger: Ledger | None = None) -> TrainResult:
     os.environ.setdefault("RAY_agent_register_timeout_ms", "180000")
     ledger = ledger if ledger is not None else Ledger()
     eval_loss: dict[int, float] = {}
-    run(make_server_app(cfg, ledger, eval_loss), make_client_app(cfg), cfg.supernodes)
+    run(make_server_app(cfg, ledger, eval_loss), make_client_app(cfg), cfg.supernodes, backend=cfg.backend)
     return TrainResult(cfg, ledger, dict(sorted(eval_loss.items())))
 
 

@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fraction of nodes sampled for training each round, in (0, 1]")
     parser.add_argument("--partitioning", choices=("iid", "topic"), default="iid",
                         help="iid sequences, or whole topics per client (non-IID)")
+    parser.add_argument("--backend", choices=("inprocess", "ray"), default="inprocess",
+                        help="Simulation Engine backend: inprocess (threads, default) or ray")
     parser.add_argument("--out", type=Path, default=Path("build/train"), help="folder for ledger.csv, summary.json")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
     parser.add_argument("--verbose", action="store_true", help="show Flower's own log lines")
@@ -47,7 +49,7 @@ def config_from_args(args: argparse.Namespace):
 
     sizes = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in PRESETS[args.preset].items()}
     return TrainConfig(up_codec=args.up_codec, down_codec=args.down_codec, fraction=args.fraction,
-                       partitioning=args.partitioning, **sizes)
+                       partitioning=args.partitioning, backend=args.backend, **sizes)
 
 
 def train_summary(result, seconds: float, files: dict) -> dict:

@@ -21,6 +21,7 @@ def run_cli(*args):
     (["--supernodes", "two"], "argument --supernodes: must be a whole number, got 'two'"),
     (["--rounds", "1.5"], "argument --rounds: must be a whole number, got '1.5'"),
     (["--api", "grpc"], "argument --api: invalid choice: 'grpc'"),
+    (["--backend", "dask"], "argument --backend: invalid choice: 'dask'"),
     (["--out", "/proc/no/such/dir"], "--out '/proc/no/such/dir' is not writable"),
 ])
 def test_bad_input_is_one_line_exit_2_before_ray(args, needle):

@@ -1,4 +1,4 @@
-"""`fedbandwidth train`: bad input stops before Ray; a short real run reports bytes and a falling loss."""
+"""`fedbandwidth train`: bad input stops before any simulation; short real runs report bytes and a falling loss."""
 
 import csv
 import json
@@ -26,6 +26,8 @@ def run_train(*args):
     (["--down-codec", "layers:-lm_head.weight"], "layers on the downlink needs the same layers"),
     (["--local-steps", "0"], "argument --local-steps: must be >= 1, got 0"),
     (["--fraction", "0"], "argument --fraction: must lie in (0, 1], got 0"),
+    (["--up-codec", "delta+lowrank:0"], "up-codec: lowrank rank must be a whole number >= 1, got '0'"),
+    (["--backend", "dask"], "argument --backend: invalid choice: 'dask'"),
     (["--out", "/proc/no/such/dir"], "--out '/proc/no/such/dir' is not writable"),
 ])
 def test_bad_input_is_one_line_exit_2_before_ray(args, needle):
@@ -52,3 +54,15 @@ def test_train_json_end_to_end(tmp_path):
     assert [r["round"] for r in report["rounds"]] == [1, 2]
     assert report["rounds"][-1]["eval_loss"] == report["final_eval_loss"]
     assert report["final_eval_loss"] < report["initial_eval_loss"]
+
+
+def test_backends_train_identically():
+    """The in-process backend and Ray run the same clients on the same data: same bytes, same losses."""
+    from fedbandwidth.train_app import TrainConfig, train
+
+    results = [train(TrainConfig(supernodes=2, rounds=1, local_steps=1, up_codec="delta+lowrank:2+int8",
+                                 backend=backend)) for backend in ("inprocess", "ray")]
+    ledgers = [r.ledger.to_frame().sort_values(["direction", "node_id"]) for r in results]
+    assert list(ledgers[0].payload_bytes) == list(ledgers[1].payload_bytes)
+    assert results[0].eval_loss == results[1].eval_loss
+    assert results[0].final_eval_loss < results[0].eval_loss[0]
