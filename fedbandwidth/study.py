@@ -8,6 +8,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+TARGET_RATIO = 100  # the study's goal: this many times fewer uplink bytes than float32, same loss (within 2%)
+
 # Published uplink reductions, for orientation (other models, data and settings than ours).
 REFERENCES = {
     "DGC (datacenter), 270-600x": (270, 600),
@@ -35,39 +37,67 @@ def with_ratios(frame):
 
 
 def best_within(frame, loss_budget: float = 0.02):
-    """The run with the largest uplink reduction whose held-out loss is within `loss_budget` of the baseline."""
+    """The run with the largest uplink reduction whose held-out loss is within `loss_budget` of the baseline,
+    among runs with the baseline's rounds, local steps and client fraction (the same training, only codecs differ)."""
     base = baseline(frame)
-    same = with_ratios(frame[(frame.rounds == base.rounds) & (frame.local_steps == base.local_steps)])
+    same = with_ratios(frame[(frame.rounds == base.rounds) & (frame.local_steps == base.local_steps)
+                             & (frame.fraction == base.fraction)])
     ok = same[same.loss_change <= loss_budget]
     return ok.sort_values("up_ratio", ascending=False).iloc[0]
 
 
-def plot_pareto(frame, ax=None, loss_budget: float = 0.02):
-    """Cumulative uplink bytes (log) vs final held-out loss, one point a run, published ratios marked."""
+SHORT_NAMES = {"gpt_neox.embed_in.weight": "embed_in", "lm_head.weight": "lm_head"}  # for plot labels
+
+
+def run_label(row, base) -> str:
+    """A short label for a study run: its codecs, and its fraction, rounds and steps where not the baseline's."""
+    label = row.up_codec if row.down_codec == "none" else f"{row.up_codec} / down {row.down_codec}"
+    for long, short in SHORT_NAMES.items():
+        label = label.replace(long, short)
+    if row.fraction != base.fraction:
+        label += f" f={row.fraction:g}"
+    if (row.rounds, row.local_steps) != (base.rounds, base.local_steps):
+        label += f" R={row.rounds} S={row.local_steps}"
+    return label
+
+
+def plot_pareto(frame, ax=None, loss_budget: float = 0.02, zoom: float | None = None,
+                label_above: float | None = None):
+    """Cumulative uplink bytes (log) vs final held-out loss, one point a run, published ratios marked.
+
+    With `zoom`, only runs within that relative loss of the baseline are drawn (labels stay readable);
+    with `label_above`, only runs worse than that relative loss are labelled.
+    """
     ax = ax if ax is not None else plt.subplots(figsize=(8, 5))[1]
     data, base = with_ratios(frame), baseline(frame)
+    if zoom is not None:
+        data = data[data.loss_change <= zoom]
     ax.scatter(data.up_bytes, data.final_eval_loss, color="#1f77b4", zorder=3)
-    for _, row in data.iterrows():
-        label = row.up_codec if row.fraction == 1.0 else f"{row.up_codec} f={row.fraction:g}"
-        if (row.rounds, row.local_steps) != (base.rounds, base.local_steps):
-            label += f" R={row.rounds} S={row.local_steps}"
-        ax.annotate(label, (row.up_bytes, row.final_eval_loss), fontsize=6, xytext=(3, 2),
-                    textcoords="offset points")
+    labelled = data if label_above is None else data[data.loss_change > label_above]
+    for i, (_, row) in enumerate(labelled.sort_values("up_bytes").iterrows()):
+        ax.annotate(run_label(row, base), (row.up_bytes, row.final_eval_loss), fontsize=6,
+                    xytext=(3, 3 if i % 2 else -8), textcoords="offset points")
     ax.axhline(base.final_eval_loss * (1 + loss_budget), ls=":", color="gray",
                label=f"baseline loss + {loss_budget:.0%}")
+    ax.axvline(base.up_bytes / TARGET_RATIO, ls="--", color="gray", label=f"{TARGET_RATIO}x fewer uplink bytes")
+    best = best_within(frame, loss_budget)
+    ax.scatter([best.up_bytes], [best.final_eval_loss], marker="*", s=250, color="#d62728", zorder=4,
+               label=f"best within {loss_budget:.0%}, same training: {run_label(best, base)} ({best.up_ratio:,.0f}x)")
     for (name, (low, high)), color in zip(REFERENCES.items(), plt.cm.Set2(np.arange(len(REFERENCES)))):
         ax.axvspan(base.up_bytes / high * 0.97, base.up_bytes / low * 1.03, color=color, alpha=0.35, label=name)
     ax.set_xscale("log")
     ax.set(xlabel="cumulative uplink payload bytes (log)", ylabel="final held-out loss (nats/byte)",
-           title="Uplink bytes vs held-out loss (published reductions shown relative to our baseline)")
-    ax.legend(fontsize="x-small", loc="upper right")
+           title="Uplink bytes vs held-out loss" + (f": runs within {zoom:.0%} of the baseline" if zoom else
+                                                      " (published reductions shown relative to our baseline)"))
+    ax.legend(fontsize="x-small", loc="upper right" if zoom else (0.27, 0.16))
     return ax
 
 
-def pareto_figure(frame):
-    """A Figure with the Pareto plot."""
-    fig, ax = plt.subplots(figsize=(9, 5.5), layout="constrained")
-    plot_pareto(frame, ax=ax)
+def pareto_figure(frame, zoom: float = 0.05):
+    """A Figure: all runs above (labelled if worse than `zoom`), below only the runs within `zoom` of the baseline."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 10), layout="constrained")
+    plot_pareto(frame, ax=top, label_above=zoom)
+    plot_pareto(frame, ax=bottom, zoom=zoom)
     return fig
 
 
@@ -106,11 +136,41 @@ def plot_codec_bytes(table, ax=None):
 def plot_runs(frame, ax=None, title: str = ""):
     """Uplink bytes (bars, log) and final held-out loss (line) for a set of study runs."""
     ax = ax if ax is not None else plt.subplots(figsize=(7, 3.5))[1]
-    labels = [f"{r.up_codec}\nf={r.fraction:g} R={r.rounds} S={r.local_steps}" for r in frame.itertuples()]
+    labels = [f"{r.up_codec}{'' if r.down_codec == 'none' else ' / down ' + r.down_codec}\n"
+              f"f={r.fraction:g} R={r.rounds} S={r.local_steps}" for r in frame.itertuples()]
     ax.bar(labels, frame.up_bytes, color="#ff7f0e")
     ax.set(yscale="log", ylabel="cumulative uplink bytes", title=title)
     ax.tick_params(axis="x", labelsize=6, rotation=30)
     loss = ax.twinx()
     loss.plot(labels, frame.final_eval_loss, "o-", color="#1f77b4")
     loss.set_ylabel("final held-out loss", color="#1f77b4")
+    return ax
+
+
+def client_update(local_steps: int = 3, seed: int = 0, lr: float = 2e-3) -> dict[str, np.ndarray]:
+    """One client's first-round update on the training task: its weights after `local_steps` minus the initial ones."""
+    from . import task
+
+    model = task.build_model(seed)
+    initial = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    data = task.partition(0, 5, "iid", 32, seed)
+    task.train_steps(model, task.sample_batches(data, local_steps, 4, (seed, 0, 1)), lr)
+    return {k: v.detach().numpy() - initial[k] for k, v in model.state_dict().items()}
+
+
+def energy_captured(matrix: np.ndarray) -> np.ndarray:
+    """Share of the squared Frobenius norm in the top 1, 2, ... singular values (cumulative, ends at 1)."""
+    values = np.linalg.svd(matrix.astype(np.float64), compute_uv=False) ** 2
+    return np.cumsum(values) / values.sum()
+
+
+def plot_spectrum(matrices: dict[str, np.ndarray], ax=None):
+    """Cumulative energy vs rank for each named matrix: how much a rank-r message can carry."""
+    ax = ax if ax is not None else plt.subplots(figsize=(7, 4))[1]
+    for name, matrix in matrices.items():
+        energy = energy_captured(matrix)
+        ax.plot(np.arange(1, energy.size + 1), energy, label=f"{name} {matrix.shape[0]:,}x{matrix.shape[1]:,}")
+    ax.set(xscale="log", xlabel="rank r", ylabel="share of the update's energy (sum of s_i^2)", ylim=(0, 1.02),
+           title="How low-rank is an update?")
+    ax.legend(fontsize="small")
     return ax

@@ -87,10 +87,46 @@ def test_study_picks_the_best_ratio_within_the_loss_budget():
     from fedbandwidth.study import baseline, best_within, with_ratios
 
     frame = pd.DataFrame({
-        "up_codec": ["none", "int8", "delta+topk:0.01", "none"], "down_codec": ["none"] * 4,
-        "fraction": [1.0] * 4, "local_steps": [3, 3, 3, 6], "rounds": [6, 6, 6, 3],
-        "up_bytes": [1000, 250, 10, 500], "final_eval_loss": [4.0, 4.05, 4.2, 3.9]})
+        "up_codec": ["none", "int8", "delta+topk:0.01", "none", "int8"], "down_codec": ["none"] * 5,
+        "fraction": [1.0] * 4 + [0.2], "local_steps": [3, 3, 3, 6, 3], "rounds": [6, 6, 6, 3, 6],
+        "up_bytes": [1000, 250, 10, 500, 50], "final_eval_loss": [4.0, 4.05, 4.2, 3.9, 4.0]})
     assert baseline(frame).up_bytes == 1000  # the rounds x steps most runs use
-    assert with_ratios(frame).up_ratio.tolist() == [1.0, 4.0, 100.0, 2.0]
-    best = best_within(frame, 0.02)  # top-k is 5% worse: int8 (1.25% worse) wins
+    assert with_ratios(frame).up_ratio.tolist() == [1.0, 4.0, 100.0, 2.0, 20.0]
+    best = best_within(frame, 0.02)  # top-k is 5% worse; int8 at fraction 0.2 trains on less data: int8 wins
     assert best.up_codec == "int8" and best.up_ratio == 4.0
+
+
+def test_energy_captured_by_rank():
+    from fedbandwidth.study import energy_captured
+
+    rank_one = np.outer(np.arange(1.0, 6.0), np.ones(4))
+    assert energy_captured(rank_one) == pytest.approx([1.0, 1.0, 1.0, 1.0])
+    assert energy_captured(np.eye(4)) == pytest.approx([0.25, 0.5, 0.75, 1.0])
+
+
+def test_a_real_output_layer_update_is_nearly_rank_one():
+    """Why lowrank works on this task: 50,048 unused byte rows of lm_head move alike."""
+    from fedbandwidth.study import client_update, energy_captured, plot_spectrum
+
+    update = client_update(local_steps=2)
+    assert len(update) == 76 and update["lm_head.weight"].shape == (50304, 128)
+    assert energy_captured(update["lm_head.weight"])[0] > 0.9
+    assert energy_captured(update["gpt_neox.layers.0.mlp.dense_h_to_4h.weight"])[0] < 0.9
+    ax = plot_spectrum({"lm_head": update["lm_head.weight"]})
+    assert len(ax.lines) == 1 and ax.get_xscale() == "log"
+
+
+def test_pareto_marks_the_best_run_and_the_goal():
+    import pandas as pd
+
+    from fedbandwidth.study import plot_pareto
+
+    frame = pd.DataFrame({
+        "up_codec": ["none", "int8", "delta+lowrank:2+int4"], "down_codec": ["none"] * 3,
+        "fraction": [1.0] * 3, "local_steps": [3] * 3, "rounds": [6] * 3,
+        "up_bytes": [1000, 250, 4], "final_eval_loss": [4.0, 4.01, 4.05]})
+    ax = plot_pareto(frame)
+    labels = ax.get_legend_handles_labels()[1]
+    assert "best within 2%, same training: delta+lowrank:2+int4 (250x)" in labels
+    assert "100x fewer uplink bytes" in labels
+    assert ax.get_xscale() == "log"
