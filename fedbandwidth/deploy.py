@@ -279,13 +279,16 @@ def wait_for_port(port: int, proc: subprocess.Popen, processes: Processes, name:
 
 @dataclass
 class SignalsAsInterrupt:
-    """Inside `with`, SIGTERM and SIGHUP raise KeyboardInterrupt, so teardown runs as on Ctrl-C."""
+    """Inside `with`, SIGINT, SIGTERM and SIGHUP raise KeyboardInterrupt, so teardown runs as on Ctrl-C.
+
+    SIGINT too: a process started in the background by a non-interactive shell inherits SIGINT ignored.
+    """
 
     saved: dict = field(default_factory=dict)
 
     def __enter__(self) -> SignalsAsInterrupt:
         if threading_is_main():
-            for signum in (signal.SIGTERM, signal.SIGHUP):
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 self.saved[signum] = signal.signal(signum, _raise_interrupt)
         return self
 

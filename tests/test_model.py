@@ -66,6 +66,7 @@ def test_unreachable_hub_is_detected_within_the_timeout(monkeypatch):
 
     def hang(*args, **kwargs):
         time.sleep(5)
+        raise OSError("timed out")  # as a real connect would, long after the probe gave up
 
     monkeypatch.setattr(socket, "create_connection", hang)
     assert model_mod.hub_reachable(timeout=0.2) is False
