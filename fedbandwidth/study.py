@@ -77,6 +77,18 @@ def plot_pareto(frame, ax=None, loss_budget: float = 0.02, zoom: float | None = 
     for i, (_, row) in enumerate(labelled.sort_values("up_bytes").iterrows()):
         ax.annotate(run_label(row, base), (row.up_bytes, row.final_eval_loss), fontsize=6,
                     xytext=(3, 3 if i % 2 else -8), textcoords="offset points")
+    mark_goal_and_best(ax, frame, loss_budget)
+    ax.set_xscale("log")
+    ax.set(xlabel="cumulative uplink payload bytes (log)", ylabel="final held-out loss (nats/byte)",
+           title="Uplink bytes vs held-out loss" + (f": runs within {zoom:.0%} of the baseline" if zoom else
+                                                      " (published reductions shown relative to our baseline)"))
+    ax.legend(fontsize="x-small", loc="upper right" if zoom else (0.27, 0.16))
+    return ax
+
+
+def mark_goal_and_best(ax, frame, loss_budget: float = 0.02):
+    """Draw the loss budget, the 100x line, the best same-training run (a star) and the published bands."""
+    base = baseline(frame)
     ax.axhline(base.final_eval_loss * (1 + loss_budget), ls=":", color="gray",
                label=f"baseline loss + {loss_budget:.0%}")
     ax.axvline(base.up_bytes / TARGET_RATIO, ls="--", color="gray", label=f"{TARGET_RATIO}x fewer uplink bytes")
@@ -85,11 +97,6 @@ def plot_pareto(frame, ax=None, loss_budget: float = 0.02, zoom: float | None = 
                label=f"best within {loss_budget:.0%}, same training: {run_label(best, base)} ({best.up_ratio:,.0f}x)")
     for (name, (low, high)), color in zip(REFERENCES.items(), plt.cm.Set2(np.arange(len(REFERENCES)))):
         ax.axvspan(base.up_bytes / high * 0.97, base.up_bytes / low * 1.03, color=color, alpha=0.35, label=name)
-    ax.set_xscale("log")
-    ax.set(xlabel="cumulative uplink payload bytes (log)", ylabel="final held-out loss (nats/byte)",
-           title="Uplink bytes vs held-out loss" + (f": runs within {zoom:.0%} of the baseline" if zoom else
-                                                      " (published reductions shown relative to our baseline)"))
-    ax.legend(fontsize="x-small", loc="upper right" if zoom else (0.27, 0.16))
     return ax
 
 
