@@ -59,6 +59,16 @@ def split(seq_len: int, seed: int = 0):
     return parts["train"].flatten_indices(), parts["test"].flatten_indices()
 
 
+def quiet_natural_id_progress() -> None:
+    """NaturalIdPartitioner draws a tqdm bar per call (5 lines a run on stderr); build it disabled."""
+    from functools import partial
+
+    from flwr_datasets.partitioner import natural_id_partitioner as module
+    from tqdm import tqdm
+
+    module.tqdm = partial(tqdm, disable=True)
+
+
 @lru_cache(maxsize=16)
 def partition(partition_id: int, num_partitions: int, partitioning: str, seq_len: int, seed: int = 0):
     """One client's training sequences (uint8 array, rows x seq_len), cut with a Flower Datasets partitioner."""
@@ -72,6 +82,7 @@ def partition(partition_id: int, num_partitions: int, partitioning: str, seq_len
         shard_of = topic_shards(topics, num_partitions)
         train = train.add_column("shard", [shard_of[t] for t in topics])
         partitioner = NaturalIdPartitioner(partition_by="shard")
+        quiet_natural_id_progress()
     partitioner.dataset = train
     return np.asarray(partitioner.load_partition(partition_id)["input_ids"], dtype=np.int64)
 

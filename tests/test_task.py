@@ -18,9 +18,10 @@ def test_corpus_is_the_pydoc_topics_as_bytes():
 
 
 @pytest.mark.parametrize("partitioning", ["iid", "topic"])
-def test_partitions_are_disjoint_and_cover_the_train_split(partitioning):
+def test_partitions_are_disjoint_and_cover_the_train_split(partitioning, capfd):
     train, held_out = task.split(32)
     parts = [task.partition(i, 3, partitioning, 32) for i in range(3)]
+    assert capfd.readouterr().err == ""  # no progress bars from the partitioners
     assert sum(len(p) for p in parts) == len(train)
     assert len(held_out) == pytest.approx(0.1 * (len(train) + len(held_out)), abs=1)
     split_rows = Counter(map(tuple, np.asarray(train["input_ids"]).tolist()))
