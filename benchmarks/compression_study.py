@@ -23,8 +23,8 @@ from fedbandwidth.train_cli import PRESETS
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"
-COLUMNS = ["up_codec", "down_codec", "fraction", "local_steps", "rounds", "up_bytes", "down_bytes",
-           "final_eval_loss", "initial_eval_loss", "wall_seconds"]
+COLUMNS = ["up_codec", "down_codec", "fraction", "local_steps", "rounds", "partitioning", "up_bytes",
+           "down_bytes", "final_eval_loss", "initial_eval_loss", "wall_seconds"]
 FROZEN = "layers:-gpt_neox.embed_in.weight,-lm_head.weight"  # the two embeddings: 91.5% of the bytes
 FROZEN_INPUT = "layers:-gpt_neox.embed_in.weight"  # only the input embedding stays home: 45.8% of the bytes
 RUN_TIMEOUT = 900  # seconds before a run is presumed hung and retried
@@ -32,15 +32,15 @@ STUDY = PRESETS["study"]  # supernodes, rounds, local steps of every run unless 
 
 
 def run_spec(up="none", down="none", fraction=1.0, rounds=STUDY["rounds"],
-             local_steps=STUDY["local_steps"]) -> dict:
+             local_steps=STUDY["local_steps"], partitioning="iid") -> dict:
     """One run of the sweep."""
-    return {"up_codec": up, "down_codec": down, "fraction": fraction, "rounds": rounds,
+    return {"up_codec": up, "down_codec": down, "fraction": fraction, "rounds": rounds, "partitioning": partitioning,
             "local_steps": local_steps}
 
 
 def full_sweep() -> list[dict]:
     """No compression; value codecs; frozen embeddings; top-k and low rank with and without error
-    feedback; combinations; client fractions; local steps vs rounds at equal compute."""
+    feedback; combinations; client fractions; local steps vs rounds at equal compute; non-IID clients."""
     runs = [run_spec(), run_spec("fp16"), run_spec("int8"), run_spec("int4"), run_spec(FROZEN),
             run_spec(FROZEN_INPUT)]
     for fraction in ("0.1", "0.01", "0.001"):
@@ -52,6 +52,7 @@ def full_sweep() -> list[dict]:
              run_spec(fraction=0.5), run_spec(fraction=0.2), run_spec("delta+lowrank:2+int4", fraction=0.5),
              run_spec(rounds=3, local_steps=6), run_spec(rounds=9, local_steps=2), run_spec(rounds=2, local_steps=9),
              run_spec("delta+lowrank:2+int4", rounds=3, local_steps=6)]
+    runs += [run_spec(u, partitioning="topic") for u in ("none", "delta+lowrank:4+int8", "delta+lowrank:2+int4")]
     return runs
 
 
@@ -64,7 +65,7 @@ def quick_sweep() -> list[dict]:
 def key(row: dict) -> tuple:
     """What identifies a run in the CSV."""
     return (row["up_codec"], row["down_codec"], float(row["fraction"]), int(row["local_steps"]),
-            int(row["rounds"]))
+            int(row["rounds"]), row.get("partitioning", "iid"))
 
 
 def run_once(spec: dict, out: Path) -> dict | None:
@@ -72,7 +73,8 @@ def run_once(spec: dict, out: Path) -> dict | None:
     command = [sys.executable, "-m", "fedbandwidth", "train", "--preset", "study",
                "--up-codec", spec["up_codec"], "--down-codec", spec["down_codec"],
                "--fraction", str(spec["fraction"]), "--rounds", str(spec["rounds"]),
-               "--local-steps", str(spec["local_steps"]), "--out", str(out), "--json"]
+               "--local-steps", str(spec["local_steps"]), "--partitioning", spec["partitioning"],
+               "--out", str(out), "--json"]
     for attempt in (1, 2, 3):
         child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                  start_new_session=True)  # its own group: Ray's processes end with it

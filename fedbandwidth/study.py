@@ -19,11 +19,21 @@ REFERENCES = {
 }
 
 
+def same_training(frame, run):
+    """The rows of `frame` with `run`'s rounds, local steps, client fraction and partitioning (if recorded)."""
+    same = (frame.rounds == run.rounds) & (frame.local_steps == run.local_steps) & (frame.fraction == run.fraction)
+    if "partitioning" in frame:
+        same &= frame.partitioning == run.partitioning
+    return frame[same]
+
+
 def baseline(frame):
-    """The uncompressed run: no codec either way, all clients, the rounds and steps most runs use."""
+    """The uncompressed run: no codec either way, all clients, IID, the rounds and steps most runs use."""
     rounds, steps = frame.groupby(["rounds", "local_steps"]).size().idxmax()
     plain = frame[(frame.up_codec == "none") & (frame.down_codec == "none") & (frame.fraction == 1.0)
                   & (frame.rounds == rounds) & (frame.local_steps == steps)]
+    if "partitioning" in plain:
+        plain = plain[plain.partitioning == "iid"]
     return plain.iloc[0]
 
 
@@ -38,10 +48,9 @@ def with_ratios(frame):
 
 def best_within(frame, loss_budget: float = 0.02):
     """The run with the largest uplink reduction whose held-out loss is within `loss_budget` of the baseline,
-    among runs with the baseline's rounds, local steps and client fraction (the same training, only codecs differ)."""
+    among runs with the baseline's rounds, local steps, client fraction and partitioning (only codecs differ)."""
     base = baseline(frame)
-    same = with_ratios(frame[(frame.rounds == base.rounds) & (frame.local_steps == base.local_steps)
-                             & (frame.fraction == base.fraction)])
+    same = with_ratios(frame).loc[same_training(frame, base).index]
     ok = same[same.loss_change <= loss_budget]
     return ok.sort_values("up_ratio", ascending=False).iloc[0]
 
@@ -58,6 +67,8 @@ def run_label(row, base) -> str:
         label += f" f={row.fraction:g}"
     if (row.rounds, row.local_steps) != (base.rounds, base.local_steps):
         label += f" R={row.rounds} S={row.local_steps}"
+    if getattr(row, "partitioning", "iid") != getattr(base, "partitioning", "iid"):
+        label += f" {row.partitioning}"
     return label
 
 
@@ -144,7 +155,9 @@ def plot_runs(frame, ax=None, title: str = ""):
     """Uplink bytes (bars, log) and final held-out loss (line) for a set of study runs."""
     ax = ax if ax is not None else plt.subplots(figsize=(7, 3.5))[1]
     labels = [f"{r.up_codec}{'' if r.down_codec == 'none' else ' / down ' + r.down_codec}\n"
-              f"f={r.fraction:g} R={r.rounds} S={r.local_steps}" for r in frame.itertuples()]
+              f"f={r.fraction:g} R={r.rounds} S={r.local_steps}"
+              f"{'' if getattr(r, 'partitioning', 'iid') == 'iid' else ' ' + r.partitioning}"
+              for r in frame.itertuples()]
     ax.bar(labels, frame.up_bytes, color="#ff7f0e")
     ax.set(yscale="log", ylabel="cumulative uplink bytes", title=title)
     ax.tick_params(axis="x", labelsize=6, rotation=30)

@@ -130,3 +130,19 @@ def test_pareto_marks_the_best_run_and_the_goal():
     assert "best within 2%, same training: delta+lowrank:2+int4 (250x)" in labels
     assert "100x fewer uplink bytes" in labels
     assert ax.get_xscale() == "log"
+
+
+def test_non_iid_runs_are_compared_only_with_their_own_kind():
+    import pandas as pd
+
+    from fedbandwidth.study import baseline, best_within, run_label
+
+    frame = pd.DataFrame({
+        "up_codec": ["none", "int8", "none", "delta+lowrank:2+int4"], "down_codec": ["none"] * 4,
+        "fraction": [1.0] * 4, "local_steps": [3] * 4, "rounds": [6] * 4,
+        "partitioning": ["iid", "iid", "topic", "topic"],
+        "up_bytes": [1000, 250, 1000, 3], "final_eval_loss": [4.0, 4.0, 4.5, 4.0]})
+    base = baseline(frame)
+    assert base.partitioning == "iid" and base.up_bytes == 1000
+    assert best_within(frame).up_codec == "int8"  # the topic run is not the same training
+    assert run_label(frame.iloc[3], base) == "delta+lowrank:2+int4 topic"
