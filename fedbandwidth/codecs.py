@@ -29,7 +29,7 @@ from .config import ConfigError
 
 SEP = "#"  # separates a tensor name from the part of its encoding
 DELTA, LAYERS, SPARSIFY, VALUES = range(4)  # the order stages must come in
-NO_ERROR_FEEDBACK = "noef"  # option of topk/threshold: drop the residual instead of keeping it
+NO_ERROR_FEEDBACK = "noef"  # option of topk/threshold/lowrank: drop the residual instead of keeping it
 UINT16_INDEX_LIMIT = 2**16  # tensors up to this many elements can index with uint16
 
 

@@ -55,7 +55,7 @@ def message_server_app(cfg: SimulationConfig, arrays: dict[str, np.ndarray], led
 
 
 def run(server_app: ServerApp, client_app: ClientApp, supernodes: int,
-        backend_config: dict | None = None, backend: str = "ray") -> None:
+        backend_config: dict | None = None, backend: str = "inprocess") -> None:
     """Run a ServerApp against `supernodes` simulated SuperNodes on `backend` (quiet logs)."""
     from flwr.simulation import run_simulation
 
