@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, Context
@@ -61,6 +62,8 @@ def run(server_app: ServerApp, client_app: ClientApp, supernodes: int,
 
     from .backends import use_backend
 
+    if backend == "ray":  # on a busy machine the raylet can time out (default 30 s) waiting for its agent
+        os.environ.setdefault("RAY_agent_register_timeout_ms", "180000")
     with use_backend(backend):
         run_simulation(server_app=server_app, client_app=client_app, num_supernodes=supernodes,
                        backend_config=backend_config or BACKEND_CONFIG)
@@ -78,12 +81,13 @@ def simulate(cfg: SimulationConfig, arrays: dict[str, np.ndarray], ledger: Ledge
     else:
         server = message_server_app(cfg, arrays, ledger)
         client = client_app or clients.app
-    for attempt in (1, 2):  # Ray's start-up can time out on a busy machine, before any round
+    attempts = 2 if cfg.backend == "ray" else 1  # Ray's start-up can time out on a busy machine
+    for attempt in range(1, attempts + 1):
         try:
             run(server, client, cfg.supernodes, backend=cfg.backend)
             break
         except RuntimeError:
-            if ledger.transfers or attempt == 2:
+            if ledger.transfers or attempt == attempts:
                 raise
             log.warning("the simulation runtime failed before the first round; retrying once")
     return ledger

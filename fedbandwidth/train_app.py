@@ -7,7 +7,6 @@ updates with ``CompressedFedAvg`` and evaluates the held-out loss after every ro
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,8 +156,6 @@ def train(cfg: TrainConfig, ledger: Ledger | None = None) -> TrainResult:
     """Run federated training of the task in simulation; return the ledger and held-out losses."""
     from .simulation import run
 
-    # On a busy machine Ray's raylet can time out (default 30 s) waiting for its agent and crash.
-    os.environ.setdefault("RAY_agent_register_timeout_ms", "180000")
     ledger = ledger if ledger is not None else Ledger()
     eval_loss: dict[int, float] = {}
     run(make_server_app(cfg, ledger, eval_loss), make_client_app(cfg), cfg.supernodes, backend=cfg.backend)

@@ -24,7 +24,7 @@ PRESETS = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `train` subcommand's arguments (numbers are checked by TrainConfig, before any work)."""
     from .cli import _typed
-    from .config import check_count, check_fraction
+    from .config import BACKENDS, check_count, check_fraction
 
     parser.add_argument("--preset", choices=PRESETS, default="ci", help="defaults for the sizes below")
     parser.add_argument("--supernodes", type=_typed(check_count), help="simulated clients")
@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fraction of nodes sampled for training each round, in (0, 1]")
     parser.add_argument("--partitioning", choices=("iid", "topic"), default="iid",
                         help="iid sequences, or whole topics per client (non-IID)")
-    parser.add_argument("--backend", choices=("inprocess", "ray"), default="inprocess",
+    parser.add_argument("--backend", choices=BACKENDS, default="inprocess",
                         help="Simulation Engine backend: inprocess (threads, default) or ray")
     parser.add_argument("--out", type=Path, default=Path("build/train"), help="folder for ledger.csv, summary.json")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
