@@ -22,13 +22,13 @@ from flwr.server.strategy import FedAvg
 from flwr.simulation import run_simulation
 from transformers import AutoModelForCausalLM
 
+from fedbandwidth.checks import ConfigError
 from fedbandwidth.client_app import NoOpClient
-from fedbandwidth.config import ConfigError, SimulationConfig, check_lesson_parameters
 from fedbandwidth.ledger import Ledger, per_round
 from fedbandwidth.logs import setup_logging
 from fedbandwidth.model import load_pythia, state_dict_arrays, tensor_specs
 from fedbandwidth.plots import lesson_figure, plot_breakdown, plot_cumulative, plot_round_bytes
-from fedbandwidth.simulation import BACKEND_CONFIG, simulate
+from fedbandwidth.simulation import BACKEND_CONFIG, SimulationConfig, check_lesson_parameters, simulate
 from fedbandwidth.theory import course_formula_bytes, predict, sampled_nodes, tensor_breakdown
 from fedbandwidth.tracking import BandwidthTrackingFedAvg, MessageTrackingFedAvg
 from fedbandwidth.units import MB, MIB, format_bytes, to_mb, to_mib

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -34,9 +34,8 @@ LINGER_SECONDS = 5.0  # grace for Ray processes to exit on their own before we e
 OURS_SNIPPET = """
 import sys
 from fedbandwidth.logs import setup_logging
-from fedbandwidth.config import SimulationConfig
 from fedbandwidth.model import random_arrays
-from fedbandwidth.simulation import simulate
+from fedbandwidth.simulation import SimulationConfig, simulate
 setup_logging()
 n, r, f, api = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 ledger = simulate(SimulationConfig(supernodes=n, rounds=r, fraction=f, api=api), random_arrays())
@@ -263,7 +262,7 @@ def version(package: str) -> str:
 def machine_facts() -> dict:
     """Date, cores, memory, load and library versions, to go with the figures."""
     return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": platform.node(),
         "python": platform.python_version(),
         "logical_cores": os.cpu_count(),

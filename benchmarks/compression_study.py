@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fedbandwidth.train_cli import PRESETS
+from fedbandwidth.compress.training import PRESETS
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"
@@ -132,7 +132,7 @@ def main() -> None:
     matplotlib.use("Agg")
     import pandas as pd
 
-    from fedbandwidth.study import pareto_figure
+    from fedbandwidth.compress.study import pareto_figure
 
     figure = pareto_figure(pd.read_csv(csv_path))
     figure.savefig(RESULTS / f"{name}.png", dpi=110)

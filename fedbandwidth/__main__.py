@@ -1,7 +1,5 @@
-"""``python -m fedbandwidth`` runs the command line."""
+"""``python -m fedbandwidth`` runs the command line (fedbandwidth.cli, the top layer, started by name)."""
 
-import sys
+import runpy
 
-from .cli import main
-
-sys.exit(main())
+runpy.run_module("fedbandwidth.cli", run_name="__main__", alter_sys=True)

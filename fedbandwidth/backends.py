@@ -23,7 +23,7 @@ from flwr.clientapp import ClientApp
 from flwr.clientapp.client_app import ClientAppException
 from flwr.server.superlink.fleet.vce.backend import Backend, BackendConfig
 
-from .config import BACKENDS
+from .names import BACKENDS
 
 RAY_BACKEND_MODULE = "flwr.server.superlink.fleet.vce.backend.raybackend"
 DEFAULT_WORKERS = 2  # ClientApps running at once; this machine has 2 cores

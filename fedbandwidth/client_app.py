@@ -12,7 +12,7 @@ from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.client import Client, NumPyClient
 from flwr.clientapp import ClientApp
 
-PARTITION_ID = "partition-id"  # node_config key Flower's simulation sets on each SuperNode
+from .names import ARRAYS, METRICS, NUM_EXAMPLES, PARTITION_ID
 
 
 class NoOpClient(NumPyClient):
@@ -51,8 +51,7 @@ def echo_reply(msg: Message, context: Context, fail_partitions: Collection[int] 
     """Reply with the received arrays untouched, plus the metric FedAvg weights by."""
     if context.node_config.get(PARTITION_ID) in fail_partitions:
         raise RuntimeError("this client was told to fail during train")
-    content = RecordDict({"arrays": msg.content["arrays"],
-                          "metrics": MetricRecord({"num-examples": 1})})
+    content = RecordDict({ARRAYS: msg.content[ARRAYS], METRICS: MetricRecord({NUM_EXAMPLES: 1})})
     return Message(content=content, reply_to=msg)
 
 
@@ -67,8 +66,8 @@ def make_message_app(fail_partitions: Collection[int] = (), mods: list | None = 
 
     @client.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
-        metrics = MetricRecord({"num-examples": 1, "loss": 0.0})
-        return Message(content=RecordDict({"metrics": metrics}), reply_to=msg)
+        metrics = MetricRecord({NUM_EXAMPLES: 1, "loss": 0.0})
+        return Message(content=RecordDict({METRICS: metrics}), reply_to=msg)
 
     return client
 

@@ -8,8 +8,7 @@ from collections.abc import Callable
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
-DOWN, UP = "down", "up"  # server -> client, client -> server
-TRAIN, EVALUATE = "train", "evaluate"
+from .names import DOWN, TRAIN, UP
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,20 @@ class Ledger:
         if self.csv_path:
             self.csv_path.parent.mkdir(parents=True, exist_ok=True)
             self.csv_path.write_text(",".join(COLUMNS) + "\n")
+
+    @classmethod
+    def from_csv(cls, path: str | Path) -> Ledger:
+        """A Ledger holding the rows of a ledger CSV this class wrote (the file is read, never written)."""
+        ledger = cls()
+        with Path(path).open(newline="") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames != COLUMNS:
+                raise ValueError(f"{str(path)!r} has columns {reader.fieldnames}, expected {COLUMNS}")
+            for row in reader:
+                ledger.transfers.append(Transfer(int(row["round"]), row["phase"], int(row["node_id"]),
+                                                 row["direction"], int(row["payload_bytes"]),
+                                                 int(row["tensor_bytes"])))
+        return ledger
 
     def record(self, round: int, phase: str, node_id: int, direction: str,
                payload_bytes: int, tensor_bytes: int) -> Transfer:

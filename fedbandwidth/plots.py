@@ -13,14 +13,14 @@ from .units import MIB
 DOWN_COLOR, UP_COLOR = "#1f77b4", "#ff7f0e"
 
 
-def _axes(ax):
-    """The given Axes, or a new one."""
-    return ax if ax is not None else plt.subplots(figsize=(6, 3.5))[1]
+def axes_or_new(ax=None, figsize: tuple[float, float] = (6, 3.5)):
+    """The given Axes, or a new one on a figure of `figsize` inches (what every plot helper starts with)."""
+    return ax if ax is not None else plt.subplots(figsize=figsize)[1]
 
 
 def plot_round_bytes(table, ax=None):
     """Stacked bars per round: MiB sent down (server -> clients) and up (clients -> server)."""
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     rounds = table["round"].to_numpy()
     down, up = table.down_bytes.to_numpy() / MIB, table.up_bytes.to_numpy() / MIB
     ax.bar(rounds, down, color=DOWN_COLOR, label="down (server → clients)")
@@ -34,7 +34,7 @@ def plot_round_bytes(table, ax=None):
 
 def plot_cumulative(table, ax=None, predicted_total: int | None = None):
     """Cumulative payload MiB after each round, with the predicted total as a dashed line."""
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     rounds = np.concatenate([[0], table["round"].to_numpy()])
     cumulative = np.concatenate([[0], table.cumulative_bytes.to_numpy()]) / MIB
     ax.plot(rounds, cumulative, marker="o", label="measured")
@@ -48,7 +48,7 @@ def plot_cumulative(table, ax=None, predicted_total: int | None = None):
 
 def plot_breakdown(breakdown, ax=None):
     """Horizontal bars: share of the model's bytes per component (embeddings, MLP, ...)."""
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     frame = breakdown.iloc[::-1]
     bars = ax.barh(frame.component, frame.share * 100, color="#2ca02c")
     for bar, share, nbytes in zip(bars, frame.share, frame.tensor_bytes):

@@ -17,7 +17,7 @@ from pathlib import Path
 from flwr.app import Array, ArrayRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
-from .config import check_choice, check_count, check_fraction
+from .checks import check_choice, check_count, check_fraction
 from .ledger import Ledger
 from .model import known_models, random_arrays
 from .tracking import MessageTrackingFedAvg

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, Context
@@ -12,12 +13,52 @@ from flwr.common import ndarrays_to_parameters
 from flwr.server import ServerAppComponents, ServerConfig
 from flwr.serverapp import Grid, ServerApp
 
-from .config import SimulationConfig
+from .checks import check_choice, check_count, check_fraction
 from .ledger import Ledger
 from .logs import QUIET_RAY
+from .model import known_models
+from .names import APIS, BACKENDS
+from .theory import default_min_nodes
 from .tracking import BandwidthTrackingFedAvg, MessageTrackingFedAvg
 
 log = logging.getLogger("fedbandwidth")
+
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """One simulated federated run of no-op clients; invalid values raise ConfigError."""
+
+    supernodes: int = 2  # simulated clients (SuperNodes)
+    rounds: int = 1  # federated rounds
+    fraction: float = 1.0  # fraction of nodes sampled for training each round
+    fraction_evaluate: float = 0.0  # fraction sampled for evaluation; the course sets 0.0
+    api: str = "legacy"  # "legacy" (NumPyClient, as the course) or "message" (Message API)
+    model: str = "pythia-14m"  # a model whose config ships in fedbandwidth/configs
+    backend: str = "inprocess"  # Simulation Engine backend: "inprocess" (threads) or "ray" (the course's)
+
+    def __post_init__(self) -> None:
+        check_count("supernodes", self.supernodes)
+        check_count("rounds", self.rounds)
+        check_fraction("fraction", self.fraction)
+        check_fraction("fraction_evaluate", self.fraction_evaluate, allow_zero=True)
+        check_choice("api", self.api, APIS)
+        check_choice("model", self.model, known_models())
+        check_choice("backend", self.backend, BACKENDS)
+
+    @property
+    def min_nodes(self) -> int:
+        """Minimum nodes to sample: Flower's default 2, or fewer if fewer exist."""
+        return default_min_nodes(self.supernodes)
+
+
+def check_lesson_parameters(num_supernodes, num_rounds, fraction_fit) -> SimulationConfig:
+    """Check the lesson notebook's parameters cell; raise ConfigError naming the bad one."""
+    check_count("num_supernodes", num_supernodes)
+    check_count("num_rounds", num_rounds)
+    check_fraction("fraction_fit", fraction_fit)
+    return SimulationConfig(num_supernodes, num_rounds, fraction_fit)
+
 
 # One CPU per client actor: on 2 cores, 2 actors serve all SuperNodes in turn.
 BACKEND_CONFIG = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0}, "init_args": QUIET_RAY}

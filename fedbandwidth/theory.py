@@ -11,14 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .model import TensorSpec
+from .names import APIS
 from .payload import legacy_keys, predicted_payload_bytes
 
-APIS = ("legacy", "message")  # NumPyClient + flwr.server FedAvg, or Message API + flwr.serverapp FedAvg
+FLOWER_MIN_NODES = 2  # FedAvg's default min_fit_clients / min_train_nodes
 
 
 def default_min_nodes(num_nodes: int) -> int:
     """Flower's default minimum of 2 sampled nodes, lowered when fewer exist (so 1 node never hangs)."""
-    return min(2, num_nodes)
+    return min(FLOWER_MIN_NODES, num_nodes)
 
 
 def sampled_nodes(num_nodes: int, fraction: float, min_nodes: int | None = None) -> int:

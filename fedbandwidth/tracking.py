@@ -13,9 +13,9 @@ from flwr.app import Message
 from flwr.server.strategy import FedAvg as LegacyFedAvg
 from flwr.serverapp.strategy import FedAvg
 
-from .ledger import DOWN, EVALUATE, TRAIN, UP, Ledger
-from .payload import (parameters_payload_bytes, parameters_tensor_bytes, record_payload_bytes,
-                      record_tensor_bytes)
+from .ledger import Ledger
+from .names import ARRAYS, DOWN, EVALUATE, TRAIN, UP
+from .payload import parameters_payload_bytes, parameters_tensor_bytes, record_payload_bytes, record_tensor_bytes
 
 
 def record_parameters(ledger: Ledger, server_round: int, phase: str, direction: str,
@@ -28,7 +28,7 @@ def record_parameters(ledger: Ledger, server_round: int, phase: str, direction: 
 
 
 def record_messages(ledger: Ledger, server_round: int, phase: str, direction: str,
-                    messages: Iterable[Message], key: str = "arrays") -> None:
+                    messages: Iterable[Message], key: str = ARRAYS) -> None:
     """Record Message-API messages that carry an ArrayRecord under `key` (errors carry none)."""
     for msg in messages:
         if msg.has_error() or key not in msg.content.array_records:

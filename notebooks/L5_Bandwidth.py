@@ -38,7 +38,7 @@ out_dir: str = "../build/L5"  # where the ledger CSVs and the figures go
 # %%
 from pathlib import Path
 
-from fedbandwidth.config import check_lesson_parameters
+from fedbandwidth.simulation import check_lesson_parameters
 
 cfg = check_lesson_parameters(num_supernodes, num_rounds, fraction_fit)  # ConfigError names a bad value
 out = Path(out_dir)

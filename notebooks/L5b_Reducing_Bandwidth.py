@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import matplotlib.pyplot as plt
 
-from fedbandwidth.train_app import TrainConfig
+from fedbandwidth.compress.training import TrainConfig
 
 runs = [TrainConfig(supernodes=num_supernodes, rounds=num_rounds, local_steps=local_steps, up_codec=c)
         for c in codecs]  # ConfigError names a bad value before anything runs
@@ -57,8 +57,8 @@ study_path = Path(study_csv) if Path(study_csv).exists() else Path(study_csv.rep
 # largest error the server sees after decoding (before error feedback returns it next round).
 
 # %%
-from fedbandwidth.study import client_update, codec_table, plot_codec_bytes
-from fedbandwidth.train_app import initial_arrays
+from fedbandwidth.compress.study import client_update, codec_table, plot_codec_bytes
+from fedbandwidth.compress.training import initial_arrays
 
 global_weights = initial_arrays(runs[0])
 update = client_update(local_steps=3, seed=runs[0].seed)
@@ -74,7 +74,7 @@ table
 # tensor also sends a scale and a minimum). The error is bounded by half a quantization step.
 
 # %%
-from fedbandwidth.study import plot_runs
+from fedbandwidth.compress.study import plot_runs
 
 study = pd.read_csv(study_path) if study_path.exists() else None
 if study is not None:
@@ -118,7 +118,7 @@ if study is not None:
 # transformer's own matrices are less low-rank; error feedback sends the rest over later rounds.
 
 # %%
-from fedbandwidth.study import plot_spectrum
+from fedbandwidth.compress.study import plot_spectrum
 
 noise = np.random.default_rng(0).standard_normal((512, 128))
 plot_spectrum({"lm_head (output layer)": update["lm_head.weight"],
@@ -152,7 +152,7 @@ if study is not None:
 # %%
 from fedbandwidth.ledger import Ledger
 from fedbandwidth.logs import setup_logging
-from fedbandwidth.train_app import train
+from fedbandwidth.compress.training import train
 
 setup_logging(level=40)  # errors only
 result = train(runs[-1], Ledger(csv_path=out / "ledger.csv"))
@@ -170,7 +170,7 @@ per_round
 # whose held-out loss is within 2% of the uncompressed run's.
 
 # %%
-from fedbandwidth.study import best_within, plot_pareto
+from fedbandwidth.compress.study import best_within, plot_pareto
 
 if study is not None:
     plt.figure(figsize=(10, 6))

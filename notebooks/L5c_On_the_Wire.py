@@ -41,7 +41,7 @@ out_dir: str = "../build/L5c"  # ledgers, timelines, logs, certificates and figu
 from dataclasses import replace
 from pathlib import Path
 
-from fedbandwidth.deploy import DeployConfig
+from fedbandwidth.wire.engine import DeployConfig
 
 cfg = DeployConfig(num_supernodes, num_rounds, fraction_train, out=Path(out_dir))  # ConfigError names a bad value
 link_names = [name.strip() for name in links.split(",")]
@@ -73,7 +73,8 @@ show_source(server_app.run_app)
 # the SuperLink is stopped afterwards. Nothing crosses a network: payload bytes, no wire bytes.
 
 # %%
-from fedbandwidth.deploy import PROJECT, app_summary, simulate_app
+from fedbandwidth.wire.app_simulation import app_summary, simulate_app
+from fedbandwidth.wire.commands import PROJECT
 
 simulation = app_summary(simulate_app(replace(cfg, out=out / "simulation"), app_dir=PROJECT))
 print(f"{simulation['run']['status']}: {simulation['total_bytes']:,} payload bytes, "
@@ -89,7 +90,8 @@ simulation["rounds"]
 # Ctrl-C). The same from a terminal: `fedbandwidth deploy --supernodes 2 --rounds 1 [--tls] [--json]`.
 
 # %%
-from fedbandwidth.deploy import deploy, deploy_summary, render_deploy_text
+from fedbandwidth.wire.engine import deploy
+from fedbandwidth.wire.report import deploy_summary, render_deploy_text
 
 deployment = deploy_summary(deploy(replace(cfg, out=out / "deployment")))
 print(render_deploy_text(deployment))
@@ -103,7 +105,8 @@ print("same parameters, same payload bytes in simulation and deployment:",
 # ## Payload vs wire, per node and direction
 
 # %%
-from fedbandwidth.deploy import plot_payload_vs_wire, wire_table
+from fedbandwidth.wire.plots import plot_payload_vs_wire
+from fedbandwidth.wire.report import wire_table
 
 table = wire_table(deployment)
 table.to_csv(out / "payload_vs_wire.csv", index=False)
@@ -162,12 +165,13 @@ if run_tls:
 # lasts as long as its slowest sampled client: the **straggler**.
 
 # %%
-from fedbandwidth.deploy import load_ledger
-from fedbandwidth.links import PROFILES, assign_links, compare_scenarios, node_times, plot_round_times, round_times
+from fedbandwidth.ledger import Ledger
+from fedbandwidth.wire.links import PROFILES, assign_links, compare_scenarios, node_times, round_times
+from fedbandwidth.wire.plots import plot_round_times
 
 for name in link_names:
     print(PROFILES[name].describe())
-frame = load_ledger(out / "deployment" / "ledger.csv").to_frame()
+frame = Ledger.from_csv(out / "deployment" / "ledger.csv").to_frame()
 times = node_times(frame, assign_links(frame.node_id, link_names))
 times
 
@@ -199,6 +203,6 @@ compare_scenarios(simulation["model"]["message_payload_bytes"], supernodes=10, r
 # (our throw-away one names only 127.0.0.1 and localhost), and the same commands:
 
 # %%
-from fedbandwidth.deploy import remote_instructions
+from fedbandwidth.wire.commands import remote_instructions
 
 print(remote_instructions("superlink.example.org", port=9092))

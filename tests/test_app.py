@@ -10,9 +10,9 @@ from flwr.common.config import validate_config
 from flwr.serverapp import ServerApp
 from flwr.supercore.object_ref import load_app
 
-from fedbandwidth.config import ConfigError
-from fedbandwidth.deploy import PROJECT
+from fedbandwidth.checks import ConfigError
 from fedbandwidth.server_app import AppSettings, read_settings
+from fedbandwidth.wire.commands import PROJECT
 
 PYPROJECT = tomllib.loads((PROJECT / "pyproject.toml").read_text())
 

@@ -3,7 +3,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import LEGACY_MESSAGE_BYTES, PARAMETERS, TENSOR_BYTES, run_cli_probe
 
 

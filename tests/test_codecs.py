@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord
 
-from fedbandwidth.codecs import (Codec, bf16_encode, check_downlink, check_layers, decode, encode,
-                                 pack_nibbles, parse_codec, payload_bytes, quantize, topk_indices,
-                                 unpack_nibbles)
-from fedbandwidth.config import ConfigError
+from fedbandwidth.checks import ConfigError
+from fedbandwidth.compress.chain import Codec, check_downlink, check_layers, parse_codec
+from fedbandwidth.compress.encoding import decode, encode, payload_bytes
+from fedbandwidth.compress.sparse import topk_indices
+from fedbandwidth.compress.values import bf16_encode, pack_nibbles, quantize, unpack_nibbles
 
 HEADER = 128  # bytes of a .npy v1.0 header for every array used here
 

@@ -4,13 +4,13 @@ import time
 
 import numpy as np
 import pytest
+from conftest import MESSAGE_BYTES, TENSOR_BYTES
 from flwr.app import ConfigRecord, Context, Message, MessageType, Metadata, MetricRecord, RecordDict
 
-from conftest import MESSAGE_BYTES, TENSOR_BYTES
 from fedbandwidth.client_app import make_message_app
-from fedbandwidth.codecs import decode, encode, parse_codec, payload_bytes
-from fedbandwidth.compression import (RESIDUAL_KEY, compressed_server_app, make_codec_mod, to_numpy,
-                                      to_record)
+from fedbandwidth.compress.chain import parse_codec
+from fedbandwidth.compress.encoding import decode, encode, payload_bytes
+from fedbandwidth.compress.messages import RESIDUAL_KEY, compressed_server_app, make_codec_mod, to_numpy, to_record
 from fedbandwidth.ledger import Ledger
 
 
@@ -61,8 +61,8 @@ def test_mod_decodes_down_and_encodes_up_keeping_the_residual():
 
 @pytest.mark.parametrize("up,down", [("delta+layers:-*embed_in*,-lm_head*+topk:0.01+int8", "fp16")])
 def test_ledger_of_a_compressed_run_is_the_sum_of_its_encoded_messages(arrays, up, down):
+    from fedbandwidth.compress.task import model_shapes
     from fedbandwidth.simulation import run
-    from fedbandwidth.task import model_shapes
 
     ledger = Ledger()
     up_codec, down_codec = parse_codec(up), parse_codec(down)
@@ -84,7 +84,7 @@ def test_ledger_of_a_compressed_run_is_the_sum_of_its_encoded_messages(arrays, u
 def test_study_picks_the_best_ratio_within_the_loss_budget():
     import pandas as pd
 
-    from fedbandwidth.study import baseline, best_within, with_ratios
+    from fedbandwidth.compress.study import baseline, best_within, with_ratios
 
     frame = pd.DataFrame({
         "up_codec": ["none", "int8", "delta+topk:0.01", "none", "int8"], "down_codec": ["none"] * 5,
@@ -97,7 +97,7 @@ def test_study_picks_the_best_ratio_within_the_loss_budget():
 
 
 def test_energy_captured_by_rank():
-    from fedbandwidth.study import energy_captured
+    from fedbandwidth.compress.study import energy_captured
 
     rank_one = np.outer(np.arange(1.0, 6.0), np.ones(4))
     assert energy_captured(rank_one) == pytest.approx([1.0, 1.0, 1.0, 1.0])
@@ -106,7 +106,7 @@ def test_energy_captured_by_rank():
 
 def test_a_real_output_layer_update_is_nearly_rank_one():
     """Why lowrank works on this task: 50,048 unused byte rows of lm_head move alike."""
-    from fedbandwidth.study import client_update, energy_captured, plot_spectrum
+    from fedbandwidth.compress.study import client_update, energy_captured, plot_spectrum
 
     update = client_update(local_steps=2)
     assert len(update) == 76 and update["lm_head.weight"].shape == (50304, 128)
@@ -119,7 +119,7 @@ def test_a_real_output_layer_update_is_nearly_rank_one():
 def test_pareto_marks_the_best_run_and_the_goal():
     import pandas as pd
 
-    from fedbandwidth.study import plot_pareto
+    from fedbandwidth.compress.study import plot_pareto
 
     frame = pd.DataFrame({
         "up_codec": ["none", "int8", "delta+lowrank:2+int4"], "down_codec": ["none"] * 3,
@@ -135,7 +135,7 @@ def test_pareto_marks_the_best_run_and_the_goal():
 def test_non_iid_runs_are_compared_only_with_their_own_kind():
     import pandas as pd
 
-    from fedbandwidth.study import baseline, best_within, run_label
+    from fedbandwidth.compress.study import baseline, best_within, run_label
 
     frame = pd.DataFrame({
         "up_codec": ["none", "int8", "none", "delta+lowrank:2+int4"], "down_codec": ["none"] * 4,

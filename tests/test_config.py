@@ -1,6 +1,7 @@
 import pytest
 
-from fedbandwidth.config import ConfigError, SimulationConfig, check_lesson_parameters
+from fedbandwidth.checks import ConfigError
+from fedbandwidth.simulation import SimulationConfig, check_lesson_parameters
 
 
 @pytest.mark.parametrize("kwargs,message", [

@@ -7,11 +7,12 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import MESSAGE_BYTES
-from fedbandwidth.deploy import (DeployConfig, NodeFault, deploy, deploy_summary, find_executables,
-                                 render_deploy_text)
-from fedbandwidth.tls import generate_tls
+
+from fedbandwidth.wire.commands import find_executables
+from fedbandwidth.wire.engine import DeployConfig, NodeFault, deploy
+from fedbandwidth.wire.report import deploy_summary, render_deploy_text
+from fedbandwidth.wire.tls import generate_tls
 
 
 def check_wire_against_payload(report):

@@ -8,9 +8,19 @@ import pandas as pd
 import pytest
 
 from fedbandwidth.ledger import COLUMNS
-from fedbandwidth.links import (MBIT, PROFILES, LinkProfile, assign_links, node_times, planned_ledger,
-                                plot_round_times, round_times, scale_payload, total_seconds,
-                                transfer_seconds)
+from fedbandwidth.wire.links import (
+    MBIT,
+    PROFILES,
+    LinkProfile,
+    assign_links,
+    node_times,
+    planned_ledger,
+    round_times,
+    scale_payload,
+    total_seconds,
+    transfer_seconds,
+)
+from fedbandwidth.wire.plots import plot_round_times
 
 SLOW = LinkProfile.from_mbit("slow", down_mbit=8, up_mbit=2, latency_ms=100)
 FAST = LinkProfile.from_mbit("fast", down_mbit=80, up_mbit=80, latency_ms=0)

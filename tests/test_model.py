@@ -2,8 +2,8 @@ import socket
 import time
 
 import pytest
-
 from conftest import PARAMETERS, TENSOR_BYTES
+
 from fedbandwidth import model as model_mod
 from fedbandwidth.model import known_models, load_config, random_arrays, tensor_specs
 

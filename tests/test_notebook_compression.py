@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import papermill
 import pytest
-
 from conftest import assert_clean_and_paired
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -24,8 +23,9 @@ def run_notebook(out_dir: Path, **parameters):
 
 
 def test_notebook_trains_with_a_codec_and_records_encoded_bytes(tmp_path):
-    from fedbandwidth.codecs import encode, parse_codec, payload_bytes
-    from fedbandwidth.task import model_shapes
+    from fedbandwidth.compress.chain import parse_codec
+    from fedbandwidth.compress.encoding import encode, payload_bytes
+    from fedbandwidth.compress.task import model_shapes
 
     run_notebook(tmp_path, num_supernodes=2, num_rounds=1, local_steps=1,
                  codecs=["int8", "layers:-gpt_neox.embed_in.weight,-lm_head.weight"])

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import papermill
-
 from conftest import MESSAGE_BYTES, assert_clean_and_paired
-from fedbandwidth.deploy import PROJECT
+
+from fedbandwidth.wire.commands import PROJECT
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOK = NOTEBOOKS / "L5c_On_the_Wire.ipynb"

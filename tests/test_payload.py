@@ -2,15 +2,21 @@ import io
 
 import numpy as np
 import pytest
+from conftest import LEGACY_MESSAGE_BYTES, MESSAGE_BYTES, TENSOR_BYTES
 from flwr.app import Array, ArrayRecord
 from flwr.common import ndarrays_to_parameters
 
-from conftest import LEGACY_MESSAGE_BYTES, MESSAGE_BYTES, TENSOR_BYTES
 from fedbandwidth.model import TensorSpec
-from fedbandwidth.payload import (legacy_keys, npy_header_length, npy_tensor_bytes,
-                                  parameters_payload_bytes, parameters_tensor_bytes,
-                                  predicted_payload_bytes, record_payload_bytes,
-                                  record_tensor_bytes)
+from fedbandwidth.payload import (
+    legacy_keys,
+    npy_header_length,
+    npy_tensor_bytes,
+    parameters_payload_bytes,
+    parameters_tensor_bytes,
+    predicted_payload_bytes,
+    record_payload_bytes,
+    record_tensor_bytes,
+)
 
 
 def npy(a: np.ndarray) -> bytes:

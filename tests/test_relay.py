@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from fedbandwidth.relay import Relay
+from fedbandwidth.wire.relay import Relay
 
 PAYLOAD = os.urandom(3 * 2**20 + 12_345)  # a few chunks and a ragged end
 

@@ -1,12 +1,11 @@
 """Real simulations (both backends): the ledger equals the prediction, in both APIs, also when a client fails."""
 
 import pytest
-
 from conftest import LEGACY_MESSAGE_BYTES, MESSAGE_BYTES, TENSOR_BYTES
+
 from fedbandwidth.client_app import make_legacy_app, make_message_app
-from fedbandwidth.config import SimulationConfig
 from fedbandwidth.ledger import Ledger
-from fedbandwidth.simulation import simulate
+from fedbandwidth.simulation import SimulationConfig, simulate
 from fedbandwidth.theory import predict
 
 

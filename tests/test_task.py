@@ -5,7 +5,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from fedbandwidth import task
+from fedbandwidth.compress import task
 
 
 def test_corpus_is_the_pydoc_topics_as_bytes():

@@ -1,8 +1,7 @@
 import pytest
-
 from conftest import LEGACY_MESSAGE_BYTES, MESSAGE_BYTES, TENSOR_BYTES
-from fedbandwidth.theory import (course_formula_bytes, message_keys, predict, sampled_nodes,
-                                 tensor_breakdown)
+
+from fedbandwidth.theory import course_formula_bytes, message_keys, predict, sampled_nodes, tensor_breakdown
 
 
 @pytest.mark.parametrize("n,fraction,expected", [

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import MESSAGE_BYTES, run_cli_probe
 
 
@@ -58,7 +57,7 @@ def test_train_json_end_to_end(tmp_path):
 
 def test_backends_train_identically():
     """The in-process backend and Ray run the same clients on the same data: same bytes, same losses."""
-    from fedbandwidth.train_app import TrainConfig, train
+    from fedbandwidth.compress.training import TrainConfig, train
 
     results = [train(TrainConfig(supernodes=2, rounds=1, local_steps=1, up_codec="delta+lowrank:2+int8",
                                  backend=backend)) for backend in ("inprocess", "ray")]

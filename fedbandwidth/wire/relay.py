@@ -14,7 +14,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-DOWN, UP = "down", "up"  # target -> client, client -> target (same words as the ledger)
+from ..names import DOWN, UP  # down: target -> client (SuperLink -> SuperNode); up: client -> target
+
 CHUNK = 256 * 1024  # bytes read per recv()
 ACCEPT_POLL = 0.2  # seconds between checks for close() while waiting for a connection
 

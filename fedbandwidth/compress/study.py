@@ -8,6 +8,9 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..plots import axes_or_new
+from ..units import MIB
+
 TARGET_RATIO = 100  # the study's goal: this many times fewer uplink bytes than float32, same loss (within 2%)
 
 # Published uplink reductions, for orientation (other models, data and settings than ours).
@@ -79,7 +82,7 @@ def plot_pareto(frame, ax=None, loss_budget: float = 0.02, zoom: float | None = 
     With `zoom`, only runs within that relative loss of the baseline are drawn (labels stay readable);
     with `label_above`, only runs worse than that relative loss are labelled.
     """
-    ax = ax if ax is not None else plt.subplots(figsize=(8, 5))[1]
+    ax = axes_or_new(ax, figsize=(8, 5))
     data, base = with_ratios(frame), baseline(frame)
     if zoom is not None:
         data = data[data.loss_change <= zoom]
@@ -123,7 +126,8 @@ def codec_table(codecs: list[str], weights: dict, reference: dict):
     """Payload bytes, ratio to float32 and max abs error of one uplink message, for each codec."""
     import pandas as pd
 
-    from .codecs import decode, encode, parse_codec, payload_bytes
+    from .chain import parse_codec
+    from .encoding import decode, encode, payload_bytes
 
     shapes = {k: v.shape for k, v in weights.items()}
     plain = payload_bytes(weights)
@@ -140,9 +144,7 @@ def codec_table(codecs: list[str], weights: dict, reference: dict):
 
 def plot_codec_bytes(table, ax=None):
     """Horizontal bars: payload MiB of one message per codec, with the reduction factor."""
-    from .units import MIB
-
-    ax = ax if ax is not None else plt.subplots(figsize=(7, 0.4 * len(table) + 1))[1]
+    ax = axes_or_new(ax, figsize=(7, 0.4 * len(table) + 1))
     bars = ax.barh(table.codec[::-1], table.payload_bytes[::-1] / MIB, color="#ff7f0e")
     for bar, ratio in zip(bars, table.ratio[::-1]):
         ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {ratio:,.1f}x", va="center",
@@ -153,7 +155,7 @@ def plot_codec_bytes(table, ax=None):
 
 def plot_runs(frame, ax=None, title: str = ""):
     """Uplink bytes (bars, log) and final held-out loss (line) for a set of study runs."""
-    ax = ax if ax is not None else plt.subplots(figsize=(7, 3.5))[1]
+    ax = axes_or_new(ax, figsize=(7, 3.5))
     labels = [f"{r.up_codec}{'' if r.down_codec == 'none' else ' / down ' + r.down_codec}\n"
               f"f={r.fraction:g} R={r.rounds} S={r.local_steps}"
               f"{'' if getattr(r, 'partitioning', 'iid') == 'iid' else ' ' + r.partitioning}"
@@ -167,14 +169,18 @@ def plot_runs(frame, ax=None, title: str = ""):
     return ax
 
 
-def client_update(local_steps: int = 3, seed: int = 0, lr: float = 2e-3) -> dict[str, np.ndarray]:
-    """One client's first-round update on the training task: its weights after `local_steps` minus the initial ones."""
+def client_update(local_steps: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+    """Client 0's first-round update in the study's setting (PRESETS["study"], TrainConfig's sizes): its weights
+    after `local_steps` (the preset's if None) minus the initial ones."""
     from . import task
+    from .training import PRESETS, TrainConfig
 
-    model = task.build_model(seed)
+    cfg = TrainConfig(**{**PRESETS["study"], "local_steps": local_steps or PRESETS["study"]["local_steps"]},
+                      seed=seed)
+    model = task.build_model(cfg.seed)
     initial = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
-    data = task.partition(0, 5, "iid", 32, seed)
-    task.train_steps(model, task.sample_batches(data, local_steps, 4, (seed, 0, 1)), lr)
+    data = task.partition(0, cfg.supernodes, cfg.partitioning, cfg.seq_len, cfg.seed)
+    task.train_steps(model, task.sample_batches(data, cfg.local_steps, cfg.batch_size, (cfg.seed, 0, 1)), cfg.lr)
     return {k: v.detach().numpy() - initial[k] for k, v in model.state_dict().items()}
 
 
@@ -186,7 +192,7 @@ def energy_captured(matrix: np.ndarray) -> np.ndarray:
 
 def plot_spectrum(matrices: dict[str, np.ndarray], ax=None):
     """Cumulative energy vs rank for each named matrix: how much a rank-r message can carry."""
-    ax = ax if ax is not None else plt.subplots(figsize=(7, 4))[1]
+    ax = axes_or_new(ax, figsize=(7, 4))
     for name, matrix in matrices.items():
         energy = energy_captured(matrix)
         ax.plot(np.arange(1, energy.size + 1), energy, label=f"{name} {matrix.shape[0]:,}x{matrix.shape[1]:,}")

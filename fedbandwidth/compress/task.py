@@ -98,7 +98,7 @@ def build_model(seed: int = 0):
     """pythia-14m's architecture with a seeded random init: every party builds the same weights."""
     import torch
 
-    from .model import build_from_config
+    from ..model import build_from_config
 
     with INIT_LOCK:  # torch's seed is global: clients in threads (inprocess backend) take turns
         torch.manual_seed(seed)
@@ -155,6 +155,6 @@ def load_arrays(model, arrays: dict[str, np.ndarray]) -> None:
 
 def model_shapes() -> dict[str, tuple]:
     """Name -> shape of every tensor the model sends (from its config, no torch)."""
-    from .model import tensor_specs
+    from ..model import tensor_specs
 
     return {s.name: s.shape for s in tensor_specs(MODEL)}

@@ -11,7 +11,7 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ConfigError
+from ..checks import ConfigError
 
 VALID_DAYS = 2  # the certificates are made for one run; they need not live long
 
@@ -37,7 +37,7 @@ def _certificate(subject: str, issuer: str, public_key, signing_key, is_ca: bool
     """A certificate builder with validity, basic constraints and, for the server, its SANs."""
     from cryptography import x509
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer))
                .public_key(public_key).serial_number(x509.random_serial_number())
                .not_valid_before(now - dt.timedelta(minutes=5))

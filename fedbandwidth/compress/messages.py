@@ -12,13 +12,14 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.clientapp.typing import ClientAppCallable, Mod
 
-from .codecs import Codec, decode, encode, parse_codec
-from .ledger import Ledger
-from .tracking import MessageTrackingFedAvg
+from ..ledger import Ledger
+from ..names import ARRAYS, CONFIG
+from ..tracking import MessageTrackingFedAvg
+from .chain import Codec, parse_codec
+from .encoding import decode, encode
 
 UP_KEY, DOWN_KEY = "codec-up", "codec-down"  # config keys naming the codecs of a train message
 RESIDUAL_KEY = "codec-residual"  # context.state key of a client's error-feedback residual
-ARRAYS_KEY, CONFIG_KEY = "arrays", "config"  # where FedAvg puts the model and the config
 
 
 def to_numpy(record: ArrayRecord) -> dict[str, np.ndarray]:
@@ -33,7 +34,7 @@ def to_record(arrays: dict[str, np.ndarray]) -> ArrayRecord:
 
 def message_codecs(msg: Message) -> tuple[Codec, Codec]:
     """(uplink, downlink) codecs named in a message's config; none if absent."""
-    config = msg.content.config_records.get(CONFIG_KEY, ConfigRecord())
+    config = msg.content.config_records.get(CONFIG, ConfigRecord())
     return parse_codec(str(config.get(UP_KEY, ""))), parse_codec(str(config.get(DOWN_KEY, "")))
 
 
@@ -45,25 +46,25 @@ def load_residual(context: Context) -> dict[str, np.ndarray]:
 
 def encode_reply(reply: Message, up: Codec, received: dict[str, np.ndarray], context: Context) -> None:
     """Replace the reply's arrays by their encoding; keep the new residual in context.state."""
-    local = to_numpy(reply.content.array_records[ARRAYS_KEY])
+    local = to_numpy(reply.content.array_records[ARRAYS])
     encoded = encode(up, local, received, load_residual(context))
     if up.sparsifier is not None and up.sparsifier.error_feedback:
         context.state[RESIDUAL_KEY] = to_record(encoded.residual)
-    reply.content[ARRAYS_KEY] = to_record(encoded.arrays)
+    reply.content[ARRAYS] = to_record(encoded.arrays)
 
 
 def make_codec_mod(shapes: dict[str, tuple]) -> Mod:
     """A client mod: decode the model coming down, encode what goes back up (codecs from the config)."""
 
     def codec_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
-        if ARRAYS_KEY not in msg.content.array_records:
+        if ARRAYS not in msg.content.array_records:
             return call_next(msg, context)
         up, down = message_codecs(msg)
-        received = decode(down, to_numpy(msg.content.array_records[ARRAYS_KEY]), shapes)
-        msg.content[ARRAYS_KEY] = to_record(received)
+        received = decode(down, to_numpy(msg.content.array_records[ARRAYS]), shapes)
+        msg.content[ARRAYS] = to_record(received)
         reply = call_next(msg, context)
         if msg.metadata.message_type == MessageType.TRAIN and not reply.has_error() \
-                and ARRAYS_KEY in reply.content.array_records:
+                and ARRAYS in reply.content.array_records:
             encode_reply(reply, up, received, context)
         return reply
 
@@ -97,7 +98,6 @@ class CompressedFedAvg(MessageTrackingFedAvg):
                 decoded = decode(self.up_codec, parts, shapes, self.global_arrays)
                 reply.content[self.arrayrecord_key] = to_record(decoded)
         return replies
-
 
 
 def compressed_server_app(arrays: dict[str, np.ndarray], ledger: Ledger, up: Codec, down: Codec,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from .ledger import DOWN, TRAIN, UP
+from ..names import DOWN, TRAIN, UP
 
 BITS_PER_BYTE = 8
 MBIT = 10**6  # bits in a megabit: 1 Mbit/s = 10**6 bit/s
@@ -121,29 +121,13 @@ def planned_ledger(message_bytes: int, supernodes: int, rounds: int, fraction: f
     """The ledger frame a no-op FedAvg run would write (Flower's sampling rule; nodes 0..N-1, first sampled)."""
     import pandas as pd
 
-    from .ledger import COLUMNS
-    from .theory import sampled_nodes
+    from ..ledger import COLUMNS
+    from ..theory import sampled_nodes
 
     sampled = min(sampled_nodes(supernodes, fraction), supernodes)
     rows = [(r, TRAIN, node, direction, message_bytes, message_bytes)
             for r in range(1, rounds + 1) for node in range(sampled) for direction in (DOWN, UP)]
     return pd.DataFrame(rows, columns=COLUMNS)
-
-
-def plot_round_times(times, round_number: int = 1, ax=None):
-    """Stacked bars per node of one round: seconds down and up; a dashed line at the round's time."""
-    from .plots import DOWN_COLOR, UP_COLOR, _axes
-
-    ax = _axes(ax)
-    rows = times[times["round"] == round_number].reset_index(drop=True)
-    labels = [f"{link}\n…{str(node)[-4:]}" for link, node in zip(rows.link, rows.node_id)]
-    ax.bar(labels, rows.down_seconds, color=DOWN_COLOR, label="model down")
-    ax.bar(labels, rows.up_seconds, bottom=rows.down_seconds, color=UP_COLOR, label="update up")
-    if len(rows):
-        ax.axhline(rows.seconds.max(), ls="--", color="gray", label="round time (slowest client)")
-    ax.set(ylabel="seconds", title=f"Round {round_number}: transfer time per client")
-    ax.legend(fontsize="small")
-    return ax
 
 
 def compare_scenarios(message_bytes: int, supernodes: int, rounds: int, links, fractions=(1.0,),

@@ -14,13 +14,18 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
+from ..checks import ConfigError, check_choice, check_count, check_fraction
+from ..ledger import Ledger
+from ..names import ARRAYS, BACKENDS, CONFIG, METRICS, NUM_EXAMPLES, NUM_PARTITIONS, PARTITION_ID
 from . import task
-from .codecs import check_downlink, check_layers, parse_codec
-from .compression import ARRAYS_KEY, CompressedFedAvg, make_codec_mod, message_codecs, to_numpy, to_record
-from .config import BACKENDS, ConfigError, check_choice, check_count, check_fraction
-from .ledger import Ledger
+from .chain import check_downlink, check_layers, parse_codec
+from .messages import CompressedFedAvg, make_codec_mod, message_codecs, to_numpy, to_record
 
-PARTITION_ID, NUM_PARTITIONS = "partition-id", "num-partitions"  # node_config keys set by simulation
+# Sizes of a run by name: "ci" is small enough for a test; "study" is one run of benchmarks/compression_study.py.
+PRESETS = {
+    "ci": {"supernodes": 2, "rounds": 2, "local_steps": 2},
+    "study": {"supernodes": 5, "rounds": 6, "local_steps": 3},
+}
 
 
 @dataclass(frozen=True)
@@ -71,18 +76,18 @@ def client_train(msg: Message, context: Context, cfg: TrainConfig) -> Message:
 
     torch.set_num_threads(1)  # one CPU per client (Ray actor or engine thread)
     partition = int(context.node_config[PARTITION_ID])
-    config = msg.content["config"]
+    config = msg.content[CONFIG]
     data = task.partition(partition, int(context.node_config[NUM_PARTITIONS]), cfg.partitioning,
                           cfg.seq_len, cfg.seed)
     model = task.build_model(cfg.seed)  # tensors not sent down keep these seeded values
-    task.load_arrays(model, to_numpy(msg.content[ARRAYS_KEY]))
+    task.load_arrays(model, to_numpy(msg.content[ARRAYS]))
     batches = task.sample_batches(data, int(config["local-steps"]), cfg.batch_size,
                                   (cfg.seed, partition, int(config["server-round"])))
     up, _ = message_codecs(msg)
     loss = task.train_steps(model, batches, float(config["lr"]), trainable=up.selects)
     weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-    metrics = MetricRecord({"num-examples": len(batches) * len(batches[0]), "train-loss": loss})
-    return Message(RecordDict({ARRAYS_KEY: to_record(weights), "metrics": metrics}), reply_to=msg)
+    metrics = MetricRecord({NUM_EXAMPLES: len(batches) * len(batches[0]), "train-loss": loss})
+    return Message(RecordDict({ARRAYS: to_record(weights), METRICS: metrics}), reply_to=msg)
 
 
 def make_client_app(cfg: TrainConfig) -> ClientApp:
@@ -154,7 +159,7 @@ class TrainResult:
 
 def train(cfg: TrainConfig, ledger: Ledger | None = None) -> TrainResult:
     """Run federated training of the task in simulation; return the ledger and held-out losses."""
-    from .simulation import run
+    from ..simulation import run
 
     ledger = ledger if ledger is not None else Ledger()
     eval_loss: dict[int, float] = {}
@@ -164,8 +169,8 @@ def train(cfg: TrainConfig, ledger: Ledger | None = None) -> TrainResult:
 
 def uncompressed_message_bytes() -> int:
     """Payload bytes of one float32 model message with state-dict keys (the baseline)."""
-    from .model import tensor_specs
-    from .payload import predicted_payload_bytes
+    from ..model import tensor_specs
+    from ..payload import predicted_payload_bytes
 
     specs = tensor_specs(task.MODEL)
     return predicted_payload_bytes(specs, [s.name for s in specs])

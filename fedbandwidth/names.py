@@ -1,0 +1,23 @@
+"""Names the package shares, each defined once: message keys, directions, phases, node-config keys, choices."""
+
+# What a Message's RecordDict holds (Flower's FedAvg uses these keys by default).
+ARRAYS = "arrays"  # the model's ArrayRecord
+METRICS = "metrics"  # a MetricRecord
+CONFIG = "config"  # the ConfigRecord of a train/evaluate instruction
+NUM_EXAMPLES = "num-examples"  # the metric FedAvg weights replies by
+
+# Which way a message went, and in which phase of a round.
+DOWN, UP = "down", "up"  # server -> client, client -> server
+TRAIN, EVALUATE = "train", "evaluate"
+
+# Keys of a SuperNode's node config (Flower's simulation sets both; a deployment passes them).
+PARTITION_ID, NUM_PARTITIONS = "partition-id", "num-partitions"
+
+# Choices a run offers.
+APIS = ("legacy", "message")  # NumPyClient + flwr.server FedAvg, or Message API + flwr.serverapp FedAvg
+BACKENDS = ("inprocess", "ray")  # Simulation Engine backends: threads here, or Ray actors
+
+
+def node_config_text(partition: int, partitions: int) -> str:
+    """A SuperNode's --node-config value, e.g. 'partition-id=0 num-partitions=2'."""
+    return f"{PARTITION_ID}={partition} {NUM_PARTITIONS}={partitions}"

@@ -1,0 +1,34 @@
+"""Plots of the wire: payload vs wire bytes per node, transfer time per client in a round (ax=None, return the Axes)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..plots import DOWN_COLOR, UP_COLOR, axes_or_new
+from ..units import MIB
+
+
+def plot_payload_vs_wire(table, ax=None):
+    """Paired bars per node and direction: payload MiB (what the ledger counts) and wire MiB (what moved)."""
+    ax = axes_or_new(ax)
+    x = np.arange(len(table))
+    ax.bar(x - 0.2, table.payload_bytes / MIB, width=0.4, color=DOWN_COLOR, label="payload (ledger)")
+    ax.bar(x + 0.2, table.wire_bytes / MIB, width=0.4, color="#7f7f7f", label="wire (relay)")
+    ax.set_xticks(x, [f"node {p}\n{d}" for p, d in zip(table.partition, table.direction)])
+    ax.set(ylabel="MiB", title="Payload vs wire bytes, per node and direction")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_round_times(times, round_number: int = 1, ax=None):
+    """Stacked bars per node of one round: seconds down and up; a dashed line at the round's time."""
+    ax = axes_or_new(ax)
+    rows = times[times["round"] == round_number].reset_index(drop=True)
+    labels = [f"{link}\n…{str(node)[-4:]}" for link, node in zip(rows.link, rows.node_id)]
+    ax.bar(labels, rows.down_seconds, color=DOWN_COLOR, label="model down")
+    ax.bar(labels, rows.up_seconds, bottom=rows.down_seconds, color=UP_COLOR, label="update up")
+    if len(rows):
+        ax.axhline(rows.seconds.max(), ls="--", color="gray", label="round time (slowest client)")
+    ax.set(ylabel="seconds", title=f"Round {round_number}: transfer time per client")
+    ax.legend(fontsize="small")
+    return ax

@@ -1,0 +1,132 @@
+"""Wire bytes next to payload bytes: a deployment's summary, per round and per node, and its text tables.
+
+Wire bytes are split into rounds by time: the ServerApp writes when each round starts and when the
+run ends (timeline.csv, Unix time, same machine); the relay timestamps each chunk it forwards.
+Round r gets the bytes forwarded from its start to the next round's start (the last round: to the
+end of the run). Bytes outside every round (registration, heartbeats while waiting) are ``other``.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+from ..ledger import Ledger
+from ..model import tensor_specs
+from ..names import DOWN, UP
+from ..report import bytes_cell, prediction_summary, render_prediction, render_table, write_summary
+from ..server_app import LEDGER_CSV, ROUND_START, RUN_END, TIMELINE_CSV
+from ..theory import predict
+from .relay import Relay
+
+DIRECTIONS = (DOWN, UP)
+
+
+def round_windows(timeline_csv: Path, end: float) -> dict[int, tuple[float, float]]:
+    """Round -> [start, end) in Unix time: from its start to the next round's start or the run's end."""
+    starts, run_end = {}, end
+    if timeline_csv.exists():
+        with timeline_csv.open(newline="") as f:
+            for row in csv.DictReader(f):
+                if row["event"] == ROUND_START:
+                    starts[int(row["round"])] = float(row["unix_time"])
+                elif row["event"] == RUN_END:
+                    run_end = float(row["unix_time"])
+    rounds = sorted(starts)
+    ends = [starts[r] for r in rounds[1:]] + [run_end]
+    return {r: (starts[r], stop) for r, stop in zip(rounds, ends)}
+
+
+def wire_by_round(relays: list[Relay], windows: dict[int, tuple[float, float]]) -> dict[int, dict[str, int]]:
+    """Round -> wire bytes {"down", "up"} summed over every relay, by the round's time window."""
+    table = {}
+    for r, (start, end) in windows.items():
+        counts = [relay.bytes_between(start, end) for relay in relays]
+        table[r] = {d: sum(c[d] for c in counts) for d in DIRECTIONS}
+    return table
+
+
+def ratio(wire: int, payload: int) -> float | None:
+    """wire / payload, rounded to 6 digits; None when no payload went that way."""
+    return round(wire / payload, 6) if payload else None
+
+
+def node_rows(run, ledger: Ledger) -> list[dict]:
+    """One dict per SuperNode: partition, node id, payload and wire bytes per direction, their ratio."""
+    rows = []
+    for i, (relay, node_id) in enumerate(zip(run.relays, run.node_ids)):
+        payload = {d: sum(t.payload_bytes for t in ledger.transfers if t.node_id == node_id and t.direction == d)
+                   for d in DIRECTIONS}
+        wire = relay.totals()
+        rows.append({"partition": i, "node_id": node_id, "lost": i in run.lost, "payload_bytes": payload,
+                     "wire_bytes": wire, "wire_per_payload": {d: ratio(wire[d], payload[d]) for d in DIRECTIONS}})
+    return rows
+
+
+def read_ledger(out: Path) -> Ledger:
+    """The ledger the ServerApp wrote into `out` (empty if it wrote none)."""
+    path = out / LEDGER_CSV
+    return Ledger.from_csv(path) if path.exists() else Ledger()
+
+
+def app_run_summary(run, files: dict, **config) -> tuple[dict, Ledger]:
+    """The common summary of a run of the Flower App (Message API, no evaluate phase) next to its prediction."""
+    cfg = run.cfg
+    prediction = predict(tensor_specs(cfg.model), cfg.supernodes, cfg.rounds, cfg.fraction, 0.0, "message")
+    settings = {"supernodes": cfg.supernodes, "rounds": cfg.rounds, "fraction": cfg.fraction,
+                "fraction_evaluate": 0.0, "api": "message", **config}
+    ledger = read_ledger(run.out)
+    return prediction_summary(cfg.model, settings, ledger, prediction, run.wall_seconds, files), ledger
+
+
+def deploy_summary(run) -> dict:
+    """The run as a JSON-ready dict: the app's summary, plus wire bytes per round and per node; summary.json."""
+    files = {"ledger_csv": run.out / LEDGER_CSV, "timeline_csv": run.out / TIMELINE_CSV, "logs": run.out / "logs"}
+    report, ledger = app_run_summary(run, files, tls=run.cfg.use_tls, engine="deployment")
+    wire = wire_by_round(run.relays, round_windows(run.out / TIMELINE_CSV, end=time.time()))
+    for row in report["rounds"]:
+        row["wire_bytes"] = wire.get(row["round"], {DOWN: 0, UP: 0})
+    totals = {d: sum(r.totals()[d] for r in run.relays) for d in DIRECTIONS}
+    in_rounds = {d: sum(w[d] for w in wire.values()) for d in DIRECTIONS}
+    report["wire_bytes"] = {**totals, "other": {d: totals[d] - in_rounds[d] for d in DIRECTIONS}}
+    report["wire_per_payload"] = {d: ratio(totals[d], report[f"{d}_bytes"]) for d in DIRECTIONS}
+    report["nodes"] = node_rows(run, ledger)
+    report["run"] = {"id": run.run_id, "status": run.status, "lost_partitions": run.lost,
+                     "processes_stopped": len(run.pids)}
+    return write_summary(report, run.out)
+
+
+def ratio_cell(direction: str):
+    """A cell showing a node's wire/payload ratio with 4 decimals, or '-' when no payload went that way."""
+    return lambda n: "-" if n["wire_per_payload"][direction] is None else f"{n['wire_per_payload'][direction]:.4f}"
+
+
+ROUND_WIRE_COLUMNS = [("round", 5, lambda r: str(r["round"])),
+                      ("payload down", 14, bytes_cell("down_bytes")), ("wire down", 14, bytes_cell("wire_bytes", DOWN)),
+                      ("payload up", 14, bytes_cell("up_bytes")), ("wire up", 14, bytes_cell("wire_bytes", UP))]
+NODE_WIRE_COLUMNS = [("node", 5, lambda n: str(n["partition"])),
+                     *[column for d in DIRECTIONS for column in (
+                         (f"payload {d}", 14, bytes_cell("payload_bytes", d)),
+                         (f"wire {d}", 14, bytes_cell("wire_bytes", d)), ("wire/payload", 12, ratio_cell(d)))],
+                     ("", 0, lambda n: " (lost mid-run)" if n["lost"] else "")]
+
+
+def render_deploy_text(report: dict) -> str:
+    """The app's table, then wire vs payload per round and per node, with the ratios."""
+    run = report["run"]
+    return "\n".join([render_prediction(report), "", *render_table(ROUND_WIRE_COLUMNS, report["rounds"]),
+                      *render_table(NODE_WIRE_COLUMNS, report["nodes"]),
+                      f"run {run['id']}: {run['status']}; TLS {'on' if report['config']['tls'] else 'off'}; "
+                      f"{run['processes_stopped']} processes stopped"])
+
+
+def wire_table(report: dict):
+    """One row per node and direction: payload bytes, wire bytes, wire/payload."""
+    import pandas as pd
+
+    rows = [{"partition": n["partition"], "node_id": n["node_id"], "direction": d,
+             "payload_bytes": n["payload_bytes"][d], "wire_bytes": n["wire_bytes"][d],
+             "wire_per_payload": n["wire_per_payload"][d]} for n in report["nodes"] for d in DIRECTIONS]
+    return pd.DataFrame(rows)
+
