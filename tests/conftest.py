@@ -61,3 +61,17 @@ def assert_clean_and_paired(notebook_path, script_path) -> None:
     assert code[0].metadata.get("tags") == ["parameters"]
     script = jupytext.read(script_path)
     assert [(c.cell_type, c.source) for c in notebook.cells] == [(c.cell_type, c.source) for c in script.cells]
+
+
+def processes_with_flwr_home(flwr_home):
+    """Live processes whose environment has FLWR_HOME=`flwr_home` (every Flower process of one run)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("FLWR_HOME") == str(flwr_home) and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    return found

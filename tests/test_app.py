@@ -12,7 +12,7 @@ from flwr.supercore.object_ref import load_app
 
 from fedbandwidth.checks import ConfigError
 from fedbandwidth.server_app import AppSettings, read_settings
-from fedbandwidth.wire.commands import PROJECT
+from fedbandwidth.wire.commands import APP_PYPROJECT, PROJECT, stage_app
 
 PYPROJECT = tomllib.loads((PROJECT / "pyproject.toml").read_text())
 
@@ -23,6 +23,18 @@ def test_pyproject_declares_a_valid_flower_app():
     components = PYPROJECT["tool"]["flwr"]["app"]["components"]
     assert isinstance(load_app(components["serverapp"], ValueError, PROJECT), ServerApp)
     assert isinstance(load_app(components["clientapp"], ValueError, PROJECT), ClientApp)
+
+
+def test_shipped_app_pyproject_matches_the_repository(tmp_path):
+    shipped = tomllib.loads(APP_PYPROJECT.read_text())
+    assert shipped["tool"]["flwr"] == PYPROJECT["tool"]["flwr"]  # the same app, wherever it is staged from
+    assert {k: shipped["project"][k] for k in ("name", "version")} == {
+        k: PYPROJECT["project"][k] for k in ("name", "version")}
+    staged = stage_app(tmp_path / "app")
+    ok, errors, _ = validate_config(tomllib.loads((staged / "pyproject.toml").read_text()),
+                                    check_module=True, project_dir=staged)
+    assert ok, errors
+    assert (staged / "fedbandwidth" / "wire" / "engine.py").is_file() and not list(staged.rglob("__pycache__"))
 
 
 def test_run_config_defaults_match_the_app_settings():

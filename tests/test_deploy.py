@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import MESSAGE_BYTES
+from conftest import MESSAGE_BYTES, processes_with_flwr_home
 
 from fedbandwidth.wire.commands import find_executables
 from fedbandwidth.wire.engine import DeployConfig, NodeFault, deploy
@@ -118,20 +118,6 @@ def test_bad_counts_are_one_line_exit_2():
     code, stderr = cli("--supernodes", "0")
     assert code == 2 and "argument --supernodes: must be >= 1, got 0" in stderr
     assert find_executables(None)["flower-superlink"].endswith("flower-superlink")
-
-
-def processes_with_flwr_home(flwr_home):
-    """Live processes whose environment has FLWR_HOME=`flwr_home` (every Flower process of one run)."""
-    import psutil
-
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get("FLWR_HOME") == str(flwr_home) and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc.pid)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            pass
-    return found
 
 
 def test_ctrl_c_tears_everything_down(tmp_path):

@@ -16,6 +16,7 @@ from .tls import TlsFiles
 
 PACKAGE = Path(__file__).resolve().parents[1]  # the fedbandwidth package folder
 PROJECT = PACKAGE.parent  # the repository, in a source checkout (holds pyproject.toml)
+APP_PYPROJECT = PACKAGE / "flower_app.toml"  # the Flower App's pyproject.toml, shipped inside the package
 CONNECTION = "fedbandwidth"  # SuperLink connection name written into $FLWR_HOME/config.toml
 EXECUTABLES = ("flower-superlink", "flower-supernode", "flwr")
 
@@ -35,15 +36,14 @@ def find_executables(flower_bin: Path | None) -> dict[str, str]:
 
 
 def stage_app(folder: Path) -> Path:
-    """Copy the Flower App (pyproject.toml and the package) into `folder`; return it.
+    """Copy the Flower App (the package and its pyproject.toml) into `folder`; return it.
 
-    `flwr run` zips what it finds under the app folder; a slim copy keeps it from walking .venv.
+    `flwr run` zips what it finds under the app folder; a slim copy keeps it from walking .venv. The app's
+    pyproject.toml ships inside the package, so an installed package (not only a checkout) can be deployed.
     """
-    if not (PROJECT / "pyproject.toml").is_file():
-        raise ConfigError(f"no pyproject.toml in {PROJECT}: run from a source checkout (pip install -e .)")
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(PACKAGE, folder / PACKAGE.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    shutil.copy2(PROJECT / "pyproject.toml", folder / "pyproject.toml")
+    shutil.copy2(APP_PYPROJECT, folder / "pyproject.toml")
     return folder
 
 
