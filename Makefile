@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export FLWR_TELEMETRY_ENABLED := 0
 export RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO := 0
 
-.PHONY: install lesson test docs clean
+.PHONY: install lesson lint test docs clean
 
 install: $(STAMP)
 
@@ -23,7 +23,14 @@ lesson: $(STAMP)
 	$(BIN)/papermill notebooks/L5_Bandwidth.ipynb build/L5_Bandwidth.ipynb --cwd notebooks -k python3
 	$(BIN)/fedbandwidth report build/L5/ledger.csv
 
-test: $(STAMP)
+# The layering (import-linter contracts), declared dependencies (deptry), lint and format (ruff); see pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/deptry .
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
 	$(BIN)/python -m pytest
 
 # Regenerate the README's figure with the project's own code.

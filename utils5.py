@@ -44,7 +44,7 @@ def get_weights(net: torch.nn.Module) -> list[np.ndarray]:
 
 def set_weights(net: torch.nn.Module, parameters: list[np.ndarray]) -> None:
     """Load a list of numpy arrays into the model's state dict (the course's helper)."""
-    params_dict = zip(net.state_dict().keys(), parameters)
+    params_dict = zip(net.state_dict().keys(), parameters, strict=True)
     state_dict = OrderedDict({k: torch.tensor(v) for k, v in params_dict})
     net.load_state_dict(state_dict, strict=True)
 
@@ -58,16 +58,52 @@ setup_logging(INFO)
 
 __all__ = [
     # the course's names
-    "AutoModelForCausalLM", "Client", "ClientApp", "Context", "FedAvg", "INFO", "NumPyClient",
-    "ServerApp", "ServerAppComponents", "ServerConfig", "WARNING", "backend_setup", "get_weights",
-    "log", "ndarrays_to_parameters", "parameters_size_mod", "parameters_to_ndarrays",
-    "run_simulation", "set_weights",
+    "AutoModelForCausalLM",
+    "Client",
+    "ClientApp",
+    "Context",
+    "FedAvg",
+    "INFO",
+    "NumPyClient",
+    "ServerApp",
+    "ServerAppComponents",
+    "ServerConfig",
+    "WARNING",
+    "backend_setup",
+    "get_weights",
+    "log",
+    "ndarrays_to_parameters",
+    "parameters_size_mod",
+    "parameters_to_ndarrays",
+    "run_simulation",
+    "set_weights",
     # Flower's current name for the size mod
     "arrays_size_mod",
     # fedbandwidth: exact measurement, prediction, plots
-    "BandwidthTrackingFedAvg", "ConfigError", "Ledger", "MB", "MIB", "MessageTrackingFedAvg",
-    "NoOpClient", "SimulationConfig", "check_lesson_parameters", "course_formula_bytes",
-    "format_bytes", "lesson_figure", "load_pythia", "per_round", "plot_breakdown",
-    "plot_cumulative", "plot_round_bytes", "predict", "sampled_nodes", "show_source", "simulate",
-    "state_dict_arrays", "tensor_breakdown", "tensor_specs", "to_mb", "to_mib",
+    "BandwidthTrackingFedAvg",
+    "ConfigError",
+    "Ledger",
+    "MB",
+    "MIB",
+    "MessageTrackingFedAvg",
+    "NoOpClient",
+    "SimulationConfig",
+    "check_lesson_parameters",
+    "course_formula_bytes",
+    "format_bytes",
+    "lesson_figure",
+    "load_pythia",
+    "per_round",
+    "plot_breakdown",
+    "plot_cumulative",
+    "plot_round_bytes",
+    "predict",
+    "sampled_nodes",
+    "show_source",
+    "simulate",
+    "state_dict_arrays",
+    "tensor_breakdown",
+    "tensor_specs",
+    "to_mb",
+    "to_mib",
 ]

@@ -25,13 +25,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--supernodes", type=int, default=10, help="simulated clients (default 10)")
     parser.add_argument("--rounds", type=int, default=3, help="federated rounds (default 3)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each command (default 3)")
-    parser.add_argument("--apis", default="legacy,message",
-                        help="our APIs to time, comma-separated (default legacy,message)")
-    parser.add_argument("--backends", default="inprocess,ray",
-                        help="Simulation Engine backends to time, comma-separated (default inprocess,ray)")
+    parser.add_argument(
+        "--apis", default="legacy,message", help="our APIs to time, comma-separated (default legacy,message)"
+    )
+    parser.add_argument(
+        "--backends",
+        default="inprocess,ray",
+        help="Simulation Engine backends to time, comma-separated (default inprocess,ray)",
+    )
     parser.add_argument("--skip-course", action="store_true", help="time only our path")
-    parser.add_argument("--quiet-below", type=float, default=0.0, metavar="PCT",
-                        help="before each run, wait (<= 2 min) until the machine is < PCT%% busy (default: no wait)")
+    parser.add_argument(
+        "--quiet-below",
+        type=float,
+        default=0.0,
+        metavar="PCT",
+        help="before each run, wait (<= 2 min) until the machine is < PCT%% busy (default: no wait)",
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds before a run is ended (default 600)")
     parser.add_argument("--output", default="speed.json", help="file name under benchmarks/results/")
     return parser.parse_args(argv)
@@ -43,7 +52,8 @@ def commands(args: argparse.Namespace, use_cli: bool) -> dict[str, list[str]]:
     for api in args.apis.split(","):
         for backend in args.backends.split(","):
             cmds[f"ours-{api}-{backend}"] = benchlib.ours_command(
-                args.supernodes, args.rounds, api=api, use_cli=use_cli, backend=backend)
+                args.supernodes, args.rounds, api=api, use_cli=use_cli, backend=backend
+            )
     return cmds
 
 
@@ -58,15 +68,20 @@ def time_once(name: str, cmd: list[str], quiet_below: float = 0.0, timeout: floa
         benchlib.remove_dir(scratch)
     if result.returncode != 0:
         print(f"  {name} FAILED (exit {result.returncode}):\n{result.stderr_tail}", file=sys.stderr)
-    return {"name": name, "wall_seconds": round(result.wall_seconds, 2), "cpu_seconds": result.cpu_seconds,
-            "returncode": result.returncode, "busy_percent_before": busy,
-            "load_1min_after": round(os.getloadavg()[0], 2),
-            "processes_seen": result.pids_seen, "cpu_seconds_by_process": result.cpu_by_process,
-            "leftovers_killed": result.leftovers_killed}
+    return {
+        "name": name,
+        "wall_seconds": round(result.wall_seconds, 2),
+        "cpu_seconds": result.cpu_seconds,
+        "returncode": result.returncode,
+        "busy_percent_before": busy,
+        "load_1min_after": round(os.getloadavg()[0], 2),
+        "processes_seen": result.pids_seen,
+        "cpu_seconds_by_process": result.cpu_by_process,
+        "leftovers_killed": result.leftovers_killed,
+    }
 
 
-def run_all(cmds: dict[str, list[str]], repeat: int, quiet_below: float = 0.0,
-            timeout: float = 600.0) -> list[dict]:
+def run_all(cmds: dict[str, list[str]], repeat: int, quiet_below: float = 0.0, timeout: float = 600.0) -> list[dict]:
     """Alternate the commands `repeat` times; print each run as it ends."""
     runs = []
     for rep in range(1, repeat + 1):
@@ -74,17 +89,19 @@ def run_all(cmds: dict[str, list[str]], repeat: int, quiet_below: float = 0.0,
             row = time_once(name, cmd, quiet_below, timeout) | {"repetition": rep}
             runs.append(row)
             extra = f", ended {len(row['leftovers_killed'])} leftover(s)" if row["leftovers_killed"] else ""
-            print(f"  rep {rep}  {name:<22} {row['wall_seconds']:7.2f} s wall  {row['cpu_seconds']:6.1f} s CPU"
-                  f"  (machine {row['busy_percent_before']:.0f}% busy before, load {row['load_1min_after']} after)"
-                  f"  exit {row['returncode']}{extra}", flush=True)
+            print(
+                f"  rep {rep}  {name:<22} {row['wall_seconds']:7.2f} s wall  {row['cpu_seconds']:6.1f} s CPU"
+                f"  (machine {row['busy_percent_before']:.0f}% busy before, load {row['load_1min_after']} after)"
+                f"  exit {row['returncode']}{extra}",
+                flush=True,
+            )
     return runs
 
 
 def medians(runs: list[dict], column: str = "wall_seconds") -> dict[str, float | None]:
     """Median of `column` over the successful runs, by command name."""
     names = dict.fromkeys(r["name"] for r in runs)
-    return {n: benchlib.median([r[column] for r in runs if r["name"] == n and r["returncode"] == 0])
-            for n in names}
+    return {n: benchlib.median([r[column] for r in runs if r["name"] == n and r["returncode"] == 0]) for n in names}
 
 
 def ratios(meds: dict[str, float | None]) -> dict[str, float | None]:
@@ -124,23 +141,39 @@ def main(argv: list[str] | None = None) -> int:
     use_cli = benchlib.cli_works()
     cmds = commands(args, use_cli)
     facts = benchlib.machine_facts()
-    print(f"{facts['logical_cores']} cores, load {facts['load_average_1_5_15']}, "
-          f"flwr {facts['versions']['flwr']}, torch {facts['versions']['torch']}; "
-          f"our path via {'the CLI' if use_cli else 'the Python snippet'}")
+    print(
+        f"{facts['logical_cores']} cores, load {facts['load_average_1_5_15']}, "
+        f"flwr {facts['versions']['flwr']}, torch {facts['versions']['torch']}; "
+        f"our path via {'the CLI' if use_cli else 'the Python snippet'}"
+    )
     for name, cmd in cmds.items():
         print(f"  {name}: {' '.join(cmd)}" if "-c" not in cmd else f"  {name}: python -c <snippet>")
     runs = run_all(cmds, args.repeat, args.quiet_below, args.timeout)
     meds, rats = medians(runs), ratios(medians(runs))
     cpu_meds = medians(runs, "cpu_seconds")
     print_table(runs, meds, rats)
-    print("median CPU seconds of the process tree (less sensitive to a busy machine): "
-          + ", ".join(f"{n} {_fmt(m)}" for n, m in cpu_meds.items()))
+    print(
+        "median CPU seconds of the process tree (less sensitive to a busy machine): "
+        + ", ".join(f"{n} {_fmt(m)}" for n, m in cpu_meds.items())
+    )
     facts["load_average_after"] = benchlib.machine_facts()["load_average_1_5_15"]
-    path = benchlib.write_json(args.output, {
-        **facts, "supernodes": args.supernodes, "rounds": args.rounds, "repeat": args.repeat,
-        "commands": {n: " ".join(c) if "-c" not in c else "python -c <OURS_SNIPPET>" for n, c in cmds.items()},
-        "our_path": "cli" if use_cli else "snippet", "runs": runs, "median_seconds": meds,
-        "ratio_to_course": rats, "median_cpu_seconds": cpu_meds, "cpu_ratio_to_course": ratios(cpu_meds), "target_ratio": TARGET_RATIO})
+    path = benchlib.write_json(
+        args.output,
+        {
+            **facts,
+            "supernodes": args.supernodes,
+            "rounds": args.rounds,
+            "repeat": args.repeat,
+            "commands": {n: " ".join(c) if "-c" not in c else "python -c <OURS_SNIPPET>" for n, c in cmds.items()},
+            "our_path": "cli" if use_cli else "snippet",
+            "runs": runs,
+            "median_seconds": meds,
+            "ratio_to_course": rats,
+            "median_cpu_seconds": cpu_meds,
+            "cpu_ratio_to_course": ratios(cpu_meds),
+            "target_ratio": TARGET_RATIO,
+        },
+    )
     print(f"wrote {path.relative_to(benchlib.ROOT)}")
     return 0
 

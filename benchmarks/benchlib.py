@@ -45,14 +45,19 @@ print("total payload bytes:", ledger.total_bytes())
 
 def course_command(supernodes: int, rounds: int) -> list[str]:
     """The command that runs the course's own code path (benchmarks/course_baseline.py)."""
-    return [sys.executable, str(BENCH_DIR / "course_baseline.py"),
-            "--supernodes", str(supernodes), "--rounds", str(rounds)]
+    return [
+        sys.executable,
+        str(BENCH_DIR / "course_baseline.py"),
+        "--supernodes",
+        str(supernodes),
+        "--rounds",
+        str(rounds),
+    ]
 
 
 def cli_works() -> bool:
     """True if `python -m fedbandwidth simulate --help` exits 0 (the CLI exists and imports)."""
-    probe = subprocess.run([sys.executable, "-m", "fedbandwidth", "simulate", "--help"],
-                           cwd=ROOT, capture_output=True)
+    probe = subprocess.run([sys.executable, "-m", "fedbandwidth", "simulate", "--help"], cwd=ROOT, capture_output=True)
     return probe.returncode == 0
 
 
@@ -62,13 +67,31 @@ def cli_executable() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "fedbandwidth"]
 
 
-def ours_command(supernodes: int, rounds: int, fraction: float = 1.0, api: str = "legacy",
-                 out: str | None = None, use_cli: bool = True, backend: str = "inprocess") -> list[str]:
+def ours_command(
+    supernodes: int,
+    rounds: int,
+    fraction: float = 1.0,
+    api: str = "legacy",
+    out: str | None = None,
+    use_cli: bool = True,
+    backend: str = "inprocess",
+) -> list[str]:
     """The command that runs our path: `fedbandwidth simulate ...` (or the snippet, before the CLI)."""
     if not use_cli:
         return [sys.executable, "-c", OURS_SNIPPET, str(supernodes), str(rounds), str(fraction), api]
-    cmd = cli_executable() + ["simulate", "--supernodes", str(supernodes), "--rounds", str(rounds),
-                              "--fraction", str(fraction), "--api", api, "--backend", backend]
+    cmd = cli_executable() + [
+        "simulate",
+        "--supernodes",
+        str(supernodes),
+        "--rounds",
+        str(rounds),
+        "--fraction",
+        str(fraction),
+        "--api",
+        api,
+        "--backend",
+        backend,
+    ]
     return cmd + (["--out", out] if out else [])
 
 
@@ -87,7 +110,7 @@ def label(proc: psutil.Process) -> str:
         if "-c" in cmdline:
             return "python -c"
         if "-m" in cmdline:
-            return " ".join(cmdline[cmdline.index("-m"):cmdline.index("-m") + 2])
+            return " ".join(cmdline[cmdline.index("-m") : cmdline.index("-m") + 2])
         script = next((a for a in cmdline[1:] if not a.startswith("-")), None)
         if script:
             return Path(script).name
@@ -184,8 +207,9 @@ def end_leftovers(seen: dict) -> list[tuple[str, int]]:
     return ended
 
 
-def run_tracked(cmd: list[str], interval: float = 0.5, memory: bool = False,
-                env: dict | None = None, timeout: float = 600.0) -> RunResult:
+def run_tracked(
+    cmd: list[str], interval: float = 0.5, memory: bool = False, env: dict | None = None, timeout: float = 600.0
+) -> RunResult:
     """Run `cmd` from the repo root, timing it; watch its process tree every `interval` seconds.
 
     A run past `timeout` seconds is ended (a dead raylet makes a simulation wait forever).
@@ -215,8 +239,18 @@ def run_tracked(cmd: list[str], interval: float = 0.5, memory: bool = False,
         err.seek(0)
         stdout, stderr = out.read(), err.read()
     leftovers = end_leftovers(seen)
-    return RunResult(cmd, wall, popen.returncode, stdout, stderr[-2000:], len(seen),
-                     round(sum(cpu.values()), 2), cpu_by_label(seen, cpu), leftovers, samples)
+    return RunResult(
+        cmd,
+        wall,
+        popen.returncode,
+        stdout,
+        stderr[-2000:],
+        len(seen),
+        round(sum(cpu.values()), 2),
+        cpu_by_label(seen, cpu),
+        leftovers,
+        samples,
+    )
 
 
 def cpu_by_label(seen: dict, cpu: dict) -> dict[str, float]:

@@ -47,8 +47,9 @@ def check_targets(model, spec: LoraSpec) -> LoraSpec:
     for target in spec.targets:
         if not any(matches(name, target) for name in names):
             leaves = sorted({name.rsplit(".", 1)[-1] for name in names} - {""} - set(map(str, range(len(names)))))
-            raise ConfigError(f"lora-targets: {target!r} matches no module of the model; "
-                              f"module names end in: {', '.join(leaves)}")
+            raise ConfigError(
+                f"lora-targets: {target!r} matches no module of the model; module names end in: {', '.join(leaves)}"
+            )
     return spec
 
 
@@ -56,8 +57,13 @@ def lora_config(spec: LoraSpec):
     """The peft LoraConfig of `spec` (no dropout, no bias training)."""
     from peft import LoraConfig
 
-    return LoraConfig(r=spec.rank, lora_alpha=spec.alpha or spec.rank, target_modules=list(spec.targets),
-                      lora_dropout=0.0, bias="none")
+    return LoraConfig(
+        r=spec.rank,
+        lora_alpha=spec.alpha or spec.rank,
+        target_modules=list(spec.targets),
+        lora_dropout=0.0,
+        bias="none",
+    )
 
 
 def apply_lora(model, spec: LoraSpec):

@@ -47,13 +47,21 @@ class Ledger:
             if reader.fieldnames != COLUMNS:
                 raise ValueError(f"{str(path)!r} has columns {reader.fieldnames}, expected {COLUMNS}")
             for row in reader:
-                ledger.transfers.append(Transfer(int(row["round"]), row["phase"], int(row["node_id"]),
-                                                 row["direction"], int(row["payload_bytes"]),
-                                                 int(row["tensor_bytes"])))
+                ledger.transfers.append(
+                    Transfer(
+                        int(row["round"]),
+                        row["phase"],
+                        int(row["node_id"]),
+                        row["direction"],
+                        int(row["payload_bytes"]),
+                        int(row["tensor_bytes"]),
+                    )
+                )
         return ledger
 
-    def record(self, round: int, phase: str, node_id: int, direction: str,
-               payload_bytes: int, tensor_bytes: int) -> Transfer:
+    def record(
+        self, round: int, phase: str, node_id: int, direction: str, payload_bytes: int, tensor_bytes: int
+    ) -> Transfer:
         """Add one transfer (and append it to the CSV file, if any)."""
         row = Transfer(int(round), phase, int(node_id), direction, int(payload_bytes), int(tensor_bytes))
         with self._lock:

@@ -60,13 +60,18 @@ def _layer_specs(i: int, hidden: int, inner: int) -> list[TensorSpec]:
     """The 12 tensors of one GPTNeoX layer, in state-dict order."""
     p = f"gpt_neox.layers.{i}."
     shapes = [
-        ("input_layernorm.weight", (hidden,)), ("input_layernorm.bias", (hidden,)),
-        ("post_attention_layernorm.weight", (hidden,)), ("post_attention_layernorm.bias", (hidden,)),
+        ("input_layernorm.weight", (hidden,)),
+        ("input_layernorm.bias", (hidden,)),
+        ("post_attention_layernorm.weight", (hidden,)),
+        ("post_attention_layernorm.bias", (hidden,)),
         ("attention.query_key_value.weight", (3 * hidden, hidden)),
         ("attention.query_key_value.bias", (3 * hidden,)),
-        ("attention.dense.weight", (hidden, hidden)), ("attention.dense.bias", (hidden,)),
-        ("mlp.dense_h_to_4h.weight", (inner, hidden)), ("mlp.dense_h_to_4h.bias", (inner,)),
-        ("mlp.dense_4h_to_h.weight", (hidden, inner)), ("mlp.dense_4h_to_h.bias", (hidden,)),
+        ("attention.dense.weight", (hidden, hidden)),
+        ("attention.dense.bias", (hidden,)),
+        ("mlp.dense_h_to_4h.weight", (inner, hidden)),
+        ("mlp.dense_h_to_4h.bias", (inner,)),
+        ("mlp.dense_4h_to_h.weight", (hidden, inner)),
+        ("mlp.dense_4h_to_h.bias", (hidden,)),
     ]
     return [TensorSpec(p + n, s) for n, s in shapes]
 
@@ -78,8 +83,10 @@ def tensor_specs(name: str = "pythia-14m") -> list[TensorSpec]:
     specs = [TensorSpec("gpt_neox.embed_in.weight", (vocab, hidden))]
     for i in range(cfg["num_hidden_layers"]):
         specs += _layer_specs(i, hidden, cfg["intermediate_size"])
-    specs += [TensorSpec("gpt_neox.final_layer_norm.weight", (hidden,)),
-              TensorSpec("gpt_neox.final_layer_norm.bias", (hidden,))]
+    specs += [
+        TensorSpec("gpt_neox.final_layer_norm.weight", (hidden,)),
+        TensorSpec("gpt_neox.final_layer_norm.bias", (hidden,)),
+    ]
     if not cfg.get("tie_word_embeddings", False):
         specs.append(TensorSpec("lm_head.weight", (vocab, hidden)))
     return specs
@@ -88,8 +95,7 @@ def tensor_specs(name: str = "pythia-14m") -> list[TensorSpec]:
 def random_arrays(name: str = "pythia-14m", seed: int = 0) -> dict[str, np.ndarray]:
     """Freshly initialised float32 arrays with the model's exact names and shapes (no torch)."""
     rng = np.random.default_rng(seed)
-    return {s.name: rng.standard_normal(s.shape, dtype=np.float32) * np.float32(0.02)
-            for s in tensor_specs(name)}
+    return {s.name: rng.standard_normal(s.shape, dtype=np.float32) * np.float32(0.02) for s in tensor_specs(name)}
 
 
 def hub_reachable(timeout: float = 1.0) -> bool:
@@ -151,11 +157,16 @@ def load_pythia(name: str = "pythia-14m", cache_dir: str | None = None):
         try:
             with nullcontext() if online else hub_offline():
                 return AutoModelForCausalLM.from_pretrained(
-                    repo, cache_dir=cache_dir, dtype=torch.float32, local_files_only=not online)
+                    repo, cache_dir=cache_dir, dtype=torch.float32, local_files_only=not online
+                )
         except OSError as err:
             reason = f"could not be loaded ({err})"
-    log.warning("%s %s: built the same architecture from configs/%s.json "
-                "(random weights; shapes and bytes are exact).", repo, reason, name)
+    log.warning(
+        "%s %s: built the same architecture from configs/%s.json (random weights; shapes and bytes are exact).",
+        repo,
+        reason,
+        name,
+    )
     return build_from_config(name)
 
 

@@ -20,8 +20,7 @@ EMPTY_TENSOR_KEY = "_empty"  # key Flower uses when legacy Parameters hold no te
 def npy_header_length(shape: tuple[int, ...], dtype: str = "float32") -> int:
     """Bytes of the .npy header numpy writes before an array of this shape and dtype."""
     buffer = io.BytesIO()
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-              "fortran_order": False, "shape": tuple(shape)}
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": tuple(shape)}
     np.lib.format.write_array_header_1_0(buffer, header)
     return buffer.tell()
 
@@ -29,8 +28,9 @@ def npy_header_length(shape: tuple[int, ...], dtype: str = "float32") -> int:
 def npy_tensor_bytes(data: bytes) -> int:
     """Raw tensor bytes of a serialized .npy array, read from its header only."""
     stream = io.BytesIO(data[:4096])  # headers are < 4 KiB; never copy the tensor itself
-    read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                   (2, 0): np.lib.format.read_array_header_2_0}[np.lib.format.read_magic(stream)]
+    read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}[
+        np.lib.format.read_magic(stream)
+    ]
     shape, _, dtype = read_header(stream)
     return int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
 
@@ -58,11 +58,12 @@ def record_payload_bytes(record: ArrayRecord) -> int:
 
 def record_tensor_bytes(record: ArrayRecord) -> int:
     """Raw tensor bytes of an ArrayRecord, from each Array's shape and dtype."""
-    return sum(npy_tensor_bytes(a.data) if not a.dtype else
-               int(np.prod(a.shape, dtype=np.int64)) * np.dtype(a.dtype).itemsize
-               for a in record.values())
+    return sum(
+        npy_tensor_bytes(a.data) if not a.dtype else int(np.prod(a.shape, dtype=np.int64)) * np.dtype(a.dtype).itemsize
+        for a in record.values()
+    )
 
 
 def predicted_payload_bytes(specs: Iterable, keys: Iterable[str]) -> int:
     """Payload bytes an ArrayRecord of these tensors will count, computed before anything is built."""
-    return sum(npy_header_length(s.shape, s.dtype) + s.nbytes + len(k) for s, k in zip(specs, keys))
+    return sum(npy_header_length(s.shape, s.dtype) + s.nbytes + len(k) for s, k in zip(specs, keys, strict=True))

@@ -51,9 +51,14 @@ def plot_breakdown(breakdown, ax=None):
     ax = axes_or_new(ax)
     frame = breakdown.iloc[::-1]
     bars = ax.barh(frame.component, frame.share * 100, color="#2ca02c")
-    for bar, share, nbytes in zip(bars, frame.share, frame.tensor_bytes):
-        ax.text(bar.get_width() + 1, bar.get_y() + bar.get_height() / 2,
-                f"{share:.1%}  ({nbytes / MIB:.2f} MiB)", va="center", fontsize="small")
+    for bar, share, nbytes in zip(bars, frame.share, frame.tensor_bytes, strict=True):
+        ax.text(
+            bar.get_width() + 1,
+            bar.get_y() + bar.get_height() / 2,
+            f"{share:.1%}  ({nbytes / MIB:.2f} MiB)",
+            va="center",
+            fontsize="small",
+        )
     ax.set(xlabel="share of model bytes (%)", xlim=(0, 125), title="Where the bytes are")
     return ax
 

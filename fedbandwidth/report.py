@@ -27,9 +27,14 @@ def round_rows(ledger) -> list[dict]:
 
 def ledger_summary(ledger, seconds: float, files: dict) -> dict:
     """The keys every command reports: per-round bytes, totals, wall time and the files written."""
-    return {"rounds": round_rows(ledger), "down_bytes": ledger.total_bytes(DOWN),
-            "up_bytes": ledger.total_bytes(UP), "total_bytes": ledger.total_bytes(),
-            "wall_seconds": round(seconds, 2), "files": {k: str(v) for k, v in files.items()}}
+    return {
+        "rounds": round_rows(ledger),
+        "down_bytes": ledger.total_bytes(DOWN),
+        "up_bytes": ledger.total_bytes(UP),
+        "total_bytes": ledger.total_bytes(),
+        "wall_seconds": round(seconds, 2),
+        "files": {k: str(v) for k, v in files.items()},
+    }
 
 
 def prediction_summary(model: str, config: dict, ledger, prediction, seconds: float, files: dict) -> dict:
@@ -40,10 +45,18 @@ def prediction_summary(model: str, config: dict, ledger, prediction, seconds: fl
     tensor_bytes = prediction.message_tensor_bytes
     formula = course_formula_bytes(tensor_bytes, config["supernodes"], config["fraction"], config["rounds"])
     measured = ledger_summary(ledger, seconds, files)
-    return {"model": {"name": model, "parameters": sum(s.numel for s in tensor_specs(model)),
-                      "tensor_bytes": tensor_bytes, "message_payload_bytes": prediction.message_payload_bytes},
-            "config": dict(config), **measured, "predicted_bytes": prediction.total_bytes,
-            "course_formula_bytes": formula}
+    return {
+        "model": {
+            "name": model,
+            "parameters": sum(s.numel for s in tensor_specs(model)),
+            "tensor_bytes": tensor_bytes,
+            "message_payload_bytes": prediction.message_payload_bytes,
+        },
+        "config": dict(config),
+        **measured,
+        "predicted_bytes": prediction.total_bytes,
+        "course_formula_bytes": formula,
+    }
 
 
 def write_summary(report: dict, out: Path) -> dict:
@@ -76,13 +89,19 @@ ROUND_COLUMNS: list[Column] = [("round", 5, lambda r: str(r["round"])), ("nodes"
 def render_prediction(report: dict) -> str:
     """The table of a no-op run: one line per round, then totals, the prediction and the files."""
     model = report["model"]
-    columns = ROUND_COLUMNS + [("down bytes", 16, bytes_cell("down_bytes")), ("up bytes", 16, bytes_cell("up_bytes")),
-                               ("round total", 16, bytes_cell("total_bytes"))]
+    columns = ROUND_COLUMNS + [
+        ("down bytes", 16, bytes_cell("down_bytes")),
+        ("up bytes", 16, bytes_cell("up_bytes")),
+        ("round total", 16, bytes_cell("total_bytes")),
+    ]
     same = "equal" if report["total_bytes"] == report["predicted_bytes"] else "DIFFERENT"
-    return "\n".join([
-        f"{model['name']}: {model['parameters']:,} parameters, "
-        f"one model message = {format_bytes(model['message_payload_bytes'])}",
-        *render_table(columns, report["rounds"]),
-        f"total     {format_bytes(report['total_bytes'])}",
-        f"predicted {format_bytes(report['predicted_bytes'])}  ({same})",
-        f"wall time {report['wall_seconds']:.1f} s; files: " + ", ".join(report["files"].values())])
+    return "\n".join(
+        [
+            f"{model['name']}: {model['parameters']:,} parameters, "
+            f"one model message = {format_bytes(model['message_payload_bytes'])}",
+            *render_table(columns, report["rounds"]),
+            f"total     {format_bytes(report['total_bytes'])}",
+            f"predicted {format_bytes(report['predicted_bytes'])}  ({same})",
+            f"wall time {report['wall_seconds']:.1f} s; files: " + ", ".join(report["files"].values()),
+        ]
+    )

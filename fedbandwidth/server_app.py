@@ -49,14 +49,15 @@ def read_settings(run_config: dict) -> AppSettings:
     return AppSettings(
         num_server_rounds=check_count("num-server-rounds", get("num-server-rounds", d.num_server_rounds)),
         fraction_train=check_fraction("fraction-train", get("fraction-train", d.fraction_train)),
-        fraction_evaluate=check_fraction("fraction-evaluate", get("fraction-evaluate", d.fraction_evaluate),
-                                         allow_zero=True),
+        fraction_evaluate=check_fraction(
+            "fraction-evaluate", get("fraction-evaluate", d.fraction_evaluate), allow_zero=True
+        ),
         min_train_nodes=check_count("min-train-nodes", get("min-train-nodes", d.min_train_nodes)),
-        min_available_nodes=check_count("min-available-nodes",
-                                        get("min-available-nodes", d.min_available_nodes)),
+        min_available_nodes=check_count("min-available-nodes", get("min-available-nodes", d.min_available_nodes)),
         round_timeout=float(check_count("round-timeout", get("round-timeout", int(d.round_timeout)))),
         model=check_choice("model", get("model", d.model), known_models()),
-        out_dir=str(get("out-dir", d.out_dir)))
+        out_dir=str(get("out-dir", d.out_dir)),
+    )
 
 
 def append_event(path: Path, server_round: int, event: str) -> None:
@@ -86,17 +87,27 @@ def run_app(grid: Grid, settings: AppSettings) -> Ledger:
     timeline = out / TIMELINE_CSV
     timeline.write_text("round,event,unix_time\n")
     strategy = TimedTrackingFedAvg(
-        ledger, timeline, fraction_train=settings.fraction_train,
-        fraction_evaluate=settings.fraction_evaluate, min_train_nodes=settings.min_train_nodes,
-        min_evaluate_nodes=settings.min_train_nodes, min_available_nodes=settings.min_available_nodes)
+        ledger,
+        timeline,
+        fraction_train=settings.fraction_train,
+        fraction_evaluate=settings.fraction_evaluate,
+        min_train_nodes=settings.min_train_nodes,
+        min_evaluate_nodes=settings.min_train_nodes,
+        min_available_nodes=settings.min_available_nodes,
+    )
     initial = ArrayRecord({name: Array(a) for name, a in random_arrays(settings.model).items()})
     try:
-        strategy.start(grid=grid, initial_arrays=initial, num_rounds=settings.num_server_rounds,
-                       timeout=settings.round_timeout)
+        strategy.start(
+            grid=grid, initial_arrays=initial, num_rounds=settings.num_server_rounds, timeout=settings.round_timeout
+        )
     finally:
         append_event(timeline, settings.num_server_rounds, RUN_END)
-    log.info("fedbandwidth: %d messages, %d payload bytes; ledger in %s",
-             len(ledger.transfers), ledger.total_bytes(), ledger.csv_path)
+    log.info(
+        "fedbandwidth: %d messages, %d payload bytes; ledger in %s",
+        len(ledger.transfers),
+        ledger.total_bytes(),
+        ledger.csv_path,
+    )
     return ledger
 
 

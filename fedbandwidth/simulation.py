@@ -24,7 +24,6 @@ from .tracking import BandwidthTrackingFedAvg, MessageTrackingFedAvg
 log = logging.getLogger("fedbandwidth")
 
 
-
 @dataclass(frozen=True)
 class SimulationConfig:
     """One simulated federated run of no-op clients; invalid values raise ConfigError."""
@@ -70,10 +69,15 @@ def legacy_server_app(cfg: SimulationConfig, arrays: list[np.ndarray], ledger: L
 
     def server_fn(context: Context) -> ServerAppComponents:
         strategy = BandwidthTrackingFedAvg(
-            ledger, expected_nodes=cfg.supernodes,
-            fraction_fit=cfg.fraction, fraction_evaluate=cfg.fraction_evaluate,
-            min_fit_clients=cfg.min_nodes, min_evaluate_clients=cfg.min_nodes,
-            min_available_clients=cfg.min_nodes, initial_parameters=initial)
+            ledger,
+            expected_nodes=cfg.supernodes,
+            fraction_fit=cfg.fraction,
+            fraction_evaluate=cfg.fraction_evaluate,
+            min_fit_clients=cfg.min_nodes,
+            min_evaluate_clients=cfg.min_nodes,
+            min_available_clients=cfg.min_nodes,
+            initial_parameters=initial,
+        )
         return ServerAppComponents(strategy=strategy, config=ServerConfig(num_rounds=cfg.rounds))
 
     return ServerApp(server_fn=server_fn)
@@ -87,17 +91,26 @@ def message_server_app(cfg: SimulationConfig, arrays: dict[str, np.ndarray], led
     @server.main()
     def main(grid: Grid, context: Context) -> None:
         strategy = MessageTrackingFedAvg(
-            ledger, expected_nodes=cfg.supernodes,
-            fraction_train=cfg.fraction, fraction_evaluate=cfg.fraction_evaluate,
-            min_train_nodes=cfg.min_nodes, min_evaluate_nodes=cfg.min_nodes,
-            min_available_nodes=cfg.min_nodes)
+            ledger,
+            expected_nodes=cfg.supernodes,
+            fraction_train=cfg.fraction,
+            fraction_evaluate=cfg.fraction_evaluate,
+            min_train_nodes=cfg.min_nodes,
+            min_evaluate_nodes=cfg.min_nodes,
+            min_available_nodes=cfg.min_nodes,
+        )
         strategy.start(grid=grid, initial_arrays=initial, num_rounds=cfg.rounds)
 
     return server
 
 
-def run(server_app: ServerApp, client_app: ClientApp, supernodes: int,
-        backend_config: dict | None = None, backend: str = "inprocess") -> None:
+def run(
+    server_app: ServerApp,
+    client_app: ClientApp,
+    supernodes: int,
+    backend_config: dict | None = None,
+    backend: str = "inprocess",
+) -> None:
     """Run a ServerApp against `supernodes` simulated SuperNodes on `backend` (quiet logs)."""
     from flwr.simulation import run_simulation
 
@@ -106,12 +119,20 @@ def run(server_app: ServerApp, client_app: ClientApp, supernodes: int,
     if backend == "ray":  # on a busy machine the raylet can time out (default 30 s) waiting for its agent
         os.environ.setdefault("RAY_agent_register_timeout_ms", "180000")
     with use_backend(backend):
-        run_simulation(server_app=server_app, client_app=client_app, num_supernodes=supernodes,
-                       backend_config=backend_config or BACKEND_CONFIG)
+        run_simulation(
+            server_app=server_app,
+            client_app=client_app,
+            num_supernodes=supernodes,
+            backend_config=backend_config or BACKEND_CONFIG,
+        )
 
 
-def simulate(cfg: SimulationConfig, arrays: dict[str, np.ndarray], ledger: Ledger | None = None,
-             client_app: ClientApp | None = None) -> Ledger:
+def simulate(
+    cfg: SimulationConfig,
+    arrays: dict[str, np.ndarray],
+    ledger: Ledger | None = None,
+    client_app: ClientApp | None = None,
+) -> Ledger:
     """Run `cfg` with no-op clients, starting from `arrays` (name -> ndarray); return the ledger."""
     from . import client_app as clients
 

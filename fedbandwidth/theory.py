@@ -68,8 +68,14 @@ class Prediction:
         return self.rounds * (self.down_bytes_per_round + self.up_bytes_per_round)
 
 
-def predict(specs: list[TensorSpec], supernodes: int, rounds: int, fraction: float = 1.0,
-            fraction_evaluate: float = 0.0, api: str = "legacy") -> Prediction:
+def predict(
+    specs: list[TensorSpec],
+    supernodes: int,
+    rounds: int,
+    fraction: float = 1.0,
+    fraction_evaluate: float = 0.0,
+    api: str = "legacy",
+) -> Prediction:
     """Predict the payload bytes of a no-op FedAvg run from the model's tensor specs."""
     keys = message_keys(specs, api)
     return Prediction(
@@ -83,9 +89,14 @@ def predict(specs: list[TensorSpec], supernodes: int, rounds: int, fraction: flo
 
 def component_of(name: str) -> str:
     """Which part of a GPTNeoX model a state-dict key belongs to."""
-    for key, component in (("embed_in", "input embedding"), ("lm_head", "output embedding"),
-                           ("embed_out", "output embedding"), ("norm", "layer norms"),
-                           ("attention", "attention"), ("mlp", "MLP")):
+    for key, component in (
+        ("embed_in", "input embedding"),
+        ("lm_head", "output embedding"),
+        ("embed_out", "output embedding"),
+        ("norm", "layer norms"),
+        ("attention", "attention"),
+        ("mlp", "MLP"),
+    ):
         if key in name:
             return component
     return "other"
@@ -95,11 +106,15 @@ def tensor_breakdown(specs: list[TensorSpec]):
     """Bytes per model component (embeddings, attention, MLP, norms), largest first, with shares."""
     import pandas as pd
 
-    frame = pd.DataFrame({"component": [component_of(s.name) for s in specs],
-                          "parameters": [s.numel for s in specs],
-                          "tensor_bytes": [s.nbytes for s in specs]})
+    frame = pd.DataFrame(
+        {
+            "component": [component_of(s.name) for s in specs],
+            "parameters": [s.numel for s in specs],
+            "tensor_bytes": [s.nbytes for s in specs],
+        }
+    )
     table = frame.groupby("component", as_index=False).agg(
-        tensors=("parameters", "size"), parameters=("parameters", "sum"),
-        tensor_bytes=("tensor_bytes", "sum"))
+        tensors=("parameters", "size"), parameters=("parameters", "sum"), tensor_bytes=("tensor_bytes", "sum")
+    )
     table["share"] = table.tensor_bytes / table.tensor_bytes.sum()
     return table.sort_values("tensor_bytes", ascending=False, ignore_index=True)

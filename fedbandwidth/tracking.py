@@ -18,25 +18,30 @@ from .names import ARRAYS, DOWN, EVALUATE, TRAIN, UP
 from .payload import parameters_payload_bytes, parameters_tensor_bytes, record_payload_bytes, record_tensor_bytes
 
 
-def record_parameters(ledger: Ledger, server_round: int, phase: str, direction: str,
-                      pairs: Iterable) -> None:
+def record_parameters(ledger: Ledger, server_round: int, phase: str, direction: str, pairs: Iterable) -> None:
     """Record (ClientProxy, FitIns/FitRes/EvaluateIns) pairs of the legacy API."""
     for proxy, ins_or_res in pairs:
         params = ins_or_res.parameters
-        ledger.record(server_round, phase, int(proxy.cid), direction,
-                      parameters_payload_bytes(params), parameters_tensor_bytes(params))
+        ledger.record(
+            server_round,
+            phase,
+            int(proxy.cid),
+            direction,
+            parameters_payload_bytes(params),
+            parameters_tensor_bytes(params),
+        )
 
 
-def record_messages(ledger: Ledger, server_round: int, phase: str, direction: str,
-                    messages: Iterable[Message], key: str = ARRAYS) -> None:
+def record_messages(
+    ledger: Ledger, server_round: int, phase: str, direction: str, messages: Iterable[Message], key: str = ARRAYS
+) -> None:
     """Record Message-API messages that carry an ArrayRecord under `key` (errors carry none)."""
     for msg in messages:
         if msg.has_error() or key not in msg.content.array_records:
             continue
         node = msg.metadata.dst_node_id if direction == DOWN else msg.metadata.src_node_id
         record = msg.content.array_records[key]
-        ledger.record(server_round, phase, node, direction,
-                      record_payload_bytes(record), record_tensor_bytes(record))
+        ledger.record(server_round, phase, node, direction, record_payload_bytes(record), record_tensor_bytes(record))
 
 
 def wait_for_nodes(count: Callable[[], int], expected: int, timeout: float = 60.0) -> int:

@@ -45,8 +45,9 @@ def run_cli_probe(command: str, *args: str) -> tuple[str, str]:
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-c", CLI_PROBE, command, *args],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", CLI_PROBE, command, *args], capture_output=True, text=True, timeout=120
+    )
     return done.stdout, done.stderr
 
 

@@ -31,12 +31,15 @@ def test_matching_rule_is_pefts():
     assert matches("dense", "dense") and not matches("gpt_neox.layers.0.mlp.dense_h_to_4h", "dense")
 
 
-@pytest.mark.parametrize("build,needle", [
-    (lambda: LoraSpec(0, ("dense",)), "lora-rank must be >= 1, got 0"),
-    (lambda: parse_targets(" , "), "lora-targets must name at least one module"),
-    (lambda: apply_lora(meta_pythia(), LoraSpec(2, ("nope",))), "lora-targets: 'nope' matches no module"),
-    (lambda: apply_lora(meta_pythia(), LoraSpec(2, ("input_layernorm",))), "lora-targets: Target module LayerNorm"),
-])
+@pytest.mark.parametrize(
+    "build,needle",
+    [
+        (lambda: LoraSpec(0, ("dense",)), "lora-rank must be >= 1, got 0"),
+        (lambda: parse_targets(" , "), "lora-targets must name at least one module"),
+        (lambda: apply_lora(meta_pythia(), LoraSpec(2, ("nope",))), "lora-targets: 'nope' matches no module"),
+        (lambda: apply_lora(meta_pythia(), LoraSpec(2, ("input_layernorm",))), "lora-targets: Target module LayerNorm"),
+    ],
+)
 def test_bad_specs_name_the_parameter(build, needle):
     with pytest.raises(ConfigError, match=needle):
         build()

@@ -29,10 +29,12 @@ def test_shipped_app_pyproject_matches_the_repository(tmp_path):
     shipped = tomllib.loads(APP_PYPROJECT.read_text())
     assert shipped["tool"]["flwr"] == PYPROJECT["tool"]["flwr"]  # the same app, wherever it is staged from
     assert {k: shipped["project"][k] for k in ("name", "version")} == {
-        k: PYPROJECT["project"][k] for k in ("name", "version")}
+        k: PYPROJECT["project"][k] for k in ("name", "version")
+    }
     staged = stage_app(tmp_path / "app")
-    ok, errors, _ = validate_config(tomllib.loads((staged / "pyproject.toml").read_text()),
-                                    check_module=True, project_dir=staged)
+    ok, errors, _ = validate_config(
+        tomllib.loads((staged / "pyproject.toml").read_text()), check_module=True, project_dir=staged
+    )
     assert ok, errors
     assert (staged / "fedbandwidth" / "wire" / "engine.py").is_file() and not list(staged.rglob("__pycache__"))
 
@@ -42,14 +44,18 @@ def test_run_config_defaults_match_the_app_settings():
     assert settings == AppSettings()  # one set of defaults, in two places, kept equal
 
 
-@pytest.mark.parametrize("key,value,needle", [
-    ("num-server-rounds", 0, "num-server-rounds must be >= 1"),
-    ("fraction-train", 1.5, "fraction-train must lie in (0, 1]"),
-    ("model", "gpt-5", "model must be one of"),
-])
+@pytest.mark.parametrize(
+    "key,value,needle",
+    [
+        ("num-server-rounds", 0, "num-server-rounds must be >= 1"),
+        ("fraction-train", 1.5, "fraction-train must lie in (0, 1]"),
+        ("model", "gpt-5", "model must be one of"),
+    ],
+)
 def test_bad_run_config_is_named(key, value, needle):
     with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace(")", r"\)")):
         read_settings({key: value})
+
 
 # `flwr run .` itself (offline simulation, FLWR_HOME in the run's folder, its SuperLink stopped) runs
 # in tests/test_notebook_wire.py, through the notebook's first run: one Ray start instead of two.

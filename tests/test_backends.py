@@ -62,10 +62,12 @@ def test_client_error_is_raised_as_flowers_clientapp_exception():
 
 
 def test_use_backend_swaps_and_restores_without_importing_ray():
-    code = (f"import sys; from fedbandwidth.backends import use_backend, InProcessBackend\n"
-            f"with use_backend('inprocess'):\n"
-            f"    from {RAY_BACKEND_MODULE} import RayBackend; assert RayBackend is InProcessBackend\n"
-            f"print('ray' in sys.modules, {RAY_BACKEND_MODULE!r} in sys.modules)")
+    code = (
+        f"import sys; from fedbandwidth.backends import use_backend, InProcessBackend\n"
+        f"with use_backend('inprocess'):\n"
+        f"    from {RAY_BACKEND_MODULE} import RayBackend; assert RayBackend is InProcessBackend\n"
+        f"print('ray' in sys.modules, {RAY_BACKEND_MODULE!r} in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]
 

@@ -18,9 +18,11 @@ HEADER = 128  # bytes of a .npy v1.0 header for every array used here
 def tensors(seed=0):
     """Three float32 tensors of awkward sizes: 2-D, odd 1-D, large 2-D (70,000 elements)."""
     rng = np.random.default_rng(seed)
-    return {"a.weight": rng.standard_normal((300, 7)).astype(np.float32),
-            "b": rng.standard_normal(9).astype(np.float32),
-            "big": rng.standard_normal((200, 350)).astype(np.float32)}
+    return {
+        "a.weight": rng.standard_normal((300, 7)).astype(np.float32),
+        "b": rng.standard_normal(9).astype(np.float32),
+        "big": rng.standard_normal((200, 350)).astype(np.float32),
+    }
 
 
 def shapes_of(arrays):
@@ -65,9 +67,9 @@ def test_quantization_error_at_most_half_a_step(text, bits):
         flat = x.ravel()
         size = block or flat.size
         for start in range(0, flat.size, size):
-            chunk = flat[start:start + size]
+            chunk = flat[start : start + size]
             step = (chunk.max() - chunk.min()) / (2**bits - 1)
-            error = np.abs(out[k].ravel()[start:start + size] - chunk)
+            error = np.abs(out[k].ravel()[start : start + size] - chunk)
             assert error.max() <= step / 2 * (1 + 1e-5) + 1e-7
 
 
@@ -95,8 +97,7 @@ def test_exact_payload_sizes_of_each_codec():
         "bf16": sum(HEADER + 2 * n[k] + keys[k] + 5 for k in n),
         "int8": sum(HEADER + n[k] + keys[k] + 3 + HEADER + 8 + keys[k] + 3 for k in n),  # q8 + (1, 2) params
         "int4": sum(HEADER + math.ceil(n[k] / 2) + keys[k] + 3 + HEADER + 8 + keys[k] + 3 for k in n),
-        "int8:1000": sum(HEADER + n[k] + keys[k] + 3 + HEADER + 8 * math.ceil(n[k] / 1000) + keys[k] + 3
-                         for k in n),
+        "int8:1000": sum(HEADER + n[k] + keys[k] + 3 + HEADER + 8 * math.ceil(n[k] / 1000) + keys[k] + 3 for k in n),
     }
     for text, size in expected.items():
         enc = encode(parse_codec(text), arrays)
@@ -111,8 +112,14 @@ def test_topk_payload_picks_cheapest_index_form():
     assert enc.arrays["a.weight#idx"].dtype == np.uint16 and enc.arrays["a.weight#idx"].size == 21
     assert enc.arrays["b#bit"].dtype == np.uint8 and enc.arrays["b#bit"].size == 2
     assert enc.arrays["big#idx"].dtype == np.int32 and enc.arrays["big#idx"].size == 700
-    size = ((HEADER + 42 + 12) + (HEADER + 84 + 12) + (HEADER + 2 + 5) + (HEADER + 4 + 5)
-            + (HEADER + 2800 + 7) + (HEADER + 2800 + 7))
+    size = (
+        (HEADER + 42 + 12)
+        + (HEADER + 84 + 12)
+        + (HEADER + 2 + 5)
+        + (HEADER + 4 + 5)
+        + (HEADER + 2800 + 7)
+        + (HEADER + 2800 + 7)
+    )
     assert payload_bytes(enc.arrays) == record_bytes(enc.arrays) == size
     dense = encode(parse_codec("delta+topk:0.5"), arrays, {k: np.zeros_like(v) for k, v in arrays.items()})
     assert dense.arrays["big#bit"].size == 8750  # 35,000 indices: the bitmap is cheaper
@@ -140,9 +147,19 @@ def test_lowrank_payload_is_two_thin_factors_and_small_tensors_whole():
     arrays = tensors()  # a.weight 300x7: rank 4 costs 4 x 307 = 1,228 values < 2,100; big 200x350
     enc = encode(parse_codec("delta+lowrank:4"), arrays, {k: np.zeros_like(v) for k, v in arrays.items()})
     assert {k: v.shape for k, v in enc.arrays.items()} == {
-        "a.weight#lrp": (300, 4), "a.weight#lrq": (7, 4), "b": (9,), "big#lrp": (200, 4), "big#lrq": (350, 4)}
-    size = ((HEADER + 4 * 1200 + 12) + (HEADER + 4 * 28 + 12) + (HEADER + 36 + 1)
-            + (HEADER + 4 * 800 + 7) + (HEADER + 4 * 1400 + 7))
+        "a.weight#lrp": (300, 4),
+        "a.weight#lrq": (7, 4),
+        "b": (9,),
+        "big#lrp": (200, 4),
+        "big#lrq": (350, 4),
+    }
+    size = (
+        (HEADER + 4 * 1200 + 12)
+        + (HEADER + 4 * 28 + 12)
+        + (HEADER + 36 + 1)
+        + (HEADER + 4 * 800 + 7)
+        + (HEADER + 4 * 1400 + 7)
+    )
     assert payload_bytes(enc.arrays) == record_bytes(enc.arrays) == size
     zeros = {k: np.zeros_like(v) for k, v in arrays.items()}
     assert "a.weight#lrp" in encode(parse_codec("delta+lowrank:6"), arrays, zeros).arrays  # 1,842 < 2,100
@@ -161,8 +178,17 @@ def test_lowrank_is_the_best_rank_r_approximation():
     assert np.linalg.matrix_rank(out["m"], tol=1e-3) == 5
 
 
-@pytest.mark.parametrize("text", ["delta+topk:0.01", "delta+topk:0.1+int8", "delta+threshold:0.5+int4",
-                                  "delta+layers:-big+topk:0.05+fp16", "delta+lowrank:2", "delta+lowrank:3+int4"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "delta+topk:0.01",
+        "delta+topk:0.1+int8",
+        "delta+threshold:0.5+int4",
+        "delta+layers:-big+topk:0.05+fp16",
+        "delta+lowrank:2",
+        "delta+lowrank:3+int4",
+    ],
+)
 def test_error_feedback_residual_plus_sent_is_the_update(text):
     local, glob = tensors(0), tensors(1)
     previous = {k: np.full_like(v, 0.01) for k, v in local.items()}
@@ -173,9 +199,17 @@ def test_error_feedback_residual_plus_sent_is_the_update(text):
         update = local[k] - glob[k] + previous[k]
         np.testing.assert_allclose(enc.residual[k] + sent[k], update, atol=1e-6)
     assert set(enc.residual) == {k for k in local if codec.selects(k)}
-    assert not encode(parse_codec(text.replace("+int", ":noef+int") if "+int" in text
-                                  else text.replace("+fp16", ":noef+fp16") if "fp16" in text
-                                  else text + ":noef"), local, glob).residual
+    assert not encode(
+        parse_codec(
+            text.replace("+int", ":noef+int")
+            if "+int" in text
+            else text.replace("+fp16", ":noef+fp16")
+            if "fp16" in text
+            else text + ":noef"
+        ),
+        local,
+        glob,
+    ).residual
 
 
 def test_delta_and_layers_fill_from_the_reference():
@@ -190,26 +224,29 @@ def test_delta_and_layers_fill_from_the_reference():
     assert list(client_side) == ["a.weight"]  # no reference: tensors not sent are left out
 
 
-@pytest.mark.parametrize("text,needle", [
-    ("zip", "unknown codec 'zip'"),
-    ("int3", "unknown codec 'int3'"),
-    ("topk:0", "topk fraction must lie in (0, 1], got 0"),
-    ("delta+topk:1.5", "topk fraction must lie in (0, 1], got 1.5"),
-    ("delta+topk:abc", "topk fraction must be a number, got 'abc'"),
-    ("delta+topk", "topk needs a value"),
-    ("delta+topk:0.1:ef", "topk needs a value and optionally ':noef'"),
-    ("delta+threshold:-1", "threshold tau must lie in [0, inf], got -1"),
-    ("topk:0.01", "topk needs 'delta' before it"),
-    ("int8+delta", "'delta' cannot follow 'int8'"),
-    ("int8+fp16", "'fp16' cannot follow 'int8'"),
-    ("int8:1", "int8 block size must be a whole number >= 2"),
-    ("fp16:2", "fp16 takes no parameter"),
-    ("layers:", "layers needs a pattern"),
-    ("delta+lowrank:0", "lowrank rank must be a whole number >= 1, got '0'"),
-    ("delta+lowrank:1.5", "lowrank rank must be a whole number >= 1, got '1.5'"),
-    ("lowrank:4", "lowrank needs 'delta' before it"),
-    ("delta+lowrank:4+topk:0.1", "'topk' cannot follow 'lowrank'"),
-])
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("zip", "unknown codec 'zip'"),
+        ("int3", "unknown codec 'int3'"),
+        ("topk:0", "topk fraction must lie in (0, 1], got 0"),
+        ("delta+topk:1.5", "topk fraction must lie in (0, 1], got 1.5"),
+        ("delta+topk:abc", "topk fraction must be a number, got 'abc'"),
+        ("delta+topk", "topk needs a value"),
+        ("delta+topk:0.1:ef", "topk needs a value and optionally ':noef'"),
+        ("delta+threshold:-1", "threshold tau must lie in [0, inf], got -1"),
+        ("topk:0.01", "topk needs 'delta' before it"),
+        ("int8+delta", "'delta' cannot follow 'int8'"),
+        ("int8+fp16", "'fp16' cannot follow 'int8'"),
+        ("int8:1", "int8 block size must be a whole number >= 2"),
+        ("fp16:2", "fp16 takes no parameter"),
+        ("layers:", "layers needs a pattern"),
+        ("delta+lowrank:0", "lowrank rank must be a whole number >= 1, got '0'"),
+        ("delta+lowrank:1.5", "lowrank rank must be a whole number >= 1, got '1.5'"),
+        ("lowrank:4", "lowrank needs 'delta' before it"),
+        ("delta+lowrank:4+topk:0.1", "'topk' cannot follow 'lowrank'"),
+    ],
+)
 def test_malformed_codecs_raise_config_error(text, needle):
     with pytest.raises(ConfigError, match=None) as err:
         parse_codec(text, where="up-codec")
@@ -218,8 +255,12 @@ def test_malformed_codecs_raise_config_error(text, needle):
 
 def test_parse_and_print_round_trip():
     assert parse_codec(None) == parse_codec("none") == Codec()
-    for text in ["delta+layers:-*embed_in*,-lm_head*+topk:0.01+int8", "int4:64", "delta+threshold:0.001:noef+bf16",
-                 "delta+lowrank:4+int8"]:
+    for text in [
+        "delta+layers:-*embed_in*,-lm_head*+topk:0.01+int8",
+        "int4:64",
+        "delta+threshold:0.001:noef+bf16",
+        "delta+lowrank:4+int8",
+    ]:
         assert str(parse_codec(text)) == text
     with pytest.raises(ConfigError, match="applies to the uplink only"):
         check_downlink(parse_codec("delta"))

@@ -4,9 +4,9 @@ import time
 
 import numpy as np
 import pytest
-from conftest import MESSAGE_BYTES, TENSOR_BYTES
 from flwr.app import ConfigRecord, Context, Message, MessageType, Metadata, MetricRecord, RecordDict
 
+from conftest import MESSAGE_BYTES, TENSOR_BYTES
 from fedbandwidth.client_app import make_message_app
 from fedbandwidth.compress.chain import parse_codec
 from fedbandwidth.compress.encoding import decode, encode, payload_bytes
@@ -16,14 +16,25 @@ from fedbandwidth.ledger import Ledger
 
 def small_model(seed=0):
     rng = np.random.default_rng(seed)
-    return {"embed.weight": rng.standard_normal((64, 8)).astype(np.float32),
-            "layer.weight": rng.standard_normal((8, 8)).astype(np.float32)}
+    return {
+        "embed.weight": rng.standard_normal((64, 8)).astype(np.float32),
+        "layer.weight": rng.standard_normal((8, 8)).astype(np.float32),
+    }
 
 
 def train_message(arrays, up, down):
     config = ConfigRecord({"codec-up": up, "codec-down": down, "server-round": 1})
-    metadata = Metadata(run_id=1, message_id="m1", src_node_id=0, dst_node_id=1, reply_to_message_id="",
-                        group_id="1", created_at=time.time(), ttl=60.0, message_type=MessageType.TRAIN)
+    metadata = Metadata(
+        run_id=1,
+        message_id="m1",
+        src_node_id=0,
+        dst_node_id=1,
+        reply_to_message_id="",
+        group_id="1",
+        created_at=time.time(),
+        ttl=60.0,
+        message_type=MessageType.TRAIN,
+    )
     return Message(RecordDict({"arrays": to_record(arrays), "config": config}), metadata=metadata)
 
 
@@ -86,10 +97,17 @@ def test_study_picks_the_best_ratio_within_the_loss_budget():
 
     from fedbandwidth.compress.study import baseline, best_within, with_ratios
 
-    frame = pd.DataFrame({
-        "up_codec": ["none", "int8", "delta+topk:0.01", "none", "int8"], "down_codec": ["none"] * 5,
-        "fraction": [1.0] * 4 + [0.2], "local_steps": [3, 3, 3, 6, 3], "rounds": [6, 6, 6, 3, 6],
-        "up_bytes": [1000, 250, 10, 500, 50], "final_eval_loss": [4.0, 4.05, 4.2, 3.9, 4.0]})
+    frame = pd.DataFrame(
+        {
+            "up_codec": ["none", "int8", "delta+topk:0.01", "none", "int8"],
+            "down_codec": ["none"] * 5,
+            "fraction": [1.0] * 4 + [0.2],
+            "local_steps": [3, 3, 3, 6, 3],
+            "rounds": [6, 6, 6, 3, 6],
+            "up_bytes": [1000, 250, 10, 500, 50],
+            "final_eval_loss": [4.0, 4.05, 4.2, 3.9, 4.0],
+        }
+    )
     assert baseline(frame).up_bytes == 1000  # the rounds x steps most runs use
     assert with_ratios(frame).up_ratio.tolist() == [1.0, 4.0, 100.0, 2.0, 20.0]
     best = best_within(frame, 0.02)  # top-k is 5% worse; int8 at fraction 0.2 trains on less data: int8 wins
@@ -121,10 +139,17 @@ def test_pareto_marks_the_best_run_and_the_goal():
 
     from fedbandwidth.compress.study import plot_pareto
 
-    frame = pd.DataFrame({
-        "up_codec": ["none", "int8", "delta+lowrank:2+int4"], "down_codec": ["none"] * 3,
-        "fraction": [1.0] * 3, "local_steps": [3] * 3, "rounds": [6] * 3,
-        "up_bytes": [1000, 250, 4], "final_eval_loss": [4.0, 4.01, 4.05]})
+    frame = pd.DataFrame(
+        {
+            "up_codec": ["none", "int8", "delta+lowrank:2+int4"],
+            "down_codec": ["none"] * 3,
+            "fraction": [1.0] * 3,
+            "local_steps": [3] * 3,
+            "rounds": [6] * 3,
+            "up_bytes": [1000, 250, 4],
+            "final_eval_loss": [4.0, 4.01, 4.05],
+        }
+    )
     ax = plot_pareto(frame)
     labels = ax.get_legend_handles_labels()[1]
     assert "best within 2%, same training: delta+lowrank:2+int4 (250x)" in labels
@@ -137,11 +162,18 @@ def test_non_iid_runs_are_compared_only_with_their_own_kind():
 
     from fedbandwidth.compress.study import baseline, best_within, run_label
 
-    frame = pd.DataFrame({
-        "up_codec": ["none", "int8", "none", "delta+lowrank:2+int4"], "down_codec": ["none"] * 4,
-        "fraction": [1.0] * 4, "local_steps": [3] * 4, "rounds": [6] * 4,
-        "partitioning": ["iid", "iid", "topic", "topic"],
-        "up_bytes": [1000, 250, 1000, 3], "final_eval_loss": [4.0, 4.0, 4.5, 4.0]})
+    frame = pd.DataFrame(
+        {
+            "up_codec": ["none", "int8", "none", "delta+lowrank:2+int4"],
+            "down_codec": ["none"] * 4,
+            "fraction": [1.0] * 4,
+            "local_steps": [3] * 4,
+            "rounds": [6] * 4,
+            "partitioning": ["iid", "iid", "topic", "topic"],
+            "up_bytes": [1000, 250, 1000, 3],
+            "final_eval_loss": [4.0, 4.0, 4.5, 4.0],
+        }
+    )
     base = baseline(frame)
     assert base.partitioning == "iid" and base.up_bytes == 1000
     assert best_within(frame).up_codec == "int8"  # the topic run is not the same training

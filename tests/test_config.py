@@ -4,18 +4,21 @@ from fedbandwidth.checks import ConfigError
 from fedbandwidth.simulation import SimulationConfig, check_lesson_parameters
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"supernodes": 0}, "supernodes must be >= 1, got 0"),
-    ({"supernodes": 2.5}, "supernodes must be a whole number"),
-    ({"supernodes": True}, "supernodes must be a whole number"),
-    ({"rounds": -1}, "rounds must be >= 1"),
-    ({"fraction": 0.0}, r"fraction must lie in \(0, 1\]"),
-    ({"fraction": 1.5}, r"fraction must lie in \(0, 1\]"),
-    ({"fraction": float("nan")}, "fraction must lie"),
-    ({"fraction_evaluate": -0.1}, r"fraction_evaluate must lie in \[0, 1\]"),
-    ({"api": "grpc"}, "api must be one of legacy, message"),
-    ({"model": "gpt2"}, "model must be one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"supernodes": 0}, "supernodes must be >= 1, got 0"),
+        ({"supernodes": 2.5}, "supernodes must be a whole number"),
+        ({"supernodes": True}, "supernodes must be a whole number"),
+        ({"rounds": -1}, "rounds must be >= 1"),
+        ({"fraction": 0.0}, r"fraction must lie in \(0, 1\]"),
+        ({"fraction": 1.5}, r"fraction must lie in \(0, 1\]"),
+        ({"fraction": float("nan")}, "fraction must lie"),
+        ({"fraction_evaluate": -0.1}, r"fraction_evaluate must lie in \[0, 1\]"),
+        ({"api": "grpc"}, "api must be one of legacy, message"),
+        ({"model": "gpt2"}, "model must be one of"),
+    ],
+)
 def test_bad_values_name_the_parameter(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         SimulationConfig(**kwargs)

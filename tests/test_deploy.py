@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import MESSAGE_BYTES, processes_with_flwr_home
 
+from conftest import MESSAGE_BYTES, processes_with_flwr_home
 from fedbandwidth.wire.commands import find_executables
 from fedbandwidth.wire.engine import DeployConfig, NodeFault, deploy
 from fedbandwidth.wire.report import deploy_summary, render_deploy_text
@@ -49,8 +49,10 @@ def test_deployment_measures_payload_and_wire(deployed):
 
 def test_tls_mode_never_runs_insecure(deployed):
     run, report = deployed
-    commands = [(run.out / "logs" / f"{name}.log").read_text().splitlines()[0]
-                for name in ("superlink", "supernode-0", "supernode-1", "flwr-run")]
+    commands = [
+        (run.out / "logs" / f"{name}.log").read_text().splitlines()[0]
+        for name in ("superlink", "supernode-0", "supernode-1", "flwr-run")
+    ]
     config_toml = (run.out / "flwr_home" / "config.toml").read_text()
     assert report["config"]["tls"] == run.cfg.tls
     if run.cfg.tls:
@@ -83,8 +85,9 @@ def test_killed_supernode_run_ends_and_ledger_keeps_what_moved(tmp_path):
 
 def cli(*args):
     """`fedbandwidth deploy ...` in a fresh interpreter; (exit code, stderr)."""
-    done = subprocess.run([sys.executable, "-m", "fedbandwidth", "deploy", *args],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "fedbandwidth", "deploy", *args], capture_output=True, text=True, timeout=120
+    )
     return done.returncode, done.stderr
 
 
@@ -125,8 +128,12 @@ def test_ctrl_c_tears_everything_down(tmp_path):
     import time
 
     out = tmp_path / "out"
-    deploy_cli = subprocess.Popen([sys.executable, "-m", "fedbandwidth", "deploy", "--out", str(out)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deploy_cli = subprocess.Popen(
+        [sys.executable, "-m", "fedbandwidth", "deploy", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not (out / "logs" / "flwr-run.log").exists() and deploy_cli.poll() is None:
         assert time.monotonic() < deadline, "the deployment did not start"

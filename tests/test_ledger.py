@@ -20,10 +20,8 @@ def test_totals_and_per_round():
     assert ledger.total_bytes(column="tensor_bytes") == 540
     table = ledger.per_round()
     assert table.to_dict("records") == [
-        {"round": 1, "nodes": 2, "down_bytes": 300, "up_bytes": 100, "total_bytes": 400,
-         "cumulative_bytes": 400},
-        {"round": 2, "nodes": 1, "down_bytes": 100, "up_bytes": 100, "total_bytes": 200,
-         "cumulative_bytes": 600},
+        {"round": 1, "nodes": 2, "down_bytes": 300, "up_bytes": 100, "total_bytes": 400, "cumulative_bytes": 400},
+        {"round": 2, "nodes": 1, "down_bytes": 100, "up_bytes": 100, "total_bytes": 200, "cumulative_bytes": 600},
     ]
 
 
@@ -33,8 +31,16 @@ def test_csv_is_written_as_rows_arrive(tmp_path):
     assert path.read_text() == ",".join(COLUMNS) + "\n"
     ledger.record(1, "train", 7, "down", 123, 100)
     rows = list(csv.DictReader(path.open()))  # readable before the run ends
-    assert rows == [{"round": "1", "phase": "train", "node_id": "7", "direction": "down",
-                     "payload_bytes": "123", "tensor_bytes": "100"}]
+    assert rows == [
+        {
+            "round": "1",
+            "phase": "train",
+            "node_id": "7",
+            "direction": "down",
+            "payload_bytes": "123",
+            "tensor_bytes": "100",
+        }
+    ]
 
 
 def test_frame_round_trip(tmp_path):

@@ -42,8 +42,14 @@ def test_units_are_bits_per_second():
 
 
 def test_round_waits_for_the_straggler():
-    ledger = frame([(1, "train", 7, "down", 1_000_000, 0), (1, "train", 7, "up", 1_000_000, 0),
-                    (1, "train", 9, "down", 1_000_000, 0), (1, "train", 9, "up", 1_000_000, 0)])
+    ledger = frame(
+        [
+            (1, "train", 7, "down", 1_000_000, 0),
+            (1, "train", 7, "up", 1_000_000, 0),
+            (1, "train", 9, "down", 1_000_000, 0),
+            (1, "train", 9, "up", 1_000_000, 0),
+        ]
+    )
     links = {7: SLOW, 9: FAST}
     times = node_times(ledger, links)
     slow = times[times.node_id == 7].iloc[0]

@@ -2,8 +2,8 @@ import socket
 import time
 
 import pytest
-from conftest import PARAMETERS, TENSOR_BYTES
 
+from conftest import PARAMETERS, TENSOR_BYTES
 from fedbandwidth import model as model_mod
 from fedbandwidth.model import known_models, load_config, random_arrays, tensor_specs
 
@@ -26,8 +26,7 @@ def test_embeddings_are_91_5_percent(specs):
 def test_specs_match_the_torch_model(name):
     model = model_mod.build_from_config(name)
     state = model.state_dict()
-    assert [(s.name, s.shape) for s in tensor_specs(name)] == [
-        (k, tuple(v.shape)) for k, v in state.items()]
+    assert [(s.name, s.shape) for s in tensor_specs(name)] == [(k, tuple(v.shape)) for k, v in state.items()]
     assert all(str(v.dtype) == "torch.float32" for v in state.values())
 
 
@@ -44,7 +43,7 @@ def test_unknown_model_is_a_clear_error():
 
 def test_random_arrays_have_the_specs(specs, arrays):
     assert list(arrays) == [s.name for s in specs]
-    assert all(a.shape == s.shape and a.dtype.name == "float32" for a, s in zip(arrays.values(), specs))
+    assert all(a.shape == s.shape and a.dtype.name == "float32" for a, s in zip(arrays.values(), specs, strict=True))
     assert (random_arrays()["lm_head.weight"] == arrays["lm_head.weight"]).all()  # seeded
 
 

@@ -22,9 +22,13 @@ LEGACY_TOTAL_2x1 = 225_122_872  # 2 nodes x 1 round: 4 messages x 56,280,718 B (
 def run_notebook(out_dir: Path, **parameters) -> nbformat.NotebookNode:
     """Execute the lesson through papermill with `parameters`; outputs go under `out_dir`."""
     return papermill.execute_notebook(
-        str(NOTEBOOK), str(out_dir / "L5_Bandwidth.out.ipynb"),
+        str(NOTEBOOK),
+        str(out_dir / "L5_Bandwidth.out.ipynb"),
         parameters={"out_dir": str(out_dir), **parameters},
-        cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False)
+        cwd=str(NOTEBOOKS),
+        kernel_name="python3",
+        progress_bar=False,
+    )
 
 
 def csv_column_sum(path: Path, column: str) -> tuple[int, int]:

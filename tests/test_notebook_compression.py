@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import papermill
 import pytest
+
 from conftest import assert_clean_and_paired
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -18,8 +19,13 @@ SCRIPT = NOTEBOOKS / "L5b_Reducing_Bandwidth.py"
 def run_notebook(out_dir: Path, **parameters):
     """Execute L5b through papermill with `parameters`; outputs go under `out_dir`."""
     return papermill.execute_notebook(
-        str(NOTEBOOK), str(out_dir / "L5b.out.ipynb"), parameters={"out_dir": str(out_dir), **parameters},
-        cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False)
+        str(NOTEBOOK),
+        str(out_dir / "L5b.out.ipynb"),
+        parameters={"out_dir": str(out_dir), **parameters},
+        cwd=str(NOTEBOOKS),
+        kernel_name="python3",
+        progress_bar=False,
+    )
 
 
 def test_notebook_trains_with_a_codec_and_records_encoded_bytes(tmp_path):
@@ -27,8 +33,13 @@ def test_notebook_trains_with_a_codec_and_records_encoded_bytes(tmp_path):
     from fedbandwidth.compress.encoding import encode, payload_bytes
     from fedbandwidth.compress.task import model_shapes
 
-    run_notebook(tmp_path, num_supernodes=2, num_rounds=1, local_steps=1,
-                 codecs=["int8", "layers:-gpt_neox.embed_in.weight,-lm_head.weight"])
+    run_notebook(
+        tmp_path,
+        num_supernodes=2,
+        num_rounds=1,
+        local_steps=1,
+        codecs=["int8", "layers:-gpt_neox.embed_in.weight,-lm_head.weight"],
+    )
     with (tmp_path / "ledger.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [r["direction"] for r in rows].count("up") == 2 and len(rows) == 4

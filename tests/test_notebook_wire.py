@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import papermill
-from conftest import MESSAGE_BYTES, assert_clean_and_paired
 
+from conftest import MESSAGE_BYTES, assert_clean_and_paired
 from fedbandwidth.wire.commands import PROJECT
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -37,10 +37,20 @@ def processes_with_flwr_home_under(folder: Path) -> list[int]:
 
 
 def test_notebook_runs_the_app_in_simulation_and_deployment(tmp_path):
-    parameters = {"num_supernodes": 2, "num_rounds": 1, "out_dir": str(tmp_path),
-                  "run_tls": False}  # test_deploy.py runs TLS deployments; this keeps CI under budget
-    papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "L5c.out.ipynb"), cwd=str(NOTEBOOKS),
-                               kernel_name="python3", progress_bar=False, parameters=parameters)
+    parameters = {
+        "num_supernodes": 2,
+        "num_rounds": 1,
+        "out_dir": str(tmp_path),
+        "run_tls": False,
+    }  # test_deploy.py runs TLS deployments; this keeps CI under budget
+    papermill.execute_notebook(
+        str(NOTEBOOK),
+        str(tmp_path / "L5c.out.ipynb"),
+        cwd=str(NOTEBOOKS),
+        kernel_name="python3",
+        progress_bar=False,
+        parameters=parameters,
+    )
 
     for engine in ("simulation", "deployment"):
         ledger = rows(tmp_path / engine / "ledger.csv")
@@ -54,8 +64,7 @@ def test_notebook_runs_the_app_in_simulation_and_deployment(tmp_path):
     assert (tmp_path / "simulation" / "flwr_home" / "local-superlink" / "superlink.log").exists()
     assert processes_with_flwr_home_under(tmp_path) == []  # local SuperLink, SuperLink, SuperNodes: gone
     wire = rows(tmp_path / "payload_vs_wire.csv")
-    assert [(r["partition"], r["direction"]) for r in wire] == [("0", "down"), ("0", "up"),
-                                                                ("1", "down"), ("1", "up")]
+    assert [(r["partition"], r["direction"]) for r in wire] == [("0", "down"), ("0", "up"), ("1", "down"), ("1", "up")]
     for row in wire:
         payload, wire_bytes = int(row["payload_bytes"]), int(row["wire_bytes"])
         assert payload == MESSAGE_BYTES

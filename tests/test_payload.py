@@ -2,10 +2,10 @@ import io
 
 import numpy as np
 import pytest
-from conftest import LEGACY_MESSAGE_BYTES, MESSAGE_BYTES, TENSOR_BYTES
 from flwr.app import Array, ArrayRecord
 from flwr.common import ndarrays_to_parameters
 
+from conftest import LEGACY_MESSAGE_BYTES, MESSAGE_BYTES, TENSOR_BYTES
 from fedbandwidth.model import TensorSpec
 from fedbandwidth.payload import (
     legacy_keys,
@@ -25,8 +25,10 @@ def npy(a: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("shape,dtype", [((50304, 128), "float32"), ((128,), "float16"),
-                                         ((), "int8"), ((3, 0), "float64"), ((2,) * 30, "uint8")])
+@pytest.mark.parametrize(
+    "shape,dtype",
+    [((50304, 128), "float32"), ((128,), "float16"), ((), "int8"), ((3, 0), "float64"), ((2,) * 30, "uint8")],
+)
 def test_npy_header_and_tensor_bytes(shape, dtype):
     a = np.zeros(shape, dtype=dtype)
     data = npy(a)

@@ -1,24 +1,27 @@
 """Real simulations (both backends): the ledger equals the prediction, in both APIs, also when a client fails."""
 
 import pytest
-from conftest import LEGACY_MESSAGE_BYTES, MESSAGE_BYTES, TENSOR_BYTES
 
+from conftest import LEGACY_MESSAGE_BYTES, MESSAGE_BYTES, TENSOR_BYTES
 from fedbandwidth.client_app import make_legacy_app, make_message_app
 from fedbandwidth.ledger import Ledger
 from fedbandwidth.simulation import SimulationConfig, simulate
 from fedbandwidth.theory import predict
 
 
-@pytest.mark.parametrize("supernodes,rounds,fraction,fraction_evaluate,api,backend", [
-    (2, 1, 1.0, 0.0, "legacy", "ray"),  # the lesson, on the course's backend
-    (2, 1, 1.0, 0.0, "legacy", "inprocess"),  # the same on ours: the same bytes
-    (1, 1, 1.0, 0.0, "legacy", "inprocess"),  # one node must not hang
-    (5, 2, 0.5, 0.0, "legacy", "inprocess"),  # sampling: max(int(2.5), 2) = 2
-    (10, 3, 1.0, 0.0, "legacy", "inprocess"),  # the benchmark's run
-    (2, 1, 1.0, 0.0, "message", "inprocess"),
-    (3, 2, 0.4, 1.0, "message", "ray"),  # evaluate phase: the model goes down again
-    (3, 2, 0.4, 1.0, "message", "inprocess"),
-])
+@pytest.mark.parametrize(
+    "supernodes,rounds,fraction,fraction_evaluate,api,backend",
+    [
+        (2, 1, 1.0, 0.0, "legacy", "ray"),  # the lesson, on the course's backend
+        (2, 1, 1.0, 0.0, "legacy", "inprocess"),  # the same on ours: the same bytes
+        (1, 1, 1.0, 0.0, "legacy", "inprocess"),  # one node must not hang
+        (5, 2, 0.5, 0.0, "legacy", "inprocess"),  # sampling: max(int(2.5), 2) = 2
+        (10, 3, 1.0, 0.0, "legacy", "inprocess"),  # the benchmark's run
+        (2, 1, 1.0, 0.0, "message", "inprocess"),
+        (3, 2, 0.4, 1.0, "message", "ray"),  # evaluate phase: the model goes down again
+        (3, 2, 0.4, 1.0, "message", "inprocess"),
+    ],
+)
 def test_ledger_equals_prediction(specs, arrays, supernodes, rounds, fraction, fraction_evaluate, api, backend):
     cfg = SimulationConfig(supernodes, rounds, fraction, fraction_evaluate, api, backend=backend)
     ledger = simulate(cfg, arrays)
@@ -34,9 +37,14 @@ def test_ledger_equals_prediction(specs, arrays, supernodes, rounds, fraction, f
     assert set(frame.payload_bytes) == {LEGACY_MESSAGE_BYTES if api == "legacy" else MESSAGE_BYTES}
 
 
-@pytest.mark.parametrize("api,make_app,backend", [("legacy", make_legacy_app, "ray"),
-                                                  ("legacy", make_legacy_app, "inprocess"),
-                                                  ("message", make_message_app, "inprocess")])
+@pytest.mark.parametrize(
+    "api,make_app,backend",
+    [
+        ("legacy", make_legacy_app, "ray"),
+        ("legacy", make_legacy_app, "inprocess"),
+        ("message", make_message_app, "inprocess"),
+    ],
+)
 def test_failed_client_costs_downlink_only(arrays, tmp_path, api, make_app, backend):
     ledger = Ledger(csv_path=tmp_path / "ledger.csv")
     cfg = SimulationConfig(supernodes=2, rounds=2, api=api, backend=backend)

@@ -1,12 +1,13 @@
 import pytest
-from conftest import LEGACY_MESSAGE_BYTES, MESSAGE_BYTES, TENSOR_BYTES
 
+from conftest import LEGACY_MESSAGE_BYTES, MESSAGE_BYTES, TENSOR_BYTES
 from fedbandwidth.theory import course_formula_bytes, message_keys, predict, sampled_nodes, tensor_breakdown
 
 
-@pytest.mark.parametrize("n,fraction,expected", [
-    (2, 1.0, 2), (1, 1.0, 1), (3, 0.5, 2), (10, 0.1, 2), (100, 0.1, 10), (10, 0.35, 3),
-    (5, 0.0, 0), (7, 1.0, 7)])
+@pytest.mark.parametrize(
+    "n,fraction,expected",
+    [(2, 1.0, 2), (1, 1.0, 1), (3, 0.5, 2), (10, 0.1, 2), (100, 0.1, 10), (10, 0.35, 3), (5, 0.0, 0), (7, 1.0, 7)],
+)
 def test_sampling_rule(n, fraction, expected):
     assert sampled_nodes(n, fraction) == expected
 

@@ -31,8 +31,10 @@ def command(name: str):
 
 def build_parser() -> argparse.ArgumentParser:
     """The `fedbandwidth` argument parser with every subcommand."""
-    parser = OneLineParser(prog="fedbandwidth", description="Measure, predict and plot the bytes "
-                           "federated learning moves (Flower course, lesson 5).")
+    parser = OneLineParser(
+        prog="fedbandwidth",
+        description="Measure, predict and plot the bytes federated learning moves (Flower course, lesson 5).",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     for name in COMMANDS:
         module = command(name)

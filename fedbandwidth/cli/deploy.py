@@ -21,20 +21,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `fedbandwidth deploy` options."""
     parser.add_argument("--supernodes", type=typed(check_count), default=2, help="SuperNode processes (default 2)")
     parser.add_argument("--rounds", type=typed(check_count), default=1, help="federated rounds (default 1)")
-    parser.add_argument("--fraction", type=typed(check_fraction), default=1.0,
-                        help="fraction of nodes sampled for training each round, in (0, 1] (default 1.0)")
-    parser.add_argument("--tls", action="store_true",
-                        help="TLS with a throw-away CA and server certificate made for this run")
-    parser.add_argument("--certs", type=Path, default=None,
-                        help="folder with ca.crt, server.pem, server.key to use instead (implies --tls)")
-    parser.add_argument("--port", type=typed(check_count, minimum=0), default=0,
-                        help="SuperLink port on 127.0.0.1 (default 0: a free port from the OS)")
-    parser.add_argument("--round-timeout", type=typed(check_count), default=120,
-                        help="seconds the server waits for a round's replies (default 120)")
-    parser.add_argument("--flower-bin", type=Path, default=None,
-                        help="folder of flower-superlink, flower-supernode, flwr (default: next to Python, then PATH)")
-    parser.add_argument("--out", type=Path, default=Path("build/deploy"),
-                        help="folder for ledger.csv, timeline.csv, logs/, certs/, summary.json (default build/deploy)")
+    parser.add_argument(
+        "--fraction",
+        type=typed(check_fraction),
+        default=1.0,
+        help="fraction of nodes sampled for training each round, in (0, 1] (default 1.0)",
+    )
+    parser.add_argument(
+        "--tls", action="store_true", help="TLS with a throw-away CA and server certificate made for this run"
+    )
+    parser.add_argument(
+        "--certs",
+        type=Path,
+        default=None,
+        help="folder with ca.crt, server.pem, server.key to use instead (implies --tls)",
+    )
+    parser.add_argument(
+        "--port",
+        type=typed(check_count, minimum=0),
+        default=0,
+        help="SuperLink port on 127.0.0.1 (default 0: a free port from the OS)",
+    )
+    parser.add_argument(
+        "--round-timeout",
+        type=typed(check_count),
+        default=120,
+        help="seconds the server waits for a round's replies (default 120)",
+    )
+    parser.add_argument(
+        "--flower-bin",
+        type=Path,
+        default=None,
+        help="folder of flower-superlink, flower-supernode, flwr (default: next to Python, then PATH)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("build/deploy"),
+        help="folder for ledger.csv, timeline.csv, logs/, certs/, summary.json (default build/deploy)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
 
 
@@ -45,9 +70,17 @@ def config_from_args(args: argparse.Namespace):
     from ..wire.processes import check_port_free
     from ..wire.tls import check_tls_files, tls_files_in
 
-    cfg = DeployConfig(supernodes=args.supernodes, rounds=args.rounds, fraction=args.fraction, tls=args.tls,
-                       out=args.out, port=args.port, certs=args.certs, flower_bin=args.flower_bin,
-                       round_timeout=args.round_timeout)
+    cfg = DeployConfig(
+        supernodes=args.supernodes,
+        rounds=args.rounds,
+        fraction=args.fraction,
+        tls=args.tls,
+        out=args.out,
+        port=args.port,
+        certs=args.certs,
+        flower_bin=args.flower_bin,
+        round_timeout=args.round_timeout,
+    )
     find_executables(cfg.flower_bin)
     check_writable(cfg.out)
     if cfg.port:

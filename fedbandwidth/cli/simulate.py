@@ -21,18 +21,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `simulate` options."""
     parser.add_argument("--supernodes", type=typed(check_count), default=2, help="simulated clients (default 2)")
     parser.add_argument("--rounds", type=typed(check_count), default=1, help="federated rounds (default 1)")
-    parser.add_argument("--fraction", type=typed(check_fraction), default=1.0,
-                        help="fraction of nodes sampled for training each round, in (0, 1] (default 1.0)")
-    parser.add_argument("--fraction-evaluate", type=typed(check_fraction, allow_zero=True), default=0.0,
-                        help="fraction sampled for evaluation, in [0, 1]; the course uses 0.0 (default)")
-    parser.add_argument("--api", choices=APIS, default="legacy",
-                        help="legacy: NumPyClient + FedAvg as in the course; message: Flower's Message API")
+    parser.add_argument(
+        "--fraction",
+        type=typed(check_fraction),
+        default=1.0,
+        help="fraction of nodes sampled for training each round, in (0, 1] (default 1.0)",
+    )
+    parser.add_argument(
+        "--fraction-evaluate",
+        type=typed(check_fraction, allow_zero=True),
+        default=0.0,
+        help="fraction sampled for evaluation, in [0, 1]; the course uses 0.0 (default)",
+    )
+    parser.add_argument(
+        "--api",
+        choices=APIS,
+        default="legacy",
+        help="legacy: NumPyClient + FedAvg as in the course; message: Flower's Message API",
+    )
     parser.add_argument("--model", choices=known_models(), default="pythia-14m", help="model architecture")
-    parser.add_argument("--backend", choices=BACKENDS, default="inprocess",
-                        help="Simulation Engine backend: inprocess (ClientApps in threads, no Ray; default) "
-                             "or ray (a Ray actor per worker, as the course); the bytes are the same")
-    parser.add_argument("--out", type=Path, default=Path("build/simulate"),
-                        help="folder for ledger.csv and bandwidth_per_round.png (default build/simulate)")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="inprocess",
+        help="Simulation Engine backend: inprocess (ClientApps in threads, no Ray; default) "
+        "or ray (a Ray actor per worker, as the course); the bytes are the same",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("build/simulate"),
+        help="folder for ledger.csv and bandwidth_per_round.png (default build/simulate)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
     parser.add_argument("--verbose", action="store_true", help="show Flower's own log lines")
 
@@ -62,8 +82,14 @@ def save_plot(ledger, predicted_total: int, path: Path) -> Path:
 
 def run_config(cfg) -> dict:
     """The config part of the summary."""
-    return {"supernodes": cfg.supernodes, "rounds": cfg.rounds, "fraction": cfg.fraction,
-            "fraction_evaluate": cfg.fraction_evaluate, "api": cfg.api, "backend": cfg.backend}
+    return {
+        "supernodes": cfg.supernodes,
+        "rounds": cfg.rounds,
+        "fraction": cfg.fraction,
+        "fraction_evaluate": cfg.fraction_evaluate,
+        "api": cfg.api,
+        "backend": cfg.backend,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,19 +101,24 @@ def run(args: argparse.Namespace) -> int:
     from ..simulation import SimulationConfig, simulate
     from ..theory import predict
 
-    cfg = SimulationConfig(args.supernodes, args.rounds, args.fraction, args.fraction_evaluate,
-                           args.api, args.model, args.backend)
+    cfg = SimulationConfig(
+        args.supernodes, args.rounds, args.fraction, args.fraction_evaluate, args.api, args.model, args.backend
+    )
     out = check_writable(args.out)
     setup_logging(logging.INFO if args.verbose else logging.ERROR)
-    prediction = predict(tensor_specs(cfg.model), cfg.supernodes, cfg.rounds, cfg.fraction,
-                         cfg.fraction_evaluate, cfg.api)
+    prediction = predict(
+        tensor_specs(cfg.model), cfg.supernodes, cfg.rounds, cfg.fraction, cfg.fraction_evaluate, cfg.api
+    )
     ledger = Ledger(csv_path=out / "ledger.csv")
     progress_bar(cfg.rounds, ledger)
     started = time.perf_counter()
     simulate(cfg, random_arrays(cfg.model), ledger)
-    files = {"ledger_csv": ledger.csv_path,
-             "plot_png": save_plot(ledger, prediction.total_bytes, out / "bandwidth_per_round.png")}
-    report = write_summary(prediction_summary(cfg.model, run_config(cfg), ledger, prediction,
-                                              time.perf_counter() - started, files), out)
+    files = {
+        "ledger_csv": ledger.csv_path,
+        "plot_png": save_plot(ledger, prediction.total_bytes, out / "bandwidth_per_round.png"),
+    }
+    report = write_summary(
+        prediction_summary(cfg.model, run_config(cfg), ledger, prediction, time.perf_counter() - started, files), out
+    )
     print(json.dumps(report) if args.json else render_prediction(report))
     return 0

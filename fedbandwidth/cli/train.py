@@ -28,12 +28,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--local-steps", type=typed(check_count), help="optimizer steps a client takes a round")
     parser.add_argument("--up-codec", default="none", help="uplink codec chain, e.g. delta+topk:0.01+int8")
     parser.add_argument("--down-codec", default="none", help="downlink codec chain, e.g. fp16")
-    parser.add_argument("--fraction", type=typed(check_fraction), default=1.0,
-                        help="fraction of nodes sampled for training each round, in (0, 1]")
-    parser.add_argument("--partitioning", choices=PARTITIONINGS, default="iid",
-                        help="iid sequences, or whole topics per client (non-IID)")
-    parser.add_argument("--backend", choices=BACKENDS, default="inprocess",
-                        help="Simulation Engine backend: inprocess (threads, default) or ray")
+    parser.add_argument(
+        "--fraction",
+        type=typed(check_fraction),
+        default=1.0,
+        help="fraction of nodes sampled for training each round, in (0, 1]",
+    )
+    parser.add_argument(
+        "--partitioning",
+        choices=PARTITIONINGS,
+        default="iid",
+        help="iid sequences, or whole topics per client (non-IID)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="inprocess",
+        help="Simulation Engine backend: inprocess (threads, default) or ray",
+    )
     parser.add_argument("--out", type=Path, default=Path("build/train"), help="folder for ledger.csv, summary.json")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
     parser.add_argument("--verbose", action="store_true", help="show Flower's own log lines")
@@ -44,8 +56,14 @@ def config_from_args(args: argparse.Namespace):
     from ..compress.training import TrainConfig
 
     sizes = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in PRESETS[args.preset].items()}
-    return TrainConfig(up_codec=args.up_codec, down_codec=args.down_codec, fraction=args.fraction,
-                       partitioning=args.partitioning, backend=args.backend, **sizes)
+    return TrainConfig(
+        up_codec=args.up_codec,
+        down_codec=args.down_codec,
+        fraction=args.fraction,
+        partitioning=args.partitioning,
+        backend=args.backend,
+        **sizes,
+    )
 
 
 def run(args: argparse.Namespace) -> int:

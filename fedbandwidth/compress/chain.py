@@ -20,12 +20,14 @@ from __future__ import annotations
 import fnmatch
 import math
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from ..checks import ConfigError
 
 SEP = "#"  # separates a tensor name from the part of its encoding
 DELTA, LAYERS, SPARSIFY, VALUES = range(4)  # the order stages must come in
 NO_ERROR_FEEDBACK = "noef"  # option of topk/threshold/lowrank: drop the residual instead of keeping it
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -39,8 +41,9 @@ class Stage:
     @property
     def order(self) -> int:
         """Position class: delta, then layers, then a sparsifier (or lowrank), then a value codec."""
-        return {"delta": DELTA, "layers": LAYERS, "topk": SPARSIFY, "threshold": SPARSIFY,
-                "lowrank": SPARSIFY}.get(self.name, VALUES)
+        return {"delta": DELTA, "layers": LAYERS, "topk": SPARSIFY, "threshold": SPARSIFY, "lowrank": SPARSIFY}.get(
+            self.name, VALUES
+        )
 
     def __str__(self) -> str:
         if self.name == "layers":
@@ -71,7 +74,6 @@ class Codec:
         """True if the tensor `name` is sent (no `layers` stage, or it matches)."""
         layers = self.stage("layers")
         return layers is None or layer_selected(name, layers.patterns)
-
 
 
 VALUE_CODECS = ("fp16", "bf16", "int8", "int4")
@@ -115,23 +117,28 @@ def parse_stage(text: str, where: str = "codec") -> Stage:
             raise ConfigError(f"{where}: {name} needs a value and optionally ':noef', got {text!r}")
         if name == "lowrank" and (not args[0].isdigit() or int(args[0]) < 1):
             raise ConfigError(f"{where}: lowrank rank must be a whole number >= 1, got {args[0]!r}")
-        value = (_number(f"{where}: topk fraction", args[0], 0, 1) if name == "topk"
-                 else float(args[0]) if name == "lowrank"
-                 else _number(f"{where}: threshold tau", args[0], 0, math.inf, low_open=False))
+        value = (
+            _number(f"{where}: topk fraction", args[0], 0, 1)
+            if name == "topk"
+            else float(args[0])
+            if name == "lowrank"
+            else _number(f"{where}: threshold tau", args[0], 0, math.inf, low_open=False)
+        )
         return Stage(name, value, error_feedback=len(args) == 1)
     return Stage(name, _block(where, name, args) if name in ("int8", "int4") else None)
 
 
 def check_order(stages: tuple[Stage, ...], where: str) -> None:
     """Stages must come in the order delta, layers, sparsifier, value codec, each at most once."""
-    for before, after in zip(stages, stages[1:]):
+    for before, after in pairwise(stages):
         if after.order <= before.order:
-            raise ConfigError(f"{where}: {after.name!r} cannot follow {before.name!r} "
-                              "(order: delta, layers, topk|threshold|lowrank, fp16|bf16|int8|int4; each once)")
+            raise ConfigError(
+                f"{where}: {after.name!r} cannot follow {before.name!r} "
+                "(order: delta, layers, topk|threshold|lowrank, fp16|bf16|int8|int4; each once)"
+            )
     sparsifier = next((s for s in stages if s.order == SPARSIFY), None)
     if sparsifier and not any(s.name == "delta" for s in stages):
-        raise ConfigError(f"{where}: {sparsifier.name} needs 'delta' before it "
-                          "(compress the update, not the weights)")
+        raise ConfigError(f"{where}: {sparsifier.name} needs 'delta' before it (compress the update, not the weights)")
 
 
 def parse_codec(text: str | None, where: str = "codec") -> Codec:
@@ -147,8 +154,10 @@ def check_downlink(codec: Codec, where: str = "down-codec") -> Codec:
     """Clients keep no previous global model, so the downlink can't send deltas or sparsify them."""
     for stage in codec.stages:
         if stage.order in (DELTA, SPARSIFY):
-            raise ConfigError(f"{where}: {stage.name} applies to the uplink only "
-                              "(a client holds no previous global model to add a delta to)")
+            raise ConfigError(
+                f"{where}: {stage.name} applies to the uplink only "
+                "(a client holds no previous global model to add a delta to)"
+            )
     return codec
 
 

@@ -20,7 +20,7 @@ from .values import decode_values, encode_values, is_data_key
 
 def restore_shape(x: np.ndarray, shape: tuple) -> np.ndarray:
     """A decoded (possibly flat, possibly padded) array in its tensor's shape."""
-    return x.ravel()[:int(np.prod(shape, dtype=np.int64))].reshape(shape)
+    return x.ravel()[: int(np.prod(shape, dtype=np.int64))].reshape(shape)
 
 
 def encode_stages(stages, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -34,8 +34,11 @@ def encode_stages(stages, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray
         elif stage.order == SPARSIFY:
             out = {p: a for k, v in out.items() for p, a in sparse_encode(stage, k, v).items()}
         elif stage.order == VALUES:
-            out = {p: a for k, v in out.items()
-                   for p, a in (encode_values(stage, k, v) if is_data_key(k) else {k: v}).items()}
+            out = {
+                p: a
+                for k, v in out.items()
+                for p, a in (encode_values(stage, k, v) if is_data_key(k) else {k: v}).items()
+            }
     return out
 
 
@@ -53,8 +56,12 @@ class Encoded:
     residual: dict[str, np.ndarray]  # tensor -> what was not sent this time (empty without feedback)
 
 
-def encode(codec: Codec, arrays: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None = None,
-           residual: dict[str, np.ndarray] | None = None) -> Encoded:
+def encode(
+    codec: Codec,
+    arrays: dict[str, np.ndarray],
+    reference: dict[str, np.ndarray] | None = None,
+    residual: dict[str, np.ndarray] | None = None,
+) -> Encoded:
     """Encode named float32 tensors; `reference` is the global model (delta), `residual` the last one."""
     values = {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}
     if codec.stage("delta"):
@@ -71,8 +78,9 @@ def encode(codec: Codec, arrays: dict[str, np.ndarray], reference: dict[str, np.
     return Encoded(sent, {k: v - received[k] for k, v in update.items()})
 
 
-def decode(codec: Codec, parts: dict[str, np.ndarray], shapes: dict[str, tuple],
-           reference: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+def decode(
+    codec: Codec, parts: dict[str, np.ndarray], shapes: dict[str, tuple], reference: dict[str, np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
     """Decode to float32 weights; tensors not sent are taken from `reference` if given, else left out."""
     tensors = decode_parts(parts, shapes)
     if codec.stage("delta"):

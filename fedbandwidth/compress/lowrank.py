@@ -1,4 +1,4 @@
-"""Low rank: each matrix of an update as two thin factors P (m x r) and Q (n x r), P Q^T its best rank-r approximation."""
+"""Low rank: each matrix of an update as thin factors P (m x r) and Q (n x r), P Q^T its best rank-r approximation."""
 
 from __future__ import annotations
 
@@ -44,8 +44,8 @@ def lowrank_decode(parts: dict[str, np.ndarray], shapes: dict[str, tuple]) -> di
         if tag == "lrp":
             rows, cols = shapes[base]
             rank = x.size // rows  # int4 may have padded one value
-            p = x.ravel()[:rows * rank].reshape(rows, rank)
-            q = parts[base + SEP + "lrq"].ravel()[:cols * rank].reshape(cols, rank)
+            p = x.ravel()[: rows * rank].reshape(rows, rank)
+            q = parts[base + SEP + "lrq"].ravel()[: cols * rank].reshape(cols, rank)
             out[base] = p @ q.T
         elif tag != "lrq":
             out[key] = x

@@ -63,8 +63,11 @@ def make_codec_mod(shapes: dict[str, tuple]) -> Mod:
         received = decode(down, to_numpy(msg.content.array_records[ARRAYS]), shapes)
         msg.content[ARRAYS] = to_record(received)
         reply = call_next(msg, context)
-        if msg.metadata.message_type == MessageType.TRAIN and not reply.has_error() \
-                and ARRAYS in reply.content.array_records:
+        if (
+            msg.metadata.message_type == MessageType.TRAIN
+            and not reply.has_error()
+            and ARRAYS in reply.content.array_records
+        ):
             encode_reply(reply, up, received, context)
         return reply
 
@@ -74,8 +77,7 @@ def make_codec_mod(shapes: dict[str, tuple]) -> Mod:
 class CompressedFedAvg(MessageTrackingFedAvg):
     """FedAvg that sends encoded models down, decodes the encoded updates coming up, and records both."""
 
-    def __init__(self, ledger: Ledger, up_codec: Codec = Codec(), down_codec: Codec = Codec(),
-                 **kwargs) -> None:
+    def __init__(self, ledger: Ledger, up_codec: Codec = Codec(), down_codec: Codec = Codec(), **kwargs) -> None:
         super().__init__(ledger, **kwargs)
         self.up_codec, self.down_codec = up_codec, down_codec
         self.global_arrays: dict[str, np.ndarray] = {}  # this round's full-precision global model
@@ -85,9 +87,14 @@ class CompressedFedAvg(MessageTrackingFedAvg):
         self.global_arrays = to_numpy(arrays)
         encoded = to_record(encode(self.down_codec, self.global_arrays).arrays)
         codec_config = ConfigRecord({**config, UP_KEY: str(self.up_codec), DOWN_KEY: str(self.down_codec)})
-        return [Message(RecordDict({self.arrayrecord_key: encoded, self.configrecord_key: codec_config}),
-                        message_type=m.metadata.message_type, dst_node_id=m.metadata.dst_node_id)
-                for m in messages]
+        return [
+            Message(
+                RecordDict({self.arrayrecord_key: encoded, self.configrecord_key: codec_config}),
+                message_type=m.metadata.message_type,
+                dst_node_id=m.metadata.dst_node_id,
+            )
+            for m in messages
+        ]
 
     def decode_replies(self, replies):
         """Decode each encoded reply against this round's full-precision global model."""
@@ -100,8 +107,15 @@ class CompressedFedAvg(MessageTrackingFedAvg):
         return replies
 
 
-def compressed_server_app(arrays: dict[str, np.ndarray], ledger: Ledger, up: Codec, down: Codec,
-                          rounds: int = 1, supernodes: int = 2, fraction: float = 1.0):
+def compressed_server_app(
+    arrays: dict[str, np.ndarray],
+    ledger: Ledger,
+    up: Codec,
+    down: Codec,
+    rounds: int = 1,
+    supernodes: int = 2,
+    fraction: float = 1.0,
+):
     """A ServerApp running CompressedFedAvg from `arrays` (for measuring codecs with any ClientApp)."""
     from flwr.serverapp import Grid, ServerApp
 
@@ -109,8 +123,15 @@ def compressed_server_app(arrays: dict[str, np.ndarray], ledger: Ledger, up: Cod
 
     @server.main()
     def main(grid: Grid, context: Context) -> None:
-        strategy = CompressedFedAvg(ledger, up, down, fraction_train=fraction, fraction_evaluate=0.0,
-                                    min_train_nodes=1, min_available_nodes=supernodes)
+        strategy = CompressedFedAvg(
+            ledger,
+            up,
+            down,
+            fraction_train=fraction,
+            fraction_evaluate=0.0,
+            min_train_nodes=1,
+            min_available_nodes=supernodes,
+        )
         strategy.start(grid=grid, initial_arrays=to_record(arrays), num_rounds=rounds)
 
     return server

@@ -17,7 +17,7 @@ def topk_indices(x: np.ndarray, fraction: float) -> np.ndarray:
     k = min(flat.size, max(1, math.ceil(fraction * flat.size)))
     if k == flat.size:
         return np.arange(flat.size)
-    return np.sort(np.argpartition(np.abs(flat), flat.size - k)[flat.size - k:])
+    return np.sort(np.argpartition(np.abs(flat), flat.size - k)[flat.size - k :])
 
 
 def threshold_indices(x: np.ndarray, tau: float) -> np.ndarray:
@@ -54,7 +54,7 @@ def sparse_decode(parts: dict[str, np.ndarray], shapes: dict[str, tuple]) -> dic
             size = int(np.prod(shapes[base], dtype=np.int64))
             pick = x.astype(np.int64) if tag == "idx" else np.flatnonzero(np.unpackbits(x)[:size])
             dense = np.zeros(size, dtype=np.float32)
-            dense[pick] = parts[base + SEP + "val"].ravel()[:pick.size]
+            dense[pick] = parts[base + SEP + "val"].ravel()[: pick.size]
             out[base] = dense.reshape(shapes[base])
         elif tag != "val":
             out[key] = x

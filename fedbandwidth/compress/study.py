@@ -33,8 +33,13 @@ def same_training(frame, run):
 def baseline(frame):
     """The uncompressed run: no codec either way, all clients, IID, the rounds and steps most runs use."""
     rounds, steps = frame.groupby(["rounds", "local_steps"]).size().idxmax()
-    plain = frame[(frame.up_codec == "none") & (frame.down_codec == "none") & (frame.fraction == 1.0)
-                  & (frame.rounds == rounds) & (frame.local_steps == steps)]
+    plain = frame[
+        (frame.up_codec == "none")
+        & (frame.down_codec == "none")
+        & (frame.fraction == 1.0)
+        & (frame.rounds == rounds)
+        & (frame.local_steps == steps)
+    ]
     if "partitioning" in plain:
         plain = plain[plain.partitioning == "iid"]
     return plain.iloc[0]
@@ -75,8 +80,7 @@ def run_label(row, base) -> str:
     return label
 
 
-def plot_pareto(frame, ax=None, loss_budget: float = 0.02, zoom: float | None = None,
-                label_above: float | None = None):
+def plot_pareto(frame, ax=None, loss_budget: float = 0.02, zoom: float | None = None, label_above: float | None = None):
     """Cumulative uplink bytes (log) vs final held-out loss, one point a run, published ratios marked.
 
     With `zoom`, only runs within that relative loss of the baseline are drawn (labels stay readable);
@@ -89,13 +93,25 @@ def plot_pareto(frame, ax=None, loss_budget: float = 0.02, zoom: float | None = 
     ax.scatter(data.up_bytes, data.final_eval_loss, color="#1f77b4", zorder=3)
     labelled = data if label_above is None else data[data.loss_change > label_above]
     for i, (_, row) in enumerate(labelled.sort_values("up_bytes").iterrows()):
-        ax.annotate(run_label(row, base), (row.up_bytes, row.final_eval_loss), fontsize=6,
-                    xytext=(3, 3 if i % 2 else -8), textcoords="offset points")
+        ax.annotate(
+            run_label(row, base),
+            (row.up_bytes, row.final_eval_loss),
+            fontsize=6,
+            xytext=(3, 3 if i % 2 else -8),
+            textcoords="offset points",
+        )
     mark_goal_and_best(ax, frame, loss_budget)
     ax.set_xscale("log")
-    ax.set(xlabel="cumulative uplink payload bytes (log)", ylabel="final held-out loss (nats/byte)",
-           title="Uplink bytes vs held-out loss" + (f": runs within {zoom:.0%} of the baseline" if zoom else
-                                                      " (published reductions shown relative to our baseline)"))
+    ax.set(
+        xlabel="cumulative uplink payload bytes (log)",
+        ylabel="final held-out loss (nats/byte)",
+        title="Uplink bytes vs held-out loss"
+        + (
+            f": runs within {zoom:.0%} of the baseline"
+            if zoom
+            else " (published reductions shown relative to our baseline)"
+        ),
+    )
     ax.legend(fontsize="x-small", loc="upper right" if zoom else (0.27, 0.16))
     return ax
 
@@ -103,13 +119,21 @@ def plot_pareto(frame, ax=None, loss_budget: float = 0.02, zoom: float | None = 
 def mark_goal_and_best(ax, frame, loss_budget: float = 0.02):
     """Draw the loss budget, the 100x line, the best same-training run (a star) and the published bands."""
     base = baseline(frame)
-    ax.axhline(base.final_eval_loss * (1 + loss_budget), ls=":", color="gray",
-               label=f"baseline loss + {loss_budget:.0%}")
+    ax.axhline(
+        base.final_eval_loss * (1 + loss_budget), ls=":", color="gray", label=f"baseline loss + {loss_budget:.0%}"
+    )
     ax.axvline(base.up_bytes / TARGET_RATIO, ls="--", color="gray", label=f"{TARGET_RATIO}x fewer uplink bytes")
     best = best_within(frame, loss_budget)
-    ax.scatter([best.up_bytes], [best.final_eval_loss], marker="*", s=250, color="#d62728", zorder=4,
-               label=f"best within {loss_budget:.0%}, same training: {run_label(best, base)} ({best.up_ratio:,.0f}x)")
-    for (name, (low, high)), color in zip(REFERENCES.items(), plt.cm.Set2(np.arange(len(REFERENCES)))):
+    ax.scatter(
+        [best.up_bytes],
+        [best.final_eval_loss],
+        marker="*",
+        s=250,
+        color="#d62728",
+        zorder=4,
+        label=f"best within {loss_budget:.0%}, same training: {run_label(best, base)} ({best.up_ratio:,.0f}x)",
+    )
+    for (name, (low, high)), color in zip(REFERENCES.items(), plt.cm.Set2(np.arange(len(REFERENCES))), strict=True):
         ax.axvspan(base.up_bytes / high * 0.97, base.up_bytes / low * 1.03, color=color, alpha=0.35, label=name)
     return ax
 
@@ -137,8 +161,14 @@ def codec_table(codecs: list[str], weights: dict, reference: dict):
         sent = encode(codec, weights, reference).arrays
         back = decode(codec, sent, shapes, reference)
         error = max(float(np.abs(back[k] - weights[k]).max()) for k in weights)
-        rows.append({"codec": text, "payload_bytes": payload_bytes(sent),
-                     "ratio": plain / payload_bytes(sent), "max_abs_error": error})
+        rows.append(
+            {
+                "codec": text,
+                "payload_bytes": payload_bytes(sent),
+                "ratio": plain / payload_bytes(sent),
+                "max_abs_error": error,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -146,9 +176,8 @@ def plot_codec_bytes(table, ax=None):
     """Horizontal bars: payload MiB of one message per codec, with the reduction factor."""
     ax = axes_or_new(ax, figsize=(7, 0.4 * len(table) + 1))
     bars = ax.barh(table.codec[::-1], table.payload_bytes[::-1] / MIB, color="#ff7f0e")
-    for bar, ratio in zip(bars, table.ratio[::-1]):
-        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {ratio:,.1f}x", va="center",
-                fontsize="small")
+    for bar, ratio in zip(bars, table.ratio[::-1], strict=True):
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {ratio:,.1f}x", va="center", fontsize="small")
     ax.set(xlabel="payload of one uplink message (MiB)", xscale="log", title="Bytes per codec")
     return ax
 
@@ -156,10 +185,12 @@ def plot_codec_bytes(table, ax=None):
 def plot_runs(frame, ax=None, title: str = ""):
     """Uplink bytes (bars, log) and final held-out loss (line) for a set of study runs."""
     ax = axes_or_new(ax, figsize=(7, 3.5))
-    labels = [f"{r.up_codec}{'' if r.down_codec == 'none' else ' / down ' + r.down_codec}\n"
-              f"f={r.fraction:g} R={r.rounds} S={r.local_steps}"
-              f"{'' if getattr(r, 'partitioning', 'iid') == 'iid' else ' ' + r.partitioning}"
-              for r in frame.itertuples()]
+    labels = [
+        f"{r.up_codec}{'' if r.down_codec == 'none' else ' / down ' + r.down_codec}\n"
+        f"f={r.fraction:g} R={r.rounds} S={r.local_steps}"
+        f"{'' if getattr(r, 'partitioning', 'iid') == 'iid' else ' ' + r.partitioning}"
+        for r in frame.itertuples()
+    ]
     ax.bar(labels, frame.up_bytes, color="#ff7f0e")
     ax.set(yscale="log", ylabel="cumulative uplink bytes", title=title)
     ax.tick_params(axis="x", labelsize=6, rotation=30)
@@ -175,8 +206,7 @@ def client_update(local_steps: int | None = None, seed: int = 0) -> dict[str, np
     from . import task
     from .training import PRESETS, TrainConfig
 
-    cfg = TrainConfig(**{**PRESETS["study"], "local_steps": local_steps or PRESETS["study"]["local_steps"]},
-                      seed=seed)
+    cfg = TrainConfig(**{**PRESETS["study"], "local_steps": local_steps or PRESETS["study"]["local_steps"]}, seed=seed)
     model = task.build_model(cfg.seed)
     initial = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
     data = task.partition(0, cfg.supernodes, cfg.partitioning, cfg.seq_len, cfg.seed)
@@ -196,7 +226,12 @@ def plot_spectrum(matrices: dict[str, np.ndarray], ax=None):
     for name, matrix in matrices.items():
         energy = energy_captured(matrix)
         ax.plot(np.arange(1, energy.size + 1), energy, label=f"{name} {matrix.shape[0]:,}x{matrix.shape[1]:,}")
-    ax.set(xscale="log", xlabel="rank r", ylabel="share of the update's energy (sum of s_i^2)", ylim=(0, 1.02),
-           title="How low-rank is an update?")
+    ax.set(
+        xscale="log",
+        xlabel="rank r",
+        ylabel="share of the update's energy (sum of s_i^2)",
+        ylim=(0, 1.02),
+        title="How low-rank is an update?",
+    )
     ax.legend(fontsize="small")
     return ax

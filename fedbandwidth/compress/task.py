@@ -32,7 +32,7 @@ def cut_sequences(seq_len: int) -> dict[str, list]:
     for name, data in corpus().items():
         tokens = np.frombuffer(data, dtype=np.uint8)
         for start in range(0, len(tokens) - seq_len + 1, seq_len):
-            ids.append(tokens[start:start + seq_len].tolist())
+            ids.append(tokens[start : start + seq_len].tolist())
             names.append(name)
     return {"input_ids": ids, "topic": names}
 
@@ -40,7 +40,7 @@ def cut_sequences(seq_len: int) -> dict[str, list]:
 def topic_shards(topics: list[str], num_shards: int) -> dict[str, int]:
     """Assign whole topics to shards, largest first to the lightest shard (balanced, deterministic)."""
     names, counts = np.unique(np.asarray(topics), return_counts=True)
-    sizes = dict(zip(names.tolist(), counts.tolist()))
+    sizes = dict(zip(names.tolist(), counts.tolist(), strict=True))
     load, shard_of = [0] * num_shards, {}
     for topic in sorted(sizes, key=lambda t: (-sizes[t], t)):
         shard_of[topic] = int(np.argmin(load))
@@ -139,7 +139,7 @@ def evaluate(model, data: np.ndarray, batch_size: int = 16) -> float:
     total, count = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(data), batch_size):
-            ids = torch.from_numpy(data[start:start + batch_size])
+            ids = torch.from_numpy(data[start : start + batch_size])
             total += model(input_ids=ids, labels=ids).loss.item() * len(ids)
             count += len(ids)
     return total / count

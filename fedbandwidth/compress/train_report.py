@@ -19,19 +19,30 @@ def train_summary(result, seconds: float, files: dict) -> dict:
     message = uncompressed_message_bytes()
     uncompressed = message * sum(r["nodes"] for r in report["rounds"])
     up = report["up_bytes"]
-    return {"model": {"name": MODEL, "uncompressed_message_bytes": message}, "config": asdict(result.config),
-            **report, "uncompressed_up_bytes": uncompressed,
-            "up_compression": round(uncompressed / up, 2) if up else None,
-            "initial_eval_loss": result.eval_loss.get(0), "final_eval_loss": result.final_eval_loss}
+    return {
+        "model": {"name": MODEL, "uncompressed_message_bytes": message},
+        "config": asdict(result.config),
+        **report,
+        "uncompressed_up_bytes": uncompressed,
+        "up_compression": round(uncompressed / up, 2) if up else None,
+        "initial_eval_loss": result.eval_loss.get(0),
+        "final_eval_loss": result.final_eval_loss,
+    }
 
 
 def render_train(report: dict) -> str:
     """One line per round (bytes down/up, held-out loss), then totals."""
-    columns = ROUND_COLUMNS + [("down bytes", 14, bytes_cell("down_bytes")), ("up bytes", 14, bytes_cell("up_bytes")),
-                               ("eval loss", 10, lambda r: f"{r['eval_loss']:.4f}")]
-    return "\n".join([
-        *render_table(columns, report["rounds"]),
-        f"down {format_bytes(report['down_bytes'])}",
-        f"up   {format_bytes(report['up_bytes'])}  ({report['up_compression']}x fewer than float32)",
-        f"held-out loss {report['initial_eval_loss']:.4f} -> {report['final_eval_loss']:.4f}; "
-        f"wall time {report['wall_seconds']:.1f} s"])
+    columns = ROUND_COLUMNS + [
+        ("down bytes", 14, bytes_cell("down_bytes")),
+        ("up bytes", 14, bytes_cell("up_bytes")),
+        ("eval loss", 10, lambda r: f"{r['eval_loss']:.4f}"),
+    ]
+    return "\n".join(
+        [
+            *render_table(columns, report["rounds"]),
+            f"down {format_bytes(report['down_bytes'])}",
+            f"up   {format_bytes(report['up_bytes'])}  ({report['up_compression']}x fewer than float32)",
+            f"held-out loss {report['initial_eval_loss']:.4f} -> {report['final_eval_loss']:.4f}; "
+            f"wall time {report['wall_seconds']:.1f} s",
+        ]
+    )

@@ -65,8 +65,10 @@ class TrainConfig:
         up = check_layers(parse_codec(self.up_codec, "up-codec"), names, "up-codec")
         down = check_layers(check_downlink(parse_codec(self.down_codec, "down-codec")), names, "down-codec")
         if down.stage("layers") and down.stage("layers") != up.stage("layers"):
-            raise ConfigError("down-codec: layers on the downlink needs the same layers on the uplink "
-                              "(a tensor not sent down must stay frozen on the client)")
+            raise ConfigError(
+                "down-codec: layers on the downlink needs the same layers on the uplink "
+                "(a tensor not sent down must stay frozen on the client)"
+            )
         return up, down
 
 
@@ -77,12 +79,12 @@ def client_train(msg: Message, context: Context, cfg: TrainConfig) -> Message:
     torch.set_num_threads(1)  # one CPU per client (Ray actor or engine thread)
     partition = int(context.node_config[PARTITION_ID])
     config = msg.content[CONFIG]
-    data = task.partition(partition, int(context.node_config[NUM_PARTITIONS]), cfg.partitioning,
-                          cfg.seq_len, cfg.seed)
+    data = task.partition(partition, int(context.node_config[NUM_PARTITIONS]), cfg.partitioning, cfg.seq_len, cfg.seed)
     model = task.build_model(cfg.seed)  # tensors not sent down keep these seeded values
     task.load_arrays(model, to_numpy(msg.content[ARRAYS]))
-    batches = task.sample_batches(data, int(config["local-steps"]), cfg.batch_size,
-                                  (cfg.seed, partition, int(config["server-round"])))
+    batches = task.sample_batches(
+        data, int(config["local-steps"]), cfg.batch_size, (cfg.seed, partition, int(config["server-round"]))
+    )
     up, _ = message_codecs(msg)
     loss = task.train_steps(model, batches, float(config["lr"]), trainable=up.selects)
     weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
@@ -134,11 +136,22 @@ def make_server_app(cfg: TrainConfig, ledger: Ledger, eval_loss: dict[int, float
     @server.main()
     def main(grid: Grid, context: Context) -> None:
         up, down = cfg.codecs()
-        strategy = CompressedFedAvg(ledger, up, down, fraction_train=cfg.fraction, fraction_evaluate=0.0,
-                                    min_train_nodes=1, min_available_nodes=cfg.supernodes)
-        strategy.start(grid=grid, initial_arrays=to_record(initial), num_rounds=cfg.rounds,
-                       train_config=ConfigRecord({"local-steps": cfg.local_steps, "lr": cfg.lr}),
-                       evaluate_fn=evaluate_fn)
+        strategy = CompressedFedAvg(
+            ledger,
+            up,
+            down,
+            fraction_train=cfg.fraction,
+            fraction_evaluate=0.0,
+            min_train_nodes=1,
+            min_available_nodes=cfg.supernodes,
+        )
+        strategy.start(
+            grid=grid,
+            initial_arrays=to_record(initial),
+            num_rounds=cfg.rounds,
+            train_config=ConfigRecord({"local-steps": cfg.local_steps, "lr": cfg.lr}),
+            evaluate_fn=evaluate_fn,
+        )
 
     return server
 
@@ -174,4 +187,3 @@ def uncompressed_message_bytes() -> int:
 
     specs = tensor_specs(task.MODEL)
     return predicted_payload_bytes(specs, [s.name for s in specs])
-

@@ -34,7 +34,7 @@ def quantize(x: np.ndarray, bits: int, block: int | None) -> tuple[np.ndarray, n
     scale = ((high - low) / (2**bits - 1)).astype(np.float32)
     scale[scale == 0] = 1.0  # constant block: any scale reproduces it exactly
     codes = np.rint((padded - low[:, None]) / scale[:, None]).clip(0, 2**bits - 1).astype(np.uint8)
-    return codes.ravel()[:flat.size], np.stack([scale, low], axis=1).astype(np.float32)
+    return codes.ravel()[: flat.size], np.stack([scale, low], axis=1).astype(np.float32)
 
 
 def dequantize(codes: np.ndarray, params: np.ndarray) -> np.ndarray:
@@ -42,7 +42,7 @@ def dequantize(codes: np.ndarray, params: np.ndarray) -> np.ndarray:
     size = -(-codes.size // len(params)) if len(params) else 0
     padded = np.pad(codes.astype(np.float32), (0, len(params) * size - codes.size))
     values = padded.reshape(len(params), size) * params[:, :1] + params[:, 1:]
-    return values.ravel()[:codes.size].astype(np.float32)
+    return values.ravel()[: codes.size].astype(np.float32)
 
 
 def pack_nibbles(codes: np.ndarray) -> np.ndarray:

@@ -27,20 +27,33 @@ def simulate_app(cfg: DeployConfig, app_dir: Path | None = None) -> DeployRun:
     flwr_home.mkdir(parents=True, exist_ok=True)
     (flwr_home / "config.toml").write_text(LOCAL_CONFIG_TOML)
     env = flower_env(flwr_home, Path(exes["flwr"]).parent, uuid.uuid4().hex)
-    env.update({"FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(free_port()),  # never a fixed, shared port
-                "FLWR_LOCAL_CONTROL_API_PORT": str(free_port())})
+    env.update(
+        {
+            "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(free_port()),  # never a fixed, shared port
+            "FLWR_LOCAL_CONTROL_API_PORT": str(free_port()),
+        }
+    )
     processes = Processes(env, out / "logs")
     federation = f"num-supernodes={cfg.supernodes} client-resources-num-cpus=1"
     started = time.monotonic()
     try:
         with signals_as_interrupt():
-            runner = processes.start("flwr-run", [exes["flwr"], "run", str(app_dir), "--stream",
-                                                  "--federation-config", federation,
-                                                  *run_config_args(app_settings(cfg, out))], cwd=out)
+            runner = processes.start(
+                "flwr-run",
+                [
+                    exes["flwr"],
+                    "run",
+                    str(app_dir),
+                    "--stream",
+                    "--federation-config",
+                    federation,
+                    *run_config_args(app_settings(cfg, out)),
+                ],
+                cwd=out,
+            )
             runner.wait(timeout=cfg.run_timeout)
             if runner.returncode != 0:
-                raise DeployError(f"flwr run exited with code {runner.returncode}: "
-                                  f"{processes.log_tail('flwr-run', 2)}")
+                raise DeployError(f"flwr run exited with code {runner.returncode}: {processes.log_tail('flwr-run', 2)}")
             run_id = read_run_id(processes)
             status = run_status(exes["flwr"], run_id, processes, connection="local") if run_id else "not started"
             wall = time.monotonic() - started

@@ -50,8 +50,7 @@ def stage_app(folder: Path) -> Path:
 def write_connection(flwr_home: Path, address: str, ca_cert: Path | None) -> Path:
     """Write $FLWR_HOME/config.toml with one SuperLink connection (insecure or CA-verified)."""
     flwr_home.mkdir(parents=True, exist_ok=True)
-    lines = ["[superlink]", f'default = "{CONNECTION}"', "", f"[superlink.{CONNECTION}]",
-             f'address = "{address}"']
+    lines = ["[superlink]", f'default = "{CONNECTION}"', "", f"[superlink.{CONNECTION}]", f'address = "{address}"']
     lines.append(f"root-certificates = {json.dumps(str(ca_cert))}" if ca_cert else "insecure = true")
     path = flwr_home / "config.toml"
     path.write_text("\n".join(lines) + "\n")
@@ -61,10 +60,18 @@ def write_connection(flwr_home: Path, address: str, ca_cert: Path | None) -> Pat
 def flower_env(flwr_home: Path, bin_dir: Path, marker: str) -> dict[str, str]:
     """Environment for every Flower process: offline, no telemetry, FLWR_HOME, our marker."""
     env = dict(os.environ)
-    env.update({"FLWR_HOME": str(flwr_home), "FLWR_TELEMETRY_ENABLED": "0",
-                "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1", "FLWR_DISABLE_UPDATE_CHECK": "1",
-                "PATH": os.pathsep.join([str(bin_dir), env.get("PATH", "")]), MARKER: marker,
-                "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0", "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {
+            "FLWR_HOME": str(flwr_home),
+            "FLWR_TELEMETRY_ENABLED": "0",
+            "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+            "FLWR_DISABLE_UPDATE_CHECK": "1",
+            "PATH": os.pathsep.join([str(bin_dir), env.get("PATH", "")]),
+            MARKER: marker,
+            "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -72,8 +79,13 @@ def run_config_args(settings: dict) -> list[str]:
     """`-c key=value` arguments for `flwr run`, TOML-quoted (strings in double quotes)."""
     args = []
     for key, value in settings.items():
-        text = json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(
-            value, bool) else repr(value)
+        text = (
+            json.dumps(value)
+            if isinstance(value, str)
+            else str(value).lower()
+            if isinstance(value, bool)
+            else repr(value)
+        )
         args += ["-c", f"{key}={text}"]
     return args
 
@@ -83,35 +95,60 @@ def tls_args(tls: TlsFiles | None, server: bool) -> list[str]:
     if tls is None:
         return ["--insecure"]
     if server:
-        return ["--ssl-ca-certfile", str(tls.ca_cert), "--ssl-certfile", str(tls.server_cert),
-                "--ssl-keyfile", str(tls.server_key)]
+        return [
+            "--ssl-ca-certfile",
+            str(tls.ca_cert),
+            "--ssl-certfile",
+            str(tls.server_cert),
+            "--ssl-keyfile",
+            str(tls.server_key),
+        ]
     return ["--root-certificates", str(tls.ca_cert)]
 
 
 def superlink_argv(exe: str, port: int, tls: TlsFiles | None) -> list[str]:
     """flower-superlink on 127.0.0.1:`port` (Fleet, Control and runtime APIs share it), state in memory."""
-    return [exe, *tls_args(tls, server=True), "--disable-runtime-dependency-installation",
-            "--host", "127.0.0.1", "--port", str(port)]
+    return [
+        exe,
+        *tls_args(tls, server=True),
+        "--disable-runtime-dependency-installation",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
 
 
-def supernode_argv(exe: str, superlink_port: int, own_port: int, partition: int, partitions: int,
-                   tls: TlsFiles | None) -> list[str]:
+def supernode_argv(
+    exe: str, superlink_port: int, own_port: int, partition: int, partitions: int, tls: TlsFiles | None
+) -> list[str]:
     """flower-supernode talking to 127.0.0.1:`superlink_port` (its relay), its own runtime port."""
-    return [exe, *tls_args(tls, server=False), "--superlink", f"127.0.0.1:{superlink_port}",
-            "--host", "127.0.0.1", "--port", str(own_port),
-            "--node-config", node_config_text(partition, partitions)]
+    return [
+        exe,
+        *tls_args(tls, server=False),
+        "--superlink",
+        f"127.0.0.1:{superlink_port}",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(own_port),
+        "--node-config",
+        node_config_text(partition, partitions),
+    ]
 
 
 def remote_instructions(superlink_host: str, port: int = 9092, ca_cert: str = "certs/ca.crt") -> str:
     """The commands that run the same app on machines of their own, against one SuperLink."""
-    return "\n".join([
-        f"# on the SuperLink machine ({superlink_host}), with a certificate whose SAN names it:",
-        f"flower-superlink --ssl-ca-certfile {ca_cert} --ssl-certfile certs/server.pem "
-        f"--ssl-keyfile certs/server.key --host 0.0.0.0 --port {port}",
-        "# on each client machine i of N (pip install -e . there too):",
-        f"flower-supernode --root-certificates {ca_cert} --superlink {superlink_host}:{port} "
-        f"--node-config '{node_config_text('i', 'N')}'",
-        "# on your laptop: a connection in $FLWR_HOME/config.toml, then flwr run",
-        f'#   [superlink.remote]\n#   address = "{superlink_host}:{port}"\n#   root-certificates = "{ca_cert}"',
-        "flwr run . remote --stream -c 'num-server-rounds=3 min-available-nodes=N'",
-    ])
+    return "\n".join(
+        [
+            f"# on the SuperLink machine ({superlink_host}), with a certificate whose SAN names it:",
+            f"flower-superlink --ssl-ca-certfile {ca_cert} --ssl-certfile certs/server.pem "
+            f"--ssl-keyfile certs/server.key --host 0.0.0.0 --port {port}",
+            "# on each client machine i of N (pip install -e . there too):",
+            f"flower-supernode --root-certificates {ca_cert} --superlink {superlink_host}:{port} "
+            f"--node-config '{node_config_text('i', 'N')}'",
+            "# on your laptop: a connection in $FLWR_HOME/config.toml, then flwr run",
+            f'#   [superlink.remote]\n#   address = "{superlink_host}:{port}"\n#   root-certificates = "{ca_cert}"',
+            "flwr run . remote --stream -c 'num-server-rounds=3 min-available-nodes=N'",
+        ]
+    )

@@ -94,9 +94,16 @@ def prepare_tls(cfg: DeployConfig, folder: Path) -> TlsFiles | None:
 
 def app_settings(cfg: DeployConfig, out: Path) -> dict:
     """The run config the ServerApp reads (kebab-case, as in pyproject.toml)."""
-    return {"num-server-rounds": cfg.rounds, "fraction-train": cfg.fraction, "fraction-evaluate": 0.0,
-            "min-train-nodes": cfg.min_train_nodes, "min-available-nodes": cfg.supernodes,
-            "round-timeout": cfg.round_timeout, "model": cfg.model, "out-dir": str(out)}
+    return {
+        "num-server-rounds": cfg.rounds,
+        "fraction-train": cfg.fraction,
+        "fraction-evaluate": 0.0,
+        "min-train-nodes": cfg.min_train_nodes,
+        "min-available-nodes": cfg.supernodes,
+        "round-timeout": cfg.round_timeout,
+        "model": cfg.model,
+        "out-dir": str(out),
+    }
 
 
 @dataclass(frozen=True)
@@ -154,10 +161,15 @@ def deploy(cfg: DeployConfig, fault: NodeFault | None = None) -> DeployRun:
             wait_for_port(port, link, processes, "superlink")
             for i in range(cfg.supernodes):
                 relays.append(Relay(port, name=f"supernode-{i}").start())
-                processes.start(f"supernode-{i}", supernode_argv(
-                    exes["flower-supernode"], relays[i].port, free_port(), i, cfg.supernodes, tls))
-            processes.start("flwr-run", [exes["flwr"], "run", str(app_dir), CONNECTION, "--stream",
-                                         *run_config_args(app_settings(cfg, out))], cwd=out)
+                processes.start(
+                    f"supernode-{i}",
+                    supernode_argv(exes["flower-supernode"], relays[i].port, free_port(), i, cfg.supernodes, tls),
+                )
+            processes.start(
+                "flwr-run",
+                [exes["flwr"], "run", str(app_dir), CONNECTION, "--stream", *run_config_args(app_settings(cfg, out))],
+                cwd=out,
+            )
             lost = wait_for_run(cfg, processes, relays, fault)
             run_id = read_run_id(processes)
             status = run_status(exes["flwr"], run_id, processes) if run_id else "not started"
@@ -171,16 +183,14 @@ def deploy(cfg: DeployConfig, fault: NodeFault | None = None) -> DeployRun:
     return DeployRun(cfg, out, relays, node_ids, run_id, status, lost, wall, pids, processes.env[MARKER])
 
 
-def wait_for_run(cfg: DeployConfig, processes: Processes, relays: list[Relay],
-                 fault: NodeFault | None) -> list[int]:
+def wait_for_run(cfg: DeployConfig, processes: Processes, relays: list[Relay], fault: NodeFault | None) -> list[int]:
     """Poll until `flwr run` ends; return partitions whose SuperNode died. DeployError on failure."""
     runner, link = processes.started["flwr-run"], processes.started["superlink"]
     deadline = time.monotonic() + cfg.run_timeout
     lost: list[int] = []
     while runner.poll() is None:
         if link.poll() is not None:
-            raise DeployError(f"the SuperLink exited with code {link.returncode}: "
-                              f"{processes.log_tail('superlink')}")
+            raise DeployError(f"the SuperLink exited with code {link.returncode}: {processes.log_tail('superlink')}")
         if time.monotonic() > deadline:
             raise DeployError(f"the run did not finish within {cfg.run_timeout:.0f} s; logs in {processes.logs}")
         if fault and fault.partition not in lost and fault.due(relays[fault.partition]):
@@ -213,11 +223,15 @@ def read_node_id(processes: Processes, name: str) -> int | None:
 def run_status(flwr: str, run_id: int, processes: Processes, connection: str = CONNECTION) -> str:
     """The run's final status from the SuperLink (`flwr ls --run-id N --format json`)."""
     env = {**processes.env, "NO_COLOR": "1", "TERM": "dumb"}  # plain JSON, also inside Jupyter
-    done = subprocess.run([flwr, "ls", connection, "--run-id", str(run_id), "--format", "json"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [flwr, "ls", connection, "--run-id", str(run_id), "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     text = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)  # rich may colour it anyway
     try:
-        return json.loads(text[text.index("{"):])["runs"][0]["status"]
+        return json.loads(text[text.index("{") :])["runs"][0]["status"]
     except (ValueError, KeyError, IndexError):
         return "unknown: " + " ".join((text or done.stderr).split())[:160]
-

@@ -44,18 +44,23 @@ class LinkProfile:
 
     def describe(self) -> str:
         """e.g. '4G: 30 Mbit/s down, 10 Mbit/s up, 50 ms'."""
-        return (f"{self.name}: {self.down_bits_per_second / MBIT:g} Mbit/s down, "
-                f"{self.up_bits_per_second / MBIT:g} Mbit/s up, {self.latency_seconds * 1000:g} ms")
+        return (
+            f"{self.name}: {self.down_bits_per_second / MBIT:g} Mbit/s down, "
+            f"{self.up_bits_per_second / MBIT:g} Mbit/s up, {self.latency_seconds * 1000:g} ms"
+        )
 
 
-PROFILES: dict[str, LinkProfile] = {p.name: p for p in (
-    LinkProfile.from_mbit("3G", 2, 0.5, 100),
-    LinkProfile.from_mbit("4G", 30, 10, 50),
-    LinkProfile.from_mbit("5G", 200, 50, 20),
-    LinkProfile.from_mbit("home broadband", 100, 20, 15),
-    LinkProfile.from_mbit("Wi-Fi", 300, 300, 3),
-    LinkProfile.from_mbit("datacenter", 10_000, 10_000, 0.5),
-)}
+PROFILES: dict[str, LinkProfile] = {
+    p.name: p
+    for p in (
+        LinkProfile.from_mbit("3G", 2, 0.5, 100),
+        LinkProfile.from_mbit("4G", 30, 10, 50),
+        LinkProfile.from_mbit("5G", 200, 50, 20),
+        LinkProfile.from_mbit("home broadband", 100, 20, 15),
+        LinkProfile.from_mbit("Wi-Fi", 300, 300, 3),
+        LinkProfile.from_mbit("datacenter", 10_000, 10_000, 0.5),
+    )
+}
 
 
 def transfer_seconds(num_bytes: int, bits_per_second: float, latency_seconds: float = 0.0) -> float:
@@ -80,12 +85,14 @@ def node_times(frame, links: Mapping[int, LinkProfile]):
         for direction in (DOWN, UP):
             sizes = group[group.direction == direction].payload_bytes
             row[f"{direction}_bytes"] = int(sizes.sum())
-            row[f"{direction}_seconds"] = sum(transfer_seconds(int(b), link.rate(direction), link.latency_seconds)
-                                              for b in sizes)
+            row[f"{direction}_seconds"] = sum(
+                transfer_seconds(int(b), link.rate(direction), link.latency_seconds) for b in sizes
+            )
         row["seconds"] = row["down_seconds"] + row["up_seconds"]
         rows.append(row)
-    return pd.DataFrame(rows, columns=["round", "node_id", "link", "down_bytes", "down_seconds",
-                                       "up_bytes", "up_seconds", "seconds"])
+    return pd.DataFrame(
+        rows, columns=["round", "node_id", "link", "down_bytes", "down_seconds", "up_bytes", "up_seconds", "seconds"]
+    )
 
 
 def round_times(times):
@@ -95,11 +102,19 @@ def round_times(times):
     rows = []
     for rnd, group in times.groupby("round", sort=True):
         slowest = group.loc[group.seconds.idxmax()]
-        rows.append({"round": int(rnd), "nodes": len(group), "straggler": int(slowest.node_id),
-                     "straggler_link": slowest.link, "round_seconds": float(slowest.seconds),
-                     "fastest_seconds": float(group.seconds.min())})
-    table = pd.DataFrame(rows, columns=["round", "nodes", "straggler", "straggler_link",
-                                        "round_seconds", "fastest_seconds"])
+        rows.append(
+            {
+                "round": int(rnd),
+                "nodes": len(group),
+                "straggler": int(slowest.node_id),
+                "straggler_link": slowest.link,
+                "round_seconds": float(slowest.seconds),
+                "fastest_seconds": float(group.seconds.min()),
+            }
+        )
+    table = pd.DataFrame(
+        rows, columns=["round", "nodes", "straggler", "straggler_link", "round_seconds", "fastest_seconds"]
+    )
     table["cumulative_seconds"] = table.round_seconds.cumsum()
     return table
 
@@ -125,13 +140,18 @@ def planned_ledger(message_bytes: int, supernodes: int, rounds: int, fraction: f
     from ..theory import sampled_nodes
 
     sampled = min(sampled_nodes(supernodes, fraction), supernodes)
-    rows = [(r, TRAIN, node, direction, message_bytes, message_bytes)
-            for r in range(1, rounds + 1) for node in range(sampled) for direction in (DOWN, UP)]
+    rows = [
+        (r, TRAIN, node, direction, message_bytes, message_bytes)
+        for r in range(1, rounds + 1)
+        for node in range(sampled)
+        for direction in (DOWN, UP)
+    ]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def compare_scenarios(message_bytes: int, supernodes: int, rounds: int, links, fractions=(1.0,),
-                      ratios: Mapping[str, float] | None = None):
+def compare_scenarios(
+    message_bytes: int, supernodes: int, rounds: int, links, fractions=(1.0,), ratios: Mapping[str, float] | None = None
+):
     """Total seconds for each sampling fraction x codec ratio (e.g. {"float32": 1, "float16": 0.5})."""
     import pandas as pd
 
@@ -142,6 +162,13 @@ def compare_scenarios(message_bytes: int, supernodes: int, rounds: int, links, f
         assigned = assign_links(range(supernodes), links)
         for codec, ratio in ratios.items():
             scaled = scale_payload(plan, ratio)
-            rows.append({"fraction": fraction, "codec": codec, "clients_per_round": plan.node_id.nunique(),
-                         "bytes": int(scaled.payload_bytes.sum()), "seconds": total_seconds(scaled, assigned)})
+            rows.append(
+                {
+                    "fraction": fraction,
+                    "codec": codec,
+                    "clients_per_round": plan.node_id.nunique(),
+                    "bytes": int(scaled.payload_bytes.sum()),
+                    "seconds": total_seconds(scaled, assigned),
+                }
+            )
     return pd.DataFrame(rows)

@@ -14,7 +14,7 @@ def plot_payload_vs_wire(table, ax=None):
     x = np.arange(len(table))
     ax.bar(x - 0.2, table.payload_bytes / MIB, width=0.4, color=DOWN_COLOR, label="payload (ledger)")
     ax.bar(x + 0.2, table.wire_bytes / MIB, width=0.4, color="#7f7f7f", label="wire (relay)")
-    ax.set_xticks(x, [f"node {p}\n{d}" for p, d in zip(table.partition, table.direction)])
+    ax.set_xticks(x, [f"node {p}\n{d}" for p, d in zip(table.partition, table.direction, strict=True)])
     ax.set(ylabel="MiB", title="Payload vs wire bytes, per node and direction")
     ax.legend(fontsize="small")
     return ax
@@ -24,7 +24,7 @@ def plot_round_times(times, round_number: int = 1, ax=None):
     """Stacked bars per node of one round: seconds down and up; a dashed line at the round's time."""
     ax = axes_or_new(ax)
     rows = times[times["round"] == round_number].reset_index(drop=True)
-    labels = [f"{link}\n…{str(node)[-4:]}" for link, node in zip(rows.link, rows.node_id)]
+    labels = [f"{link}\n…{str(node)[-4:]}" for link, node in zip(rows.link, rows.node_id, strict=True)]
     ax.bar(labels, rows.down_seconds, color=DOWN_COLOR, label="model down")
     ax.bar(labels, rows.up_seconds, bottom=rows.down_seconds, color=UP_COLOR, label="update up")
     if len(rows):

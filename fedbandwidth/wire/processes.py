@@ -57,8 +57,15 @@ class Processes:
         with (self.logs / f"{name}.log").open("wb") as log:
             log.write(("$ " + " ".join(argv) + "\n").encode())  # the command line, first
             log.flush()
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=self.env, cwd=cwd, start_new_session=True)
+            proc = subprocess.Popen(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                cwd=cwd,
+                start_new_session=True,
+            )
         self.started[name] = proc
         return proc
 
@@ -121,8 +128,9 @@ def send_signal(proc, signum: int) -> None:
         pass
 
 
-def wait_for_port(port: int, proc: subprocess.Popen, processes: Processes, name: str,
-                  seconds: float = STARTUP_SECONDS) -> None:
+def wait_for_port(
+    port: int, proc: subprocess.Popen, processes: Processes, name: str, seconds: float = STARTUP_SECONDS
+) -> None:
     """Poll until 127.0.0.1:`port` accepts a connection; DeployError if `proc` exits or time runs out."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -175,4 +183,3 @@ def threading_is_main() -> bool:
 def _raise_interrupt(signum, frame) -> None:
     """A signal handler that raises KeyboardInterrupt."""
     raise KeyboardInterrupt(f"signal {signum}")
-

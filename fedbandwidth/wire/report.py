@@ -35,7 +35,7 @@ def round_windows(timeline_csv: Path, end: float) -> dict[int, tuple[float, floa
                     run_end = float(row["unix_time"])
     rounds = sorted(starts)
     ends = [starts[r] for r in rounds[1:]] + [run_end]
-    return {r: (starts[r], stop) for r, stop in zip(rounds, ends)}
+    return {r: (starts[r], stop) for r, stop in zip(rounds, ends, strict=True)}
 
 
 def wire_by_round(relays: list[Relay], windows: dict[int, tuple[float, float]]) -> dict[int, dict[str, int]]:
@@ -55,12 +55,22 @@ def ratio(wire: int, payload: int) -> float | None:
 def node_rows(run, ledger: Ledger) -> list[dict]:
     """One dict per SuperNode: partition, node id, payload and wire bytes per direction, their ratio."""
     rows = []
-    for i, (relay, node_id) in enumerate(zip(run.relays, run.node_ids)):
-        payload = {d: sum(t.payload_bytes for t in ledger.transfers if t.node_id == node_id and t.direction == d)
-                   for d in DIRECTIONS}
+    for i, (relay, node_id) in enumerate(zip(run.relays, run.node_ids, strict=True)):
+        payload = {
+            d: sum(t.payload_bytes for t in ledger.transfers if t.node_id == node_id and t.direction == d)
+            for d in DIRECTIONS
+        }
         wire = relay.totals()
-        rows.append({"partition": i, "node_id": node_id, "lost": i in run.lost, "payload_bytes": payload,
-                     "wire_bytes": wire, "wire_per_payload": {d: ratio(wire[d], payload[d]) for d in DIRECTIONS}})
+        rows.append(
+            {
+                "partition": i,
+                "node_id": node_id,
+                "lost": i in run.lost,
+                "payload_bytes": payload,
+                "wire_bytes": wire,
+                "wire_per_payload": {d: ratio(wire[d], payload[d]) for d in DIRECTIONS},
+            }
+        )
     return rows
 
 
@@ -74,8 +84,14 @@ def app_run_summary(run, files: dict, **config) -> tuple[dict, Ledger]:
     """The common summary of a run of the Flower App (Message API, no evaluate phase) next to its prediction."""
     cfg = run.cfg
     prediction = predict(tensor_specs(cfg.model), cfg.supernodes, cfg.rounds, cfg.fraction, 0.0, "message")
-    settings = {"supernodes": cfg.supernodes, "rounds": cfg.rounds, "fraction": cfg.fraction,
-                "fraction_evaluate": 0.0, "api": "message", **config}
+    settings = {
+        "supernodes": cfg.supernodes,
+        "rounds": cfg.rounds,
+        "fraction": cfg.fraction,
+        "fraction_evaluate": 0.0,
+        "api": "message",
+        **config,
+    }
     ledger = read_ledger(run.out)
     return prediction_summary(cfg.model, settings, ledger, prediction, run.wall_seconds, files), ledger
 
@@ -92,8 +108,12 @@ def deploy_summary(run) -> dict:
     report["wire_bytes"] = {**totals, "other": {d: totals[d] - in_rounds[d] for d in DIRECTIONS}}
     report["wire_per_payload"] = {d: ratio(totals[d], report[f"{d}_bytes"]) for d in DIRECTIONS}
     report["nodes"] = node_rows(run, ledger)
-    report["run"] = {"id": run.run_id, "status": run.status, "lost_partitions": run.lost,
-                     "processes_stopped": len(run.pids)}
+    report["run"] = {
+        "id": run.run_id,
+        "status": run.status,
+        "lost_partitions": run.lost,
+        "processes_stopped": len(run.pids),
+    }
     return write_summary(report, run.out)
 
 
@@ -102,31 +122,57 @@ def ratio_cell(direction: str):
     return lambda n: "-" if n["wire_per_payload"][direction] is None else f"{n['wire_per_payload'][direction]:.4f}"
 
 
-ROUND_WIRE_COLUMNS = [("round", 5, lambda r: str(r["round"])),
-                      ("payload down", 14, bytes_cell("down_bytes")), ("wire down", 14, bytes_cell("wire_bytes", DOWN)),
-                      ("payload up", 14, bytes_cell("up_bytes")), ("wire up", 14, bytes_cell("wire_bytes", UP))]
-NODE_WIRE_COLUMNS = [("node", 5, lambda n: str(n["partition"])),
-                     *[column for d in DIRECTIONS for column in (
-                         (f"payload {d}", 14, bytes_cell("payload_bytes", d)),
-                         (f"wire {d}", 14, bytes_cell("wire_bytes", d)), ("wire/payload", 12, ratio_cell(d)))],
-                     ("", 0, lambda n: " (lost mid-run)" if n["lost"] else "")]
+ROUND_WIRE_COLUMNS = [
+    ("round", 5, lambda r: str(r["round"])),
+    ("payload down", 14, bytes_cell("down_bytes")),
+    ("wire down", 14, bytes_cell("wire_bytes", DOWN)),
+    ("payload up", 14, bytes_cell("up_bytes")),
+    ("wire up", 14, bytes_cell("wire_bytes", UP)),
+]
+NODE_WIRE_COLUMNS = [
+    ("node", 5, lambda n: str(n["partition"])),
+    *[
+        column
+        for d in DIRECTIONS
+        for column in (
+            (f"payload {d}", 14, bytes_cell("payload_bytes", d)),
+            (f"wire {d}", 14, bytes_cell("wire_bytes", d)),
+            ("wire/payload", 12, ratio_cell(d)),
+        )
+    ],
+    ("", 0, lambda n: " (lost mid-run)" if n["lost"] else ""),
+]
 
 
 def render_deploy_text(report: dict) -> str:
     """The app's table, then wire vs payload per round and per node, with the ratios."""
     run = report["run"]
-    return "\n".join([render_prediction(report), "", *render_table(ROUND_WIRE_COLUMNS, report["rounds"]),
-                      *render_table(NODE_WIRE_COLUMNS, report["nodes"]),
-                      f"run {run['id']}: {run['status']}; TLS {'on' if report['config']['tls'] else 'off'}; "
-                      f"{run['processes_stopped']} processes stopped"])
+    return "\n".join(
+        [
+            render_prediction(report),
+            "",
+            *render_table(ROUND_WIRE_COLUMNS, report["rounds"]),
+            *render_table(NODE_WIRE_COLUMNS, report["nodes"]),
+            f"run {run['id']}: {run['status']}; TLS {'on' if report['config']['tls'] else 'off'}; "
+            f"{run['processes_stopped']} processes stopped",
+        ]
+    )
 
 
 def wire_table(report: dict):
     """One row per node and direction: payload bytes, wire bytes, wire/payload."""
     import pandas as pd
 
-    rows = [{"partition": n["partition"], "node_id": n["node_id"], "direction": d,
-             "payload_bytes": n["payload_bytes"][d], "wire_bytes": n["wire_bytes"][d],
-             "wire_per_payload": n["wire_per_payload"][d]} for n in report["nodes"] for d in DIRECTIONS]
+    rows = [
+        {
+            "partition": n["partition"],
+            "node_id": n["node_id"],
+            "direction": d,
+            "payload_bytes": n["payload_bytes"][d],
+            "wire_bytes": n["wire_bytes"][d],
+            "wire_per_payload": n["wire_per_payload"][d],
+        }
+        for n in report["nodes"]
+        for d in DIRECTIONS
+    ]
     return pd.DataFrame(rows)
-

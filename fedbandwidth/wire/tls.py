@@ -38,11 +38,16 @@ def _certificate(subject: str, issuer: str, public_key, signing_key, is_ca: bool
     from cryptography import x509
 
     now = dt.datetime.now(dt.UTC)
-    builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer))
-               .public_key(public_key).serial_number(x509.random_serial_number())
-               .not_valid_before(now - dt.timedelta(minutes=5))
-               .not_valid_after(now + dt.timedelta(days=VALID_DAYS))
-               .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(_name(issuer))
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=VALID_DAYS))
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+    )
     if not is_ca:
         sans = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
@@ -64,15 +69,20 @@ def generate_tls(folder: Path) -> TlsFiles:
 
     folder.mkdir(parents=True, exist_ok=True)
     ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = _certificate("fedbandwidth throw-away CA", "fedbandwidth throw-away CA",
-                      ca_key.public_key(), ca_key, is_ca=True).sign(ca_key, hashes.SHA256())
-    server = _certificate("127.0.0.1", "fedbandwidth throw-away CA", server_key.public_key(),
-                          ca_key, is_ca=False).sign(ca_key, hashes.SHA256())
-    key_pem = server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption())
-    return TlsFiles(ca_cert=write_pem(folder / "ca.crt", ca.public_bytes(serialization.Encoding.PEM)),
-                    server_cert=write_pem(folder / "server.pem", server.public_bytes(serialization.Encoding.PEM)),
-                    server_key=write_pem(folder / "server.key", key_pem, private=True))
+    ca = _certificate(
+        "fedbandwidth throw-away CA", "fedbandwidth throw-away CA", ca_key.public_key(), ca_key, is_ca=True
+    ).sign(ca_key, hashes.SHA256())
+    server = _certificate("127.0.0.1", "fedbandwidth throw-away CA", server_key.public_key(), ca_key, is_ca=False).sign(
+        ca_key, hashes.SHA256()
+    )
+    key_pem = server_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return TlsFiles(
+        ca_cert=write_pem(folder / "ca.crt", ca.public_bytes(serialization.Encoding.PEM)),
+        server_cert=write_pem(folder / "server.pem", server.public_bytes(serialization.Encoding.PEM)),
+        server_key=write_pem(folder / "server.key", key_pem, private=True),
+    )
 
 
 def check_tls_files(files: TlsFiles) -> TlsFiles:
@@ -80,8 +90,11 @@ def check_tls_files(files: TlsFiles) -> TlsFiles:
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    loaders = {"ca_cert": x509.load_pem_x509_certificate, "server_cert": x509.load_pem_x509_certificate,
-               "server_key": lambda data: load_pem_private_key(data, password=None)}
+    loaders = {
+        "ca_cert": x509.load_pem_x509_certificate,
+        "server_cert": x509.load_pem_x509_certificate,
+        "server_key": lambda data: load_pem_private_key(data, password=None),
+    }
     for field, load in loaders.items():
         path = getattr(files, field)
         try:
