@@ -20,7 +20,7 @@ from flwr.serverapp import Grid, ServerApp
 from .checks import check_choice, check_count, check_fraction
 from .ledger import Ledger
 from .model import known_models, random_arrays
-from .tracking import MessageTrackingFedAvg
+from .tracking import MessageTrackingFedAvg, sampling
 
 log = logging.getLogger("flwr")
 
@@ -86,15 +86,10 @@ def run_app(grid: Grid, settings: AppSettings) -> Ledger:
     ledger = Ledger(csv_path=out / LEDGER_CSV)
     timeline = out / TIMELINE_CSV
     timeline.write_text("round,event,unix_time\n")
-    strategy = TimedTrackingFedAvg(
-        ledger,
-        timeline,
-        fraction_train=settings.fraction_train,
-        fraction_evaluate=settings.fraction_evaluate,
-        min_train_nodes=settings.min_train_nodes,
-        min_evaluate_nodes=settings.min_train_nodes,
-        min_available_nodes=settings.min_available_nodes,
+    sample = sampling(
+        settings.fraction_train, settings.fraction_evaluate, settings.min_train_nodes, settings.min_available_nodes
     )
+    strategy = TimedTrackingFedAvg(ledger, timeline, **sample)
     initial = ArrayRecord({name: Array(a) for name, a in random_arrays(settings.model).items()})
     try:
         strategy.start(

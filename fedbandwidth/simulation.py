@@ -19,7 +19,7 @@ from .logs import QUIET_RAY
 from .model import known_models
 from .names import APIS, BACKENDS
 from .theory import default_min_nodes
-from .tracking import BandwidthTrackingFedAvg, MessageTrackingFedAvg
+from .tracking import BandwidthTrackingFedAvg, MessageTrackingFedAvg, sampling
 
 log = logging.getLogger("fedbandwidth")
 
@@ -68,16 +68,8 @@ def legacy_server_app(cfg: SimulationConfig, arrays: list[np.ndarray], ledger: L
     initial = ndarrays_to_parameters(arrays)
 
     def server_fn(context: Context) -> ServerAppComponents:
-        strategy = BandwidthTrackingFedAvg(
-            ledger,
-            expected_nodes=cfg.supernodes,
-            fraction_fit=cfg.fraction,
-            fraction_evaluate=cfg.fraction_evaluate,
-            min_fit_clients=cfg.min_nodes,
-            min_evaluate_clients=cfg.min_nodes,
-            min_available_clients=cfg.min_nodes,
-            initial_parameters=initial,
-        )
+        sample = sampling(cfg.fraction, cfg.fraction_evaluate, cfg.min_nodes, api="legacy")
+        strategy = BandwidthTrackingFedAvg(ledger, cfg.supernodes, initial_parameters=initial, **sample)
         return ServerAppComponents(strategy=strategy, config=ServerConfig(num_rounds=cfg.rounds))
 
     return ServerApp(server_fn=server_fn)
@@ -90,15 +82,8 @@ def message_server_app(cfg: SimulationConfig, arrays: dict[str, np.ndarray], led
 
     @server.main()
     def main(grid: Grid, context: Context) -> None:
-        strategy = MessageTrackingFedAvg(
-            ledger,
-            expected_nodes=cfg.supernodes,
-            fraction_train=cfg.fraction,
-            fraction_evaluate=cfg.fraction_evaluate,
-            min_train_nodes=cfg.min_nodes,
-            min_evaluate_nodes=cfg.min_nodes,
-            min_available_nodes=cfg.min_nodes,
-        )
+        sample = sampling(cfg.fraction, cfg.fraction_evaluate, cfg.min_nodes)
+        strategy = MessageTrackingFedAvg(ledger, cfg.supernodes, **sample)
         strategy.start(grid=grid, initial_arrays=initial, num_rounds=cfg.rounds)
 
     return server

@@ -56,13 +56,40 @@ def wait_for_nodes(count: Callable[[], int], expected: int, timeout: float = 60.
     return seen
 
 
-class BandwidthTrackingFedAvg(LegacyFedAvg):
-    """The lesson's strategy: FedAvg that logs the size of every model it sends and receives."""
+# FedAvg's sampling settings are named differently in the two APIs: Message API name -> legacy name.
+LEGACY_SAMPLING_NAMES = {
+    "fraction_train": "fraction_fit",
+    "min_train_nodes": "min_fit_clients",
+    "min_evaluate_nodes": "min_evaluate_clients",
+    "min_available_nodes": "min_available_clients",
+}
+
+
+def sampling(
+    fraction: float, fraction_evaluate: float, min_nodes: int, min_available: int | None = None, api: str = "message"
+) -> dict:
+    """FedAvg's sampling keywords for `api`: fractions, at least `min_nodes` sampled of `min_available` connected."""
+    kwargs = {
+        "fraction_train": fraction,
+        "fraction_evaluate": fraction_evaluate,
+        "min_train_nodes": min_nodes,
+        "min_evaluate_nodes": min_nodes,
+        "min_available_nodes": min_available or min_nodes,
+    }
+    return kwargs if api == "message" else {LEGACY_SAMPLING_NAMES.get(k, k): v for k, v in kwargs.items()}
+
+
+class LedgerTracking:
+    """What the tracking strategies hold: the ledger they write to, and how many nodes to wait for."""
 
     def __init__(self, ledger: Ledger, expected_nodes: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.ledger = ledger
         self.expected_nodes = expected_nodes  # wait for this many nodes before sampling
+
+
+class BandwidthTrackingFedAvg(LedgerTracking, LegacyFedAvg):
+    """The lesson's strategy: FedAvg that logs the size of every model it sends and receives."""
 
     def configure_fit(self, server_round, parameters, client_manager):
         """Sample clients as FedAvg does, then record the model going down to each."""
@@ -84,13 +111,8 @@ class BandwidthTrackingFedAvg(LegacyFedAvg):
         return instructions
 
 
-class MessageTrackingFedAvg(FedAvg):
+class MessageTrackingFedAvg(LedgerTracking, FedAvg):
     """The same strategy on Flower's Message API (``flwr.serverapp.strategy.FedAvg``)."""
-
-    def __init__(self, ledger: Ledger, expected_nodes: int = 0, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.ledger = ledger
-        self.expected_nodes = expected_nodes  # wait for this many nodes before sampling
 
     def configure_train(self, server_round, arrays, config, grid):
         """Sample nodes as FedAvg does, then record the model going down to each."""

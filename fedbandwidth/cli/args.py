@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from ..checks import ConfigError, check_count
+from ..checks import ConfigError, check_count, check_fraction
 
 
 def typed(check, **kwargs):
@@ -23,3 +24,30 @@ def typed(check, **kwargs):
             raise argparse.ArgumentTypeError(str(err).removeprefix("value ")) from None
 
     return convert
+
+
+def with_default(text: str, default) -> str:
+    """Help text, with '(default X)' appended when there is a default."""
+    return text if default is None else f"{text} (default {default})"
+
+
+def add_size_arguments(parser: argparse.ArgumentParser, nodes: str, supernodes=2, rounds=1) -> None:
+    """--supernodes (described as `nodes`), --rounds and --fraction: a run's size, checked while parsing."""
+    parser.add_argument(
+        "--supernodes", type=typed(check_count), default=supernodes, help=with_default(nodes, supernodes)
+    )
+    parser.add_argument(
+        "--rounds", type=typed(check_count), default=rounds, help=with_default("federated rounds", rounds)
+    )
+    parser.add_argument(
+        "--fraction",
+        type=typed(check_fraction),
+        default=1.0,
+        help="fraction of nodes sampled for training each round, in (0, 1] (default 1.0)",
+    )
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, out: str, files: str) -> None:
+    """--out (the folder `files` are written to, default `out`) and --json."""
+    parser.add_argument("--out", type=Path, default=Path(out), help=f"folder for {files} (default {out})")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")

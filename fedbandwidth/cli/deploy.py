@@ -10,8 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..checks import check_count, check_fraction, check_writable
-from .args import typed
+from ..checks import check_count, check_writable
+from .args import add_output_arguments, add_size_arguments, typed
 
 HELP = "run on a local Deployment Engine and measure wire bytes"
 FAILED = 1  # exit code of a deployment that ran but did not complete
@@ -19,14 +19,7 @@ FAILED = 1  # exit code of a deployment that ran but did not complete
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `fedbandwidth deploy` options."""
-    parser.add_argument("--supernodes", type=typed(check_count), default=2, help="SuperNode processes (default 2)")
-    parser.add_argument("--rounds", type=typed(check_count), default=1, help="federated rounds (default 1)")
-    parser.add_argument(
-        "--fraction",
-        type=typed(check_fraction),
-        default=1.0,
-        help="fraction of nodes sampled for training each round, in (0, 1] (default 1.0)",
-    )
+    add_size_arguments(parser, "SuperNode processes")
     parser.add_argument(
         "--tls", action="store_true", help="TLS with a throw-away CA and server certificate made for this run"
     )
@@ -54,13 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="folder of flower-superlink, flower-supernode, flwr (default: next to Python, then PATH)",
     )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path("build/deploy"),
-        help="folder for ledger.csv, timeline.csv, logs/, certs/, summary.json (default build/deploy)",
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
+    add_output_arguments(parser, "build/deploy", "ledger.csv, timeline.csv, logs/, certs/, summary.json")
 
 
 def config_from_args(args: argparse.Namespace):

@@ -9,24 +9,17 @@ import sys
 import time
 from pathlib import Path
 
-from ..checks import check_count, check_fraction, check_writable
+from ..checks import check_fraction, check_writable
 from ..model import known_models
 from ..names import APIS, BACKENDS
-from .args import typed
+from .args import add_output_arguments, add_size_arguments, typed
 
 HELP = "run no-op FedAvg clients and measure every model message"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `simulate` options."""
-    parser.add_argument("--supernodes", type=typed(check_count), default=2, help="simulated clients (default 2)")
-    parser.add_argument("--rounds", type=typed(check_count), default=1, help="federated rounds (default 1)")
-    parser.add_argument(
-        "--fraction",
-        type=typed(check_fraction),
-        default=1.0,
-        help="fraction of nodes sampled for training each round, in (0, 1] (default 1.0)",
-    )
+    add_size_arguments(parser, "simulated clients")
     parser.add_argument(
         "--fraction-evaluate",
         type=typed(check_fraction, allow_zero=True),
@@ -47,13 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Simulation Engine backend: inprocess (ClientApps in threads, no Ray; default) "
         "or ray (a Ray actor per worker, as the course); the bytes are the same",
     )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path("build/simulate"),
-        help="folder for ledger.csv and bandwidth_per_round.png (default build/simulate)",
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
+    add_output_arguments(parser, "build/simulate", "ledger.csv, bandwidth_per_round.png, summary.json")
     parser.add_argument("--verbose", action="store_true", help="show Flower's own log lines")
 
 

@@ -9,13 +9,12 @@ import argparse
 import json
 import logging
 import time
-from pathlib import Path
 
-from ..checks import check_count, check_fraction, check_writable
+from ..checks import check_count, check_writable
 from ..compress.task import PARTITIONINGS
 from ..compress.training import PRESETS
 from ..names import BACKENDS
-from .args import typed
+from .args import add_output_arguments, add_size_arguments, typed
 
 HELP = "train a real model federatedly, with codecs"
 
@@ -23,17 +22,10 @@ HELP = "train a real model federatedly, with codecs"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `train` subcommand's arguments (numbers are checked by TrainConfig, before any work)."""
     parser.add_argument("--preset", choices=PRESETS, default="ci", help="defaults for the sizes below")
-    parser.add_argument("--supernodes", type=typed(check_count), help="simulated clients")
-    parser.add_argument("--rounds", type=typed(check_count), help="federated rounds")
+    add_size_arguments(parser, "simulated clients", supernodes=None, rounds=None)
     parser.add_argument("--local-steps", type=typed(check_count), help="optimizer steps a client takes a round")
     parser.add_argument("--up-codec", default="none", help="uplink codec chain, e.g. delta+topk:0.01+int8")
     parser.add_argument("--down-codec", default="none", help="downlink codec chain, e.g. fp16")
-    parser.add_argument(
-        "--fraction",
-        type=typed(check_fraction),
-        default=1.0,
-        help="fraction of nodes sampled for training each round, in (0, 1]",
-    )
     parser.add_argument(
         "--partitioning",
         choices=PARTITIONINGS,
@@ -46,8 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="inprocess",
         help="Simulation Engine backend: inprocess (threads, default) or ray",
     )
-    parser.add_argument("--out", type=Path, default=Path("build/train"), help="folder for ledger.csv, summary.json")
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
+    add_output_arguments(parser, "build/train", "ledger.csv, summary.json")
     parser.add_argument("--verbose", action="store_true", help="show Flower's own log lines")
 
 

@@ -14,7 +14,7 @@ from flwr.clientapp.typing import ClientAppCallable, Mod
 
 from ..ledger import Ledger
 from ..names import ARRAYS, CONFIG
-from ..tracking import MessageTrackingFedAvg
+from ..tracking import MessageTrackingFedAvg, sampling
 from .chain import Codec, parse_codec
 from .encoding import decode, encode
 
@@ -123,15 +123,7 @@ def compressed_server_app(
 
     @server.main()
     def main(grid: Grid, context: Context) -> None:
-        strategy = CompressedFedAvg(
-            ledger,
-            up,
-            down,
-            fraction_train=fraction,
-            fraction_evaluate=0.0,
-            min_train_nodes=1,
-            min_available_nodes=supernodes,
-        )
+        strategy = CompressedFedAvg(ledger, up, down, **sampling(fraction, 0.0, 1, supernodes))
         strategy.start(grid=grid, initial_arrays=to_record(arrays), num_rounds=rounds)
 
     return server

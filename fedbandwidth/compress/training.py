@@ -17,6 +17,7 @@ from flwr.serverapp import Grid, ServerApp
 from ..checks import ConfigError, check_choice, check_count, check_fraction
 from ..ledger import Ledger
 from ..names import ARRAYS, BACKENDS, CONFIG, METRICS, NUM_EXAMPLES, NUM_PARTITIONS, PARTITION_ID
+from ..tracking import sampling
 from . import task
 from .chain import check_downlink, check_layers, parse_codec
 from .messages import CompressedFedAvg, make_codec_mod, message_codecs, to_numpy, to_record
@@ -136,15 +137,7 @@ def make_server_app(cfg: TrainConfig, ledger: Ledger, eval_loss: dict[int, float
     @server.main()
     def main(grid: Grid, context: Context) -> None:
         up, down = cfg.codecs()
-        strategy = CompressedFedAvg(
-            ledger,
-            up,
-            down,
-            fraction_train=cfg.fraction,
-            fraction_evaluate=0.0,
-            min_train_nodes=1,
-            min_available_nodes=cfg.supernodes,
-        )
+        strategy = CompressedFedAvg(ledger, up, down, **sampling(cfg.fraction, 0.0, 1, cfg.supernodes))
         strategy.start(
             grid=grid,
             initial_arrays=to_record(initial),
