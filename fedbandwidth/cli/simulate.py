@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     """Validate, run the simulation, print the table or JSON, write CSV, PNG and summary.json."""
     from ..ledger import Ledger
     from ..logs import setup_logging
-    from ..model import random_arrays, tensor_specs
+    from ..model import tensor_specs
     from ..report import prediction_summary, render_prediction, write_summary
     from ..simulation import SimulationConfig, simulate
     from ..theory import predict
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     ledger = Ledger(csv_path=out / "ledger.csv")
     progress_bar(cfg.rounds, ledger)
     started = time.perf_counter()
-    simulate(cfg, random_arrays(cfg.model), ledger)
+    simulate(cfg, ledger=ledger)
     files = {
         "ledger_csv": ledger.csv_path,
         "plot_png": save_plot(ledger, prediction.total_bytes, out / "bandwidth_per_round.png"),
