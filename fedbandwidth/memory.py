@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from .checks import ConfigError
 from .units import GIB, MIB, to_gib
 
-# Model messages held at the peak, in-process, beyond the process itself (bench_memory.py: at most 3.8 and 2.6).
-INPROCESS_MESSAGES = {"legacy": 4, "message": 3}
+# Model messages held at the peak, in-process, beyond the process itself (bench_memory.py: at most 4.6 and 4.0).
+INPROCESS_MESSAGES = {"legacy": 5, "message": 4}
 INPROCESS_BASE_BYTES = 400 * MIB  # Python, Flower, numpy, pandas and matplotlib before any model
 RAY_BASE_BYTES = 3 * GIB  # Ray's daemons and two actors (4.56 GiB peak at pythia-14m, 10 nodes a round)
 RAY_EXTRA_MESSAGES = 3  # the global model, the sum and one deserialized reply, besides one copy per node

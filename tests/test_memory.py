@@ -19,9 +19,9 @@ MESSAGE_410M = 1_621_374_206  # legacy payload bytes of one pythia-410m message
 
 def test_inprocess_estimate_does_not_grow_with_nodes():
     few, many = (estimate_memory(MESSAGE_410M, n, "legacy") for n in (2, 1000))
-    assert few == many and few.messages == INPROCESS_MESSAGES["legacy"] == 4
-    assert few.peak_bytes == 400 * MIB + 4 * MESSAGE_410M == INPROCESS_BASE_BYTES + 6_485_496_824
-    assert estimate_memory(MESSAGE_410M, 2, "message").peak_bytes == INPROCESS_BASE_BYTES + 3 * MESSAGE_410M
+    assert few == many and few.messages == INPROCESS_MESSAGES["legacy"] == 5
+    assert few.peak_bytes == 400 * MIB + 5 * MESSAGE_410M == INPROCESS_BASE_BYTES + 8_106_871_030
+    assert estimate_memory(MESSAGE_410M, 2, "message").peak_bytes == INPROCESS_BASE_BYTES + 4 * MESSAGE_410M
 
 
 def test_ray_estimate_holds_a_copy_per_sampled_node():
