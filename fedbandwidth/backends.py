@@ -7,12 +7,15 @@ that isolation costs a Ray start, worker processes and a pickled copy of every m
 no-op client does not need. The in-process backend runs the same ClientApp in a thread of the
 calling process on a copy of the message and context (as Ray's pickling would give it), so the
 ledger is byte for byte the same. Flower 1.42 hard-wires its Ray backend inside `start_vce`;
-`use_backend()` swaps it for the duration of one run and restores it afterwards.
+`use_backend()` swaps it for the duration of one run and restores it afterwards, together with
+the engine's queue class (see PromptQueue).
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
+import queue
 import sys
 import types
 from collections.abc import Callable, Iterator
@@ -26,6 +29,8 @@ from flwr.server.superlink.fleet.vce.backend import Backend, BackendConfig
 from .names import BACKENDS
 
 RAY_BACKEND_MODULE = "flwr.server.superlink.fleet.vce.backend.raybackend"
+VCE_API_MODULE = "flwr.server.superlink.fleet.vce.vce_api"  # the engine loop; it names its queue class Queue
+QUEUE_WAIT_SECONDS = 0.02  # longest wait of an engine thread on its queue before it checks for the run's end
 DEFAULT_WORKERS = 2  # ClientApps running at once; this machine has 2 cores
 
 
@@ -55,15 +60,53 @@ class InProcessBackend(Backend):
         """Run the ClientApp on copies of the message and context; wrap its errors as Ray does."""
         if self.app is None:
             raise ValueError("call build() before process_message()")
+        sent = message
         message, context = copy.deepcopy(message), copy.deepcopy(context)  # arrays are immutable bytes: cheap
         try:
-            return self.app(message=message, context=context), context
+            reply = self.app(message=message, context=context)
         except Exception as ex:  # the engine turns this into an error reply, as for a Ray actor
             raise ClientAppException(str(ex)) from ex
+        return share_sent_buffers(reply, sent), context
 
     def terminate(self) -> None:
         """Nothing to shut down."""
         self.app = None
+
+
+def share_sent_buffers(reply: Message, sent: Message) -> Message:
+    """Let each reply array whose bytes equal an array the node was sent share the sent buffer.
+
+    A no-op client's reply equals what it received, but Flower's NumPyClient wrapper serializes
+    it anew: one more model in memory per node until the round is aggregated. Flower's SuperLink
+    also stores arrays by content (identical chunks once). The ledger reads lengths: same bytes.
+    """
+    if reply.has_error():
+        return reply
+    by_length: dict[int, list[bytes]] = {}
+    for record in sent.content.array_records.values():
+        for array in record.values():
+            by_length.setdefault(len(array.data), []).append(array.data)
+    for record in reply.content.array_records.values():
+        for array in record.values():
+            same = next((data for data in by_length.get(len(array.data), ()) if data == array.data), None)
+            if same is not None and same is not array.data:
+                array.data = same
+    return reply
+
+
+class PromptQueue(queue.Queue):
+    """The engine's message queue, waited on in short slices, so its threads see a run's end at once.
+
+    Flower's engine threads wait up to 1 s on an empty queue before they check whether the
+    ServerApp has finished; under Ray that hides in Ray's own shutdown, in-process it would be
+    the last second of every run.
+    """
+
+    def get(self, block: bool = True, timeout: float | None = None):
+        """Queue.get, with a timed wait cut to QUEUE_WAIT_SECONDS."""
+        if block and timeout is not None:
+            timeout = min(timeout, QUEUE_WAIT_SECONDS)
+        return super().get(block, timeout)
 
 
 @contextmanager
@@ -80,9 +123,12 @@ def use_backend(name: str) -> Iterator[None]:
         sys.modules[RAY_BACKEND_MODULE] = module
     saved = module.__dict__.get("RayBackend")
     module.RayBackend = InProcessBackend
+    engine = importlib.import_module(VCE_API_MODULE)
+    engine.Queue = PromptQueue
     try:
         yield
     finally:
+        engine.Queue = queue.Queue
         if saved is not None:
             module.RayBackend = saved
         else:

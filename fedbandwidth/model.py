@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,10 +93,16 @@ def tensor_specs(name: str = "pythia-14m") -> list[TensorSpec]:
     return specs
 
 
+def iter_random_arrays(name: str = "pythia-14m", seed: int = 0) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, array) pairs of freshly initialised float32 arrays, made one at a time (no torch)."""
+    rng = np.random.default_rng(seed)
+    for spec in tensor_specs(name):
+        yield spec.name, rng.standard_normal(spec.shape, dtype=np.float32) * np.float32(0.02)
+
+
 def random_arrays(name: str = "pythia-14m", seed: int = 0) -> dict[str, np.ndarray]:
     """Freshly initialised float32 arrays with the model's exact names and shapes (no torch)."""
-    rng = np.random.default_rng(seed)
-    return {s.name: rng.standard_normal(s.shape, dtype=np.float32) * np.float32(0.02) for s in tensor_specs(name)}
+    return dict(iter_random_arrays(name, seed))
 
 
 def hub_reachable(timeout: float = 1.0) -> bool:

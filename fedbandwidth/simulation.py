@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, Context
 from flwr.clientapp import ClientApp
-from flwr.common import ndarrays_to_parameters
-from flwr.server import ServerAppComponents, ServerConfig
+from flwr.common import Parameters, ndarray_to_bytes
+from flwr.server import Server, ServerAppComponents, ServerConfig, SimpleClientManager
 from flwr.serverapp import Grid, ServerApp
 
 from .checks import check_choice, check_count, check_fraction
 from .ledger import Ledger
 from .logs import QUIET_RAY
-from .model import known_models
+from .model import iter_random_arrays, known_models
 from .names import APIS, BACKENDS
-from .theory import default_min_nodes
+from .theory import default_min_nodes, sampled_nodes
 from .tracking import BandwidthTrackingFedAvg, MessageTrackingFedAvg, sampling
 
 log = logging.getLogger("fedbandwidth")
@@ -61,30 +62,54 @@ def check_lesson_parameters(num_supernodes, num_rounds, fraction_fit) -> Simulat
 
 # One CPU per client actor: on 2 cores, 2 actors serve all SuperNodes in turn.
 BACKEND_CONFIG = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0}, "init_args": QUIET_RAY}
+# No-op clients only (de)serialize, mostly holding the GIL: one in-process worker is as fast as two,
+# and keeps one message in flight instead of two (benchmarks/README.md).
+NOOP_BACKEND_CONFIG = {**BACKEND_CONFIG, "inprocess": {"workers": 1}}
 
 
-def legacy_server_app(cfg: SimulationConfig, arrays: list[np.ndarray], ledger: Ledger) -> ServerApp:
-    """The lesson's ServerApp: BandwidthTrackingFedAvg on the legacy API."""
-    initial = ndarrays_to_parameters(arrays)
-
-    def server_fn(context: Context) -> ServerAppComponents:
-        sample = sampling(cfg.fraction, cfg.fraction_evaluate, cfg.min_nodes, api="legacy")
-        strategy = BandwidthTrackingFedAvg(ledger, cfg.supernodes, initial_parameters=initial, **sample)
-        return ServerAppComponents(strategy=strategy, config=ServerConfig(num_rounds=cfg.rounds))
-
-    return ServerApp(server_fn=server_fn)
+Pairs = Callable[[], Iterable[tuple[str, np.ndarray]]]  # gives the initial model's (name, array) pairs
 
 
-def message_server_app(cfg: SimulationConfig, arrays: dict[str, np.ndarray], ledger: Ledger) -> ServerApp:
+def legacy_parameters(pairs: Iterable[tuple[str, np.ndarray]]) -> Parameters:
+    """Legacy Parameters from (name, array) pairs, serializing one array at a time."""
+    return Parameters(tensors=[ndarray_to_bytes(array) for _, array in pairs], tensor_type="numpy.ndarray")
+
+
+def array_record(pairs: Iterable[tuple[str, np.ndarray]]) -> ArrayRecord:
+    """A Message-API ArrayRecord from (name, array) pairs, serializing one array at a time."""
+    record = ArrayRecord()
+    for name, array in pairs:
+        record[name] = Array(array)
+    return record
+
+
+def legacy_components(cfg: SimulationConfig, pairs: Pairs, ledger: Ledger) -> ServerAppComponents:
+    """BandwidthTrackingFedAvg in a legacy Server that sends each round in one wave (a thread per node).
+
+    The initial model is serialized now and handed to Flower, which lets go of it after round 1.
+    """
+    sample = sampling(cfg.fraction, cfg.fraction_evaluate, cfg.min_nodes, api="legacy")
+    initial = legacy_parameters(pairs())
+    strategy = BandwidthTrackingFedAvg(ledger, cfg.supernodes, initial_parameters=initial, **sample)
+    server = Server(client_manager=SimpleClientManager(), strategy=strategy)
+    server.set_max_workers(max(sampled_nodes(cfg.supernodes, f) for f in (cfg.fraction, cfg.fraction_evaluate)))
+    return ServerAppComponents(server=server, config=ServerConfig(num_rounds=cfg.rounds))
+
+
+def legacy_server_app(cfg: SimulationConfig, pairs: Pairs, ledger: Ledger) -> ServerApp:
+    """The lesson's ServerApp: BandwidthTrackingFedAvg on the legacy API, built when the run starts."""
+    return ServerApp(server_fn=lambda context: legacy_components(cfg, pairs, ledger))
+
+
+def message_server_app(cfg: SimulationConfig, pairs: Pairs, ledger: Ledger) -> ServerApp:
     """The same run on the Message API: MessageTrackingFedAvg driven by strategy.start()."""
-    initial = ArrayRecord({name: Array(a) for name, a in arrays.items()})
     server = ServerApp()
 
     @server.main()
     def main(grid: Grid, context: Context) -> None:
         sample = sampling(cfg.fraction, cfg.fraction_evaluate, cfg.min_nodes)
         strategy = MessageTrackingFedAvg(ledger, cfg.supernodes, **sample)
-        strategy.start(grid=grid, initial_arrays=initial, num_rounds=cfg.rounds)
+        strategy.start(grid=grid, initial_arrays=array_record(pairs()), num_rounds=cfg.rounds)
 
     return server
 
@@ -114,24 +139,26 @@ def run(
 
 def simulate(
     cfg: SimulationConfig,
-    arrays: dict[str, np.ndarray],
+    arrays: Mapping[str, np.ndarray] | None = None,
     ledger: Ledger | None = None,
     client_app: ClientApp | None = None,
 ) -> Ledger:
-    """Run `cfg` with no-op clients, starting from `arrays` (name -> ndarray); return the ledger."""
+    """Run `cfg` with no-op clients from `arrays` (name -> ndarray), or from random arrays of
+    `cfg.model` made one at a time as they are serialized (None); return the ledger."""
     from . import client_app as clients
 
     ledger = ledger if ledger is not None else Ledger()
+    pairs = (lambda: arrays.items()) if arrays is not None else (lambda: iter_random_arrays(cfg.model))
     if cfg.api == "legacy":
-        server = legacy_server_app(cfg, list(arrays.values()), ledger)
+        server = legacy_server_app(cfg, pairs, ledger)
         client = client_app or clients.legacy_app
     else:
-        server = message_server_app(cfg, arrays, ledger)
+        server = message_server_app(cfg, pairs, ledger)
         client = client_app or clients.app
     attempts = 2 if cfg.backend == "ray" else 1  # Ray's start-up can time out on a busy machine
     for attempt in range(1, attempts + 1):
         try:
-            run(server, client, cfg.supernodes, backend=cfg.backend)
+            run(server, client, cfg.supernodes, NOOP_BACKEND_CONFIG, backend=cfg.backend)
             break
         except RuntimeError:
             if ledger.transfers or attempt == attempts:

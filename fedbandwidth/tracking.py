@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-from flwr.app import Message
+from flwr.app import ArrayRecord, Message
 from flwr.server.strategy import FedAvg as LegacyFedAvg
 from flwr.serverapp.strategy import FedAvg
 
@@ -54,6 +54,44 @@ def wait_for_nodes(count: Callable[[], int], expected: int, timeout: float = 60.
     while (seen := count()) < expected and time.monotonic() < deadline:
         time.sleep(0.1)
     return seen
+
+
+class ReadOnceTensors(list):
+    """A reply's serialized tensors, each let go of as it is read.
+
+    Flower's FedAvg deserializes each reply whole before adding it, and keeps a round's replies
+    until the next round's are in. Read once, a reply's bytes are freed as its arrays are made:
+    the replies shrink while the average grows, and nothing of them is left for the next round.
+    """
+
+    def __iter__(self):
+        for i in range(len(self)):
+            tensor, self[i] = self[i], b""
+            yield tensor
+
+
+class ReadOnceRecord(ArrayRecord):
+    """An ArrayRecord whose items() hand each Array over once: ReadOnceTensors for the Message API."""
+
+    def items(self):
+        """Yield (key, Array) pairs, removing each from the record as it goes."""
+        for key in list(self.keys()):
+            yield key, self.pop(key)
+
+
+def read_once_results(results: list) -> list:
+    """Legacy fit results whose tensors Flower's aggregation reads once (then they are gone)."""
+    for _, res in results:
+        res.parameters.tensors = ReadOnceTensors(res.parameters.tensors)
+    return results
+
+
+def read_once_replies(replies: list[Message], key: str) -> list[Message]:
+    """Message-API replies whose arrays Flower's aggregation reads once (error replies carry none)."""
+    for msg in replies:
+        if not msg.has_error() and key in msg.content.array_records:
+            msg.content[key] = ReadOnceRecord(dict(msg.content.array_records[key].items()))
+    return replies
 
 
 # FedAvg's sampling settings are named differently in the two APIs: Message API name -> legacy name.
@@ -102,7 +140,7 @@ class BandwidthTrackingFedAvg(LedgerTracking, LegacyFedAvg):
         """Record each model that came back (failed clients send none), then average."""
         record_parameters(self.ledger, server_round, TRAIN, UP, results)
         self.ledger.end_round(server_round)
-        return super().aggregate_fit(server_round, results, failures)
+        return super().aggregate_fit(server_round, read_once_results(results), failures)
 
     def configure_evaluate(self, server_round, parameters, client_manager):
         """Record the model going down again for evaluation (none if fraction_evaluate is 0)."""
@@ -127,7 +165,8 @@ class MessageTrackingFedAvg(LedgerTracking, FedAvg):
         replies = list(replies)
         record_messages(self.ledger, server_round, TRAIN, UP, replies, self.arrayrecord_key)
         self.ledger.end_round(server_round)
-        return super().aggregate_train(server_round, self.decode_replies(replies))
+        replies = read_once_replies(self.decode_replies(replies), self.arrayrecord_key)
+        return super().aggregate_train(server_round, replies)
 
     def encode_train(self, messages: list[Message], arrays, config) -> list[Message]:
         """Hook: what the train messages carry on the wire (unchanged here; codecs override it)."""

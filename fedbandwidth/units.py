@@ -2,6 +2,7 @@
 
 MIB = 2**20  # mebibyte, what `ls -lh` and most OS tools call "M"
 MB = 10**6  # megabyte, what network links and disk vendors count in
+GIB = 2**30  # gibibyte, how memory is sold and shown
 
 
 def to_mib(num_bytes: int) -> float:
@@ -12,6 +13,11 @@ def to_mib(num_bytes: int) -> float:
 def to_mb(num_bytes: int) -> float:
     """Convert bytes to MB (10**6 bytes)."""
     return num_bytes / MB
+
+
+def to_gib(num_bytes: int) -> float:
+    """Convert bytes to GiB (2**30 bytes)."""
+    return num_bytes / GIB
 
 
 def format_bytes(num_bytes: int) -> str:

@@ -6,10 +6,19 @@ import sys
 import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, Context, Message, RecordDict
+from flwr.app.error import Error
 from flwr.clientapp import ClientApp
 from flwr.clientapp.client_app import ClientAppException
 
-from fedbandwidth.backends import RAY_BACKEND_MODULE, InProcessBackend, use_backend
+from fedbandwidth.backends import (
+    QUEUE_WAIT_SECONDS,
+    RAY_BACKEND_MODULE,
+    VCE_API_MODULE,
+    InProcessBackend,
+    PromptQueue,
+    share_sent_buffers,
+    use_backend,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -88,3 +97,43 @@ def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="backend must be one of inprocess, ray"):
         with use_backend("dask"):
             pass
+
+
+def test_an_echoed_reply_shares_the_sent_bytes_and_a_changed_one_does_not():
+    def handler(msg, context):  # serializes anew, as Flower's NumPyClient wrapper does
+        same = Array(msg.content["arrays"]["w"].numpy())
+        changed = Array(np.array([9, 9, 9], dtype=np.float32))
+        return Message(content=RecordDict({"arrays": ArrayRecord({"w": same, "v": changed})}), reply_to=msg)
+
+    message, context = train_message()
+    reply, _ = backend_with(handler).process_message(message, context)
+    sent = message.content["arrays"]["w"].data
+    assert reply.content["arrays"]["w"].data is sent  # equal bytes: one buffer
+    assert reply.content["arrays"]["v"].data is not sent and reply.content["arrays"]["v"].numpy().tolist() == [9] * 3
+
+
+def test_an_error_reply_is_left_alone():
+    message, _ = train_message()
+    error = Message(Error(code=0, reason="x"), reply_to=message)
+    assert share_sent_buffers(error, message) is error
+
+
+def test_engine_queue_waits_in_short_slices(monkeypatch):
+    import queue
+
+    waits = []
+    monkeypatch.setattr(queue.Queue, "get", lambda self, block=True, timeout=None: waits.append((block, timeout)))
+    PromptQueue().get(timeout=1.0)
+    PromptQueue().get(block=False)
+    PromptQueue().get()
+    assert waits == [(True, QUEUE_WAIT_SECONDS), (False, None), (True, None)]
+
+
+def test_use_backend_swaps_the_engine_queue_and_restores_it():
+    import importlib
+    import queue
+
+    engine = importlib.import_module(VCE_API_MODULE)
+    with use_backend("inprocess"):
+        assert engine.Queue is PromptQueue
+    assert engine.Queue is queue.Queue

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import PARAMETERS, TENSOR_BYTES
 from fedbandwidth import model as model_mod
-from fedbandwidth.model import known_models, load_config, random_arrays, tensor_specs
+from fedbandwidth.model import iter_random_arrays, known_models, load_config, random_arrays, tensor_specs
 
 
 def test_pythia_14m_specs_are_exact(specs):
@@ -45,6 +45,13 @@ def test_random_arrays_have_the_specs(specs, arrays):
     assert list(arrays) == [s.name for s in specs]
     assert all(a.shape == s.shape and a.dtype.name == "float32" for a, s in zip(arrays.values(), specs, strict=True))
     assert (random_arrays()["lm_head.weight"] == arrays["lm_head.weight"]).all()  # seeded
+
+
+def test_random_arrays_come_one_at_a_time_with_the_same_values(arrays):
+    pairs = iter_random_arrays()
+    name, first = next(pairs)  # made on demand: the rest do not exist yet
+    assert name == "gpt_neox.embed_in.weight" and (first == arrays[name]).all()
+    assert all((a == arrays[n]).all() for n, a in pairs)
 
 
 def test_offline_fallback_makes_no_network_attempt(monkeypatch, caplog):

@@ -95,3 +95,23 @@ def test_wait_for_nodes_polls_until_all_registered():
     assert wait_for_nodes(lambda: next(registered), expected=10, timeout=5) == 10
     assert wait_for_nodes(lambda: 4, expected=10, timeout=0.2) == 4  # gives up, samples from what is there
     assert wait_for_nodes(lambda: 0, expected=0) == 0  # no wait asked
+
+
+@pytest.mark.parametrize("api", ["legacy", "message"])
+def test_random_start_made_one_array_at_a_time_moves_the_predicted_bytes(specs, api):
+    cfg = SimulationConfig(supernodes=3, rounds=2, fraction=0.5, api=api)
+    ledger = simulate(cfg)  # no arrays: random ones, serialized as they are made
+    assert ledger.total_bytes() == predict(specs, 3, 2, 0.5, api=api).total_bytes
+    assert set(ledger.to_frame().payload_bytes) == {LEGACY_MESSAGE_BYTES if api == "legacy" else MESSAGE_BYTES}
+
+
+def test_legacy_server_starts_from_the_exact_bytes_and_sends_a_round_in_one_wave(arrays):
+    from flwr.common import ndarrays_to_parameters
+
+    from fedbandwidth.simulation import legacy_components
+
+    cfg = SimulationConfig(supernodes=10, fraction=0.5, fraction_evaluate=0.8)
+    components = legacy_components(cfg, lambda: arrays.items(), Ledger())
+    assert components.server.max_workers == 8  # a thread for each node of the larger sample
+    initial = components.server.strategy.initialize_parameters(components.server.client_manager())
+    assert initial.tensors == ndarrays_to_parameters(list(arrays.values())).tensors

@@ -79,11 +79,30 @@ def run_config(cfg) -> dict:
     }
 
 
+def memory_advice(cfg) -> str:
+    """What to change when a run would not fit: the levers that lower this run's peak."""
+    levers = ["a smaller --model"]
+    if cfg.backend == "ray":
+        levers += ["fewer nodes a round (--fraction)", "--backend inprocess"]
+    if cfg.api == "legacy":
+        levers.append("--api message")
+    return f"try {', '.join(levers)}; fedbandwidth.theory.predict() gives the bytes without running"
+
+
+def check_memory(cfg, prediction, available: int | None = None) -> None:
+    """Refuse (ConfigError, one line) a run whose estimated peak exceeds the memory available now."""
+    from ..memory import available_memory_bytes, check_fits, estimate_memory
+
+    sampled = max(prediction.train_nodes, prediction.evaluate_nodes)
+    estimate = estimate_memory(prediction.message_payload_bytes, sampled, cfg.api, cfg.backend)
+    check_fits(estimate, available_memory_bytes() if available is None else available, memory_advice(cfg))
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate, run the simulation, print the table or JSON, write CSV, PNG and summary.json."""
     from ..ledger import Ledger
     from ..logs import setup_logging
-    from ..model import random_arrays, tensor_specs
+    from ..model import tensor_specs
     from ..report import prediction_summary, render_prediction, write_summary
     from ..simulation import SimulationConfig, simulate
     from ..theory import predict
@@ -91,15 +110,16 @@ def run(args: argparse.Namespace) -> int:
     cfg = SimulationConfig(
         args.supernodes, args.rounds, args.fraction, args.fraction_evaluate, args.api, args.model, args.backend
     )
-    out = check_writable(args.out)
-    setup_logging(logging.INFO if args.verbose else logging.ERROR)
     prediction = predict(
         tensor_specs(cfg.model), cfg.supernodes, cfg.rounds, cfg.fraction, cfg.fraction_evaluate, cfg.api
     )
+    check_memory(cfg, prediction)
+    out = check_writable(args.out)
+    setup_logging(logging.INFO if args.verbose else logging.ERROR)
     ledger = Ledger(csv_path=out / "ledger.csv")
     progress_bar(cfg.rounds, ledger)
     started = time.perf_counter()
-    simulate(cfg, random_arrays(cfg.model), ledger)
+    simulate(cfg, ledger=ledger)
     files = {
         "ledger_csv": ledger.csv_path,
         "plot_png": save_plot(ledger, prediction.total_bytes, out / "bandwidth_per_round.png"),
