@@ -65,6 +65,7 @@ BACKEND_CONFIG = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0}, "init_ar
 # No-op clients only (de)serialize, mostly holding the GIL: one in-process worker is as fast as two,
 # and keeps one message in flight instead of two (benchmarks/README.md).
 NOOP_BACKEND_CONFIG = {**BACKEND_CONFIG, "inprocess": {"workers": 1}}
+MAX_SERVER_THREADS = 64  # a legacy round's messages go out in waves of at most this many (Flower's default: 6)
 
 
 Pairs = Callable[[], Iterable[tuple[str, np.ndarray]]]  # gives the initial model's (name, array) pairs
@@ -92,7 +93,8 @@ def legacy_components(cfg: SimulationConfig, pairs: Pairs, ledger: Ledger) -> Se
     initial = legacy_parameters(pairs())
     strategy = BandwidthTrackingFedAvg(ledger, cfg.supernodes, initial_parameters=initial, **sample)
     server = Server(client_manager=SimpleClientManager(), strategy=strategy)
-    server.set_max_workers(max(sampled_nodes(cfg.supernodes, f) for f in (cfg.fraction, cfg.fraction_evaluate)))
+    wave = max(sampled_nodes(cfg.supernodes, f) for f in (cfg.fraction, cfg.fraction_evaluate))
+    server.set_max_workers(min(wave, MAX_SERVER_THREADS))
     return ServerAppComponents(server=server, config=ServerConfig(num_rounds=cfg.rounds))
 
 
