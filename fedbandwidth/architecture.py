@@ -13,7 +13,7 @@ import numpy as np
 
 from .adapters import LoraSpec, apply_lora
 from .catalog import ModelSource, resolve
-from .model import TensorSpec, known_models, random_arrays, tensor_specs
+from .model import TensorSpec, known_models, tensor_specs
 
 DTYPES = ("float32", "bfloat16", "float16")  # dtypes a message's floating-point arrays can travel in
 NPY_DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "int16"}  # Flower's Array refuses
@@ -87,8 +87,3 @@ def model_specs(name: str) -> list[TensorSpec]:
 def zero_arrays(specs: list[TensorSpec]) -> dict[str, np.ndarray]:
     """Arrays of zeros with the specs' names, shapes and dtypes (bytes depend on nothing else)."""
     return {s.name: np.zeros(s.shape, s.dtype) for s in specs}
-
-
-def model_arrays(name: str) -> dict[str, np.ndarray]:
-    """Arrays to simulate model `name` with: pythia's seeded random arrays, zeros for any other model."""
-    return random_arrays(name) if name in known_models() else zero_arrays(model_specs(name))

@@ -9,11 +9,11 @@ from fedbandwidth.architecture import (
     default_lora_targets,
     lora_meta_model,
     meta_model,
-    model_arrays,
     model_specs,
     specs_of,
     tied_keys,
     unique_parameters,
+    zero_arrays,
 )
 from fedbandwidth.model import tensor_specs
 
@@ -73,6 +73,6 @@ def test_any_model_gets_arrays_to_simulate_with(tmp_path):
         '{"model_type": "llama", "hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2,'
         ' "num_hidden_layers": 1, "vocab_size": 50}'
     )
-    arrays = model_arrays(str(config))
+    arrays = zero_arrays(model_specs(str(config)))
     assert {k: v.shape for k, v in arrays.items()} == {s.name: s.shape for s in model_specs(str(config))}
     assert arrays["model.embed_tokens.weight"].shape == (50, 16) and not arrays["lm_head.weight"].any()
