@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export FLWR_TELEMETRY_ENABLED := 0
 export RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO := 0
 
-.PHONY: install lesson lint test docs clean
+.PHONY: install lesson lint test browser docs clean
 
 install: $(STAMP)
 
@@ -33,10 +33,17 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
+# Debian's Chromium for the browser tests (pytest -m browser: JupyterLab driven by Playwright); needs root.
+# Playwright's own browser download is not used (nor reachable here); `make test` skips those tests without it.
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
 # Regenerate the README's figure with the project's own code.
-docs: $(STAMP)
+docs: $(STAMP) browser
 	$(BIN)/fedbandwidth simulate --supernodes 2 --rounds 3 --out build/docs
 	cp build/docs/bandwidth_per_round.png docs/bandwidth_per_round.png
+	$(BIN)/python -m pytest -m browser -k explorer tests/test_browser.py
+	cp build/browser/explorer.png docs/explorer.png
 
 clean:
 	rm -rf build

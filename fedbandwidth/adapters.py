@@ -80,3 +80,10 @@ def apply_lora(model, spec: LoraSpec):
 def adapter_tensors(model) -> dict:
     """The adapter parameters of a peft model, by name (the only tensors that train and travel)."""
     return {name: p for name, p in model.named_parameters() if LORA_MARKER in name}
+
+
+def adapter_state(model) -> dict:
+    """The adapters as peft saves and FlowerTune clients send them (get_peft_model_state_dict: no adapter name)."""
+    from peft import get_peft_model_state_dict
+
+    return get_peft_model_state_dict(model, save_embedding_layers=False)  # "auto" may look the model up on the hub

@@ -33,6 +33,7 @@ class Ledger:
         self.transfers: list[Transfer] = []
         self.csv_path = Path(csv_path) if csv_path else None
         self.round_listeners: list[Callable[[int], None]] = []
+        self.transfer_listeners: list[Callable[[Transfer], None]] = []  # told of every row (e.g. progress)
         self._lock = threading.Lock()
         if self.csv_path:
             self.csv_path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,6 +70,8 @@ class Ledger:
             if self.csv_path:
                 with self.csv_path.open("a", newline="") as f:
                     csv.writer(f).writerow(astuple(row))
+        for listener in self.transfer_listeners:
+            listener(row)
         return row
 
     def end_round(self, server_round: int) -> None:

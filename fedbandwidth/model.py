@@ -45,8 +45,8 @@ class TensorSpec:
 
 
 def known_models() -> list[str]:
-    """Names of the models whose config ships with the package."""
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
+    """The pythia family, whose tensor specs are computed here without torch (catalog.py lists every config)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("pythia-*.json"))
 
 
 def load_config(name: str = "pythia-14m") -> dict:

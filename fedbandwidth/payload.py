@@ -8,13 +8,16 @@ data (an ``.npy`` file: header + raw tensor bytes) plus the length of its key.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Iterable
 
 import numpy as np
 from flwr.app import ArrayRecord
 from flwr.common import Parameters
+from flwr.common.constant import FLWR_PRIVATE_MAX_ARRAY_CHUNK_SIZE
 
 EMPTY_TENSOR_KEY = "_empty"  # key Flower uses when legacy Parameters hold no tensor
+CHUNK_BYTES = FLWR_PRIVATE_MAX_ARRAY_CHUNK_SIZE  # Flower cuts each array's .npy data into chunks this long
 
 
 def npy_header_length(shape: tuple[int, ...], dtype: str = "float32") -> int:
@@ -67,3 +70,8 @@ def record_tensor_bytes(record: ArrayRecord) -> int:
 def predicted_payload_bytes(specs: Iterable, keys: Iterable[str]) -> int:
     """Payload bytes an ArrayRecord of these tensors will count, computed before anything is built."""
     return sum(npy_header_length(s.shape, s.dtype) + s.nbytes + len(k) for s, k in zip(specs, keys, strict=True))
+
+
+def chunk_count(specs: Iterable) -> int:
+    """Chunks Flower cuts these arrays into (Array.slice_array: each .npy file in CHUNK_BYTES pieces)."""
+    return sum(math.ceil((npy_header_length(s.shape, s.dtype) + s.nbytes) / CHUNK_BYTES) for s in specs)

@@ -39,7 +39,7 @@ def ledger_summary(ledger, seconds: float, files: dict) -> dict:
 
 def prediction_summary(model: str, config: dict, ledger, prediction, seconds: float, files: dict) -> dict:
     """A no-op run next to its prediction: model sizes, config, per-round bytes, predicted and course bytes."""
-    from .model import tensor_specs
+    from .architecture import model_specs
     from .theory import course_formula_bytes
 
     tensor_bytes = prediction.message_tensor_bytes
@@ -48,7 +48,7 @@ def prediction_summary(model: str, config: dict, ledger, prediction, seconds: fl
     return {
         "model": {
             "name": model,
-            "parameters": sum(s.numel for s in tensor_specs(model)),
+            "parameters": sum(s.numel for s in model_specs(model)),
             "tensor_bytes": tensor_bytes,
             "message_payload_bytes": prediction.message_payload_bytes,
         },

@@ -14,10 +14,11 @@ from flwr.common import Parameters, ndarray_to_bytes
 from flwr.server import Server, ServerAppComponents, ServerConfig, SimpleClientManager
 from flwr.serverapp import Grid, ServerApp
 
+from .catalog import resolve
 from .checks import check_choice, check_count, check_fraction
 from .ledger import Ledger
 from .logs import QUIET_RAY
-from .model import iter_random_arrays, known_models
+from .model import iter_random_arrays
 from .names import APIS, BACKENDS
 from .theory import default_min_nodes, sampled_nodes
 from .tracking import BandwidthTrackingFedAvg, MessageTrackingFedAvg, sampling
@@ -34,7 +35,7 @@ class SimulationConfig:
     fraction: float = 1.0  # fraction of nodes sampled for training each round
     fraction_evaluate: float = 0.0  # fraction sampled for evaluation; the course sets 0.0
     api: str = "legacy"  # "legacy" (NumPyClient, as the course) or "message" (Message API)
-    model: str = "pythia-14m"  # a model whose config ships in fedbandwidth/configs
+    model: str = "pythia-14m"  # a shipped model, a hub id or a path to a config.json (catalog.resolve)
     backend: str = "inprocess"  # Simulation Engine backend: "inprocess" (threads) or "ray" (the course's)
 
     def __post_init__(self) -> None:
@@ -43,7 +44,7 @@ class SimulationConfig:
         check_fraction("fraction", self.fraction)
         check_fraction("fraction_evaluate", self.fraction_evaluate, allow_zero=True)
         check_choice("api", self.api, APIS)
-        check_choice("model", self.model, known_models())
+        resolve(self.model)
         check_choice("backend", self.backend, BACKENDS)
 
     @property

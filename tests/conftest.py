@@ -1,6 +1,7 @@
 """Shared fixtures: pythia-14m's specs and arrays, built once (no hub, no torch)."""
 
 import os
+import shutil
 
 import pytest
 
@@ -76,3 +77,27 @@ def processes_with_flwr_home(flwr_home):
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             pass
     return found
+
+
+BROWSER_HOWTO = (
+    "the browser tests (pytest -m browser) need Debian's Chromium: run `make browser` (apt-get install chromium, "
+    "as root), then `make test`; .ci/run does both"
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip the `browser` tests where Chromium is missing, unless FEDBANDWIDTH_BROWSER=required (as in CI)."""
+    if shutil.which("chromium") or os.environ.get("FEDBANDWIDTH_BROWSER") == "required":
+        return
+    skip = pytest.mark.skip(reason="Chromium is not installed; " + BROWSER_HOWTO)
+    for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say loudly, at the end, that the browser tests were skipped and how to run them."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "browser" in r.keywords]
+    if skipped:
+        terminalreporter.write_sep("=", f"{len(skipped)} browser tests SKIPPED: Chromium is not installed", yellow=True)
+        terminalreporter.write_line(BROWSER_HOWTO)

@@ -16,7 +16,7 @@ from fedbandwidth.simulation import SimulationConfig, check_lesson_parameters
         ({"fraction": float("nan")}, "fraction must lie"),
         ({"fraction_evaluate": -0.1}, r"fraction_evaluate must lie in \[0, 1\]"),
         ({"api": "grpc"}, "api must be one of legacy, message"),
-        ({"model": "gpt2"}, "model must be one of"),
+        ({"model": "gpt2"}, "model 'gpt2' is not a shipped model"),
     ],
 )
 def test_bad_values_name_the_parameter(kwargs, message):

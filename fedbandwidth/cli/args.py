@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..checks import ConfigError, check_count, check_fraction
+from ..names import APIS
 
 
 def typed(check, **kwargs):
@@ -51,3 +52,17 @@ def add_output_arguments(parser: argparse.ArgumentParser, out: str, files: str) 
     """--out (the folder `files` are written to, default `out`) and --json."""
     parser.add_argument("--out", type=Path, default=Path(out), help=f"folder for {files} (default {out})")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
+
+
+def add_phase_arguments(parser: argparse.ArgumentParser, evaluate_help: str) -> None:
+    """--fraction-evaluate (in [0, 1], default 0.0, described by `evaluate_help`) and --api (legacy or message)."""
+    parser.add_argument(
+        "--fraction-evaluate", type=typed(check_fraction, allow_zero=True), default=0.0, help=evaluate_help
+    )
+    parser.add_argument(
+        "--api",
+        choices=APIS,
+        default="legacy",
+        help='legacy: NumPyClient + FedAvg as in the course (keys "0".."N-1"); '
+        "message: Flower's Message API (state-dict names as keys)",
+    )

@@ -9,10 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from ..checks import check_fraction, check_writable
-from ..model import known_models
-from ..names import APIS, BACKENDS
-from .args import add_output_arguments, add_size_arguments, typed
+from ..checks import check_writable
+from ..names import BACKENDS
+from .args import add_output_arguments, add_phase_arguments, add_size_arguments
 
 HELP = "run no-op FedAvg clients and measure every model message"
 
@@ -20,19 +19,13 @@ HELP = "run no-op FedAvg clients and measure every model message"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `simulate` options."""
     add_size_arguments(parser, "simulated clients")
+    add_phase_arguments(parser, "fraction sampled for evaluation, in [0, 1]; the course uses 0.0 (default)")
     parser.add_argument(
-        "--fraction-evaluate",
-        type=typed(check_fraction, allow_zero=True),
-        default=0.0,
-        help="fraction sampled for evaluation, in [0, 1]; the course uses 0.0 (default)",
+        "--model",
+        default="pythia-14m",
+        help="a shipped model, a hub id (local Hugging Face cache) or a path to a config.json; its whole state "
+        "dict travels, so it must fit in memory (default pythia-14m)",
     )
-    parser.add_argument(
-        "--api",
-        choices=APIS,
-        default="legacy",
-        help="legacy: NumPyClient + FedAvg as in the course; message: Flower's Message API",
-    )
-    parser.add_argument("--model", choices=known_models(), default="pythia-14m", help="model architecture")
     parser.add_argument(
         "--backend",
         choices=BACKENDS,
@@ -100,9 +93,10 @@ def check_memory(cfg, prediction, available: int | None = None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate, run the simulation, print the table or JSON, write CSV, PNG and summary.json."""
+    from ..architecture import model_specs, zero_arrays
     from ..ledger import Ledger
     from ..logs import setup_logging
-    from ..model import tensor_specs
+    from ..model import known_models
     from ..report import prediction_summary, render_prediction, write_summary
     from ..simulation import SimulationConfig, simulate
     from ..theory import predict
@@ -110,16 +104,16 @@ def run(args: argparse.Namespace) -> int:
     cfg = SimulationConfig(
         args.supernodes, args.rounds, args.fraction, args.fraction_evaluate, args.api, args.model, args.backend
     )
-    prediction = predict(
-        tensor_specs(cfg.model), cfg.supernodes, cfg.rounds, cfg.fraction, cfg.fraction_evaluate, cfg.api
-    )
+    specs = model_specs(cfg.model)
+    prediction = predict(specs, cfg.supernodes, cfg.rounds, cfg.fraction, cfg.fraction_evaluate, cfg.api)
     check_memory(cfg, prediction)
     out = check_writable(args.out)
     setup_logging(logging.INFO if args.verbose else logging.ERROR)
     ledger = Ledger(csv_path=out / "ledger.csv")
     progress_bar(cfg.rounds, ledger)
     started = time.perf_counter()
-    simulate(cfg, ledger=ledger)
+    arrays = None if cfg.model in known_models() else zero_arrays(specs)  # pythia's: made one at a time
+    simulate(cfg, arrays, ledger=ledger)
     files = {
         "ledger_csv": ledger.csv_path,
         "plot_png": save_plot(ledger, prediction.total_bytes, out / "bandwidth_per_round.png"),

@@ -68,6 +68,26 @@ def transfer_seconds(num_bytes: int, bits_per_second: float, latency_seconds: fl
     return latency_seconds + BITS_PER_BYTE * num_bytes / bits_per_second
 
 
+def forecast_seconds(message_bytes: int, rounds: int, link: LinkProfile, evaluate: bool = False) -> dict:
+    """Seconds of a no-op FedAvg run where every node has `link`: a round is a node's model down (again to
+    evaluate) and its update up; with equal links every sampled node is the straggler."""
+    down = transfer_seconds(message_bytes, link.down_bits_per_second, link.latency_seconds)
+    up = transfer_seconds(message_bytes, link.up_bits_per_second, link.latency_seconds)
+    round_seconds = down * (2 if evaluate else 1) + up
+    return {
+        "down_seconds": down,
+        "up_seconds": up,
+        "round_seconds": round_seconds,
+        "total_seconds": rounds * round_seconds,
+    }
+
+
+def forecast_links(report: dict, links: Iterable[LinkProfile] | None = None) -> dict[str, dict]:
+    """`forecast_seconds` of a forecast report (fedbandwidth.forecast) on each link, by link name."""
+    message, rounds, evaluate = report["message"]["payload_bytes"], report["rounds"], report["evaluate_nodes"] > 0
+    return {link.name: forecast_seconds(message, rounds, link, evaluate) for link in links or PROFILES.values()}
+
+
 def assign_links(node_ids: Iterable[int], links: Iterable[LinkProfile | str]) -> dict[int, LinkProfile]:
     """Give nodes links in turn (sorted node ids; names are looked up in PROFILES)."""
     chosen = [PROFILES[link] if isinstance(link, str) else link for link in links]

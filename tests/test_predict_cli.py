@@ -1,0 +1,86 @@
+"""`fedbandwidth predict`: JSON keys and exact values for a 7B model with LoRA; bad input is one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import LEGACY_MESSAGE_BYTES, run_cli_probe
+from fedbandwidth.cli import main
+
+
+def predict_json(capsys, *args: str) -> dict:
+    """Run `fedbandwidth predict ARGS --json` in this process; the JSON it printed."""
+    assert main(["predict", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_7b_model_with_lora_in_json(capsys):
+    report = predict_json(
+        capsys,
+        "--model",
+        "mistral-7b-v0.1",
+        "--lora-rank",
+        "16",
+        "--lora-targets",
+        "q_proj,v_proj",
+        "--supernodes",
+        "10",
+        "--rounds",
+        "3",
+        "--fraction",
+        "0.5",
+        "--api",
+        "message",
+    )
+    assert report["model"]["parameters"] == 7_241_732_096 and report["model"]["tensors"] == 291
+    assert report["adapter"]["parameters"] == report["adapter"]["peft_trainable_parameters"] == 6_815_744
+    assert report["adapter"]["tensors"] == report["message"]["arrays"] == 128
+    assert report["message"]["tensor_bytes"] == 4 * 6_815_744
+    assert (report["train_nodes"], report["rounds"]) == (5, 3)
+    assert report["total_bytes"] == 3 * 5 * 2 * report["message"]["payload_bytes"]
+    assert report["links"]["4G"]["round_seconds"] > report["links"]["datacenter"]["round_seconds"] > 0
+
+
+def test_defaults_are_the_lesson_and_lora_targets_default_to_peft(capsys):
+    assert predict_json(capsys)["total_bytes"] == 4 * LEGACY_MESSAGE_BYTES
+    report = predict_json(capsys, "--lora-rank", "8", "--dtype", "bfloat16")
+    assert report["adapter"]["targets"] == ["query_key_value"] and report["config"]["dtype"] == "bfloat16"
+    assert report["message"]["tensor_bytes"] == 2 * report["adapter"]["parameters"]  # 2 bytes a parameter
+
+
+def test_text_output_names_the_model_adapter_message_and_links(capsys):
+    assert main(["predict", "--model", "EleutherAI/pythia-70m", "--lora-rank", "4"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("EleutherAI/pythia-70m (shipped config, GPTNeoXForCausalLM): 70,426,624 parameters")
+    assert "LoRA r=4 on query_key_value" in text and "one train message:" in text and "4G" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["--model", "pythia-13m"], "--model 'pythia-13m'"),
+        (["--model", "missing.json"], "--model 'missing.json'"),
+        (["--lora-rank", "0"], "--lora-rank"),
+        (["--lora-rank", "4", "--lora-targets", "q_proj"], "lora-targets"),
+        (["--dtype", "int8"], "--dtype"),
+        (["--lora-targets", "q_proj"], "--lora-targets"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_before_any_work(args, names):
+    out, err = run_cli_probe("predict", *args)
+    assert out.split() == ["2", "False", "False"]  # exit 2; neither Ray nor Flower's simulation imported
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fedbandwidth predict: error:") and names in lines[0]
+
+
+def test_simulate_accepts_a_config_path(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(
+        '{"model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,'
+        ' "num_hidden_layers": 1, "vocab_size": 100}'
+    )
+    assert main(["simulate", "--model", str(config), "--out", str(tmp_path / "out"), "--json"]) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["total_bytes"] == summary["predicted_bytes"] > 0 and summary["model"]["name"] == str(config)
