@@ -26,8 +26,10 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SMALL = {"num_supernodes": 2, "num_rounds": 1, "local_steps": 1, "run_tls": False}  # applied if declared
-SETTINGS = {  # JupyterLab user settings: every cell in the DOM, no news toast over the page
+SETTINGS = {  # JupyterLab user settings: every cell in the DOM, no autosave, no news toast over the page
     "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+    # a page that saves a notebook another page has open makes that page ask "File Changed" (a modal dialog)
+    "@jupyterlab/docmanager-extension/plugin": {"autosave": False},
     "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
 }
 
@@ -35,6 +37,7 @@ SETTINGS = {  # JupyterLab user settings: every cell in the DOM, no news toast o
 READY = """() => { const p = window.jupyterapp?.shell?.currentWidget;
   return !!(p?.content?.widgets?.length && p.sessionContext?.session?.kernel?.status === 'idle'); }"""
 FINISHED = """() => { const p = window.jupyterapp.shell.currentWidget;
+  if (document.querySelector('.jp-Dialog')) return true;  // a modal dialog blocks the page: stop waiting
   if (p.sessionContext.session?.kernel?.status !== 'idle') return false;
   const cells = p.content.widgets.filter(c => c.model.type === 'code');
   if (cells.some(c => (c.promptNode?.textContent || '').includes('*'))) return false;
@@ -44,7 +47,8 @@ STATE = """() => { const p = window.jupyterapp.shell.currentWidget;
   const cells = p.content.widgets.filter(c => c.model.type === 'code');
   const outputs = cells.flatMap(c => c.model.outputs.toJSON());
   const imgs = [...p.node.querySelectorAll('.jp-OutputArea-output img')];
-  return {cells: cells.length, executed: cells.filter(c => c.model.executionCount !== null).length,
+  const dialogs = [...document.querySelectorAll('.jp-Dialog-header')].map(d => d.textContent);
+  return {cells: cells.length, dialogs, executed: cells.filter(c => c.model.executionCount !== null).length,
           errors: outputs.filter(o => o.output_type === 'error').map(o => o.ename + ': ' + o.evalue),
           figures: outputs.filter(o => o.data && o.data['image/png']).length,
           rendered: imgs.filter(i => i.complete && i.naturalWidth > 0).length,
@@ -87,7 +91,7 @@ def prepare_root(root: Path) -> None:
 
 
 def start_lab(root: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
-    """Start JupyterLab serving `root` on a free port (its log in `log_path`); return it and its base URL."""
+    """Start JupyterLab serving `root` on a free port (log in `log_path`); return it and a page URL (format: stem)."""
     prepare_root(root)
     token = secrets.token_hex(16)
     command = [
@@ -109,7 +113,8 @@ def start_lab(root: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
     base = urls.get(timeout=120)
     if base is None:
         raise RuntimeError(f"JupyterLab exited with code {server.wait()} before it listened; see {log_path}")
-    return server, f"{base}/lab/tree/notebooks/{{}}?token={token}"
+    # one workspace per notebook, reset: a page opens its notebook alone, not the tabs another page left open
+    return server, f"{base}/lab/workspaces/{{0}}/tree/notebooks/{{0}}.ipynb?reset&token={token}"
 
 
 def drain_log(server: subprocess.Popen, log_path: Path, urls: queue.Queue) -> None:
