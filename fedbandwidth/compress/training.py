@@ -89,7 +89,7 @@ def client_train(msg: Message, context: Context, cfg: TrainConfig) -> Message:
     up, _ = message_codecs(msg)
     loss = task.train_steps(model, batches, float(config["lr"]), trainable=up.selects)
     weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-    metrics = MetricRecord({NUM_EXAMPLES: len(batches) * len(batches[0]), "train-loss": loss})
+    metrics = MetricRecord({NUM_EXAMPLES: len(batches) * len(batches[0]), "train-loss": loss, PARTITION_ID: partition})
     return Message(RecordDict({ARRAYS: to_record(weights), METRICS: metrics}), reply_to=msg)
 
 
