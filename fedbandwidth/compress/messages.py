@@ -93,13 +93,26 @@ class CompressedFedAvg(MessageTrackingFedAvg):
     """FedAvg that sends encoded models down, decodes the encoded updates coming up, and records both.
 
     Replies are averaged in partition order, not arrival order: float32 sums depend on their order, and
-    which client finishes first varies from run to run (node ids are random too).
+    which client finishes first varies from run to run (node ids are random too). With `stop`, rounds
+    after it returns True sample no node (Flower's loop has no early exit).
     """
 
-    def __init__(self, ledger: Ledger, up_codec: Codec = Codec(), down_codec: Codec = Codec(), **kwargs) -> None:
+    def __init__(
+        self, ledger: Ledger, up_codec: Codec = Codec(), down_codec: Codec = Codec(), stop=lambda: False, **kwargs
+    ) -> None:
         super().__init__(ledger, **{"train_metrics_aggr_fn": metrics_but_partition, **kwargs})
         self.up_codec, self.down_codec = up_codec, down_codec
+        self.stop = stop  # called before each round: True = train no more
         self.global_arrays: dict[str, np.ndarray] = {}  # this round's full-precision global model
+
+    def configure_train(self, server_round, arrays, config, grid):
+        """FedAvg's sampling and messages, or none once `stop()` says the run is over."""
+        return [] if self.stop() else super().configure_train(server_round, arrays, config, grid)
+
+    def aggregate_train(self, server_round, replies):
+        """Average the replies (nothing in a round that trained no node)."""
+        replies = list(replies)
+        return super().aggregate_train(server_round, replies) if replies else (None, None)
 
     def encode_train(self, messages, arrays, config):
         """Send each sampled node the encoded model and the codec names."""
