@@ -92,30 +92,8 @@ def test_ledger_of_a_compressed_run_is_the_sum_of_its_encoded_messages(arrays, u
     assert MESSAGE_BYTES / up_bytes > 100  # embeddings frozen, 1% of the rest, int8 values
 
 
-def test_study_picks_the_best_ratio_within_the_loss_budget():
-    import pandas as pd
-
-    from fedbandwidth.compress.study import baseline, best_within, with_ratios
-
-    frame = pd.DataFrame(
-        {
-            "up_codec": ["none", "int8", "delta+topk:0.01", "none", "int8"],
-            "down_codec": ["none"] * 5,
-            "fraction": [1.0] * 4 + [0.2],
-            "local_steps": [3, 3, 3, 6, 3],
-            "rounds": [6, 6, 6, 3, 6],
-            "up_bytes": [1000, 250, 10, 500, 50],
-            "final_eval_loss": [4.0, 4.05, 4.2, 3.9, 4.0],
-        }
-    )
-    assert baseline(frame).up_bytes == 1000  # the rounds x steps most runs use
-    assert with_ratios(frame).up_ratio.tolist() == [1.0, 4.0, 100.0, 2.0, 20.0]
-    best = best_within(frame, 0.02)  # top-k is 5% worse; int8 at fraction 0.2 trains on less data: int8 wins
-    assert best.up_codec == "int8" and best.up_ratio == 4.0
-
-
 def test_energy_captured_by_rank():
-    from fedbandwidth.compress.study import energy_captured
+    from fedbandwidth.compress.update import energy_captured
 
     rank_one = np.outer(np.arange(1.0, 6.0), np.ones(4))
     assert energy_captured(rank_one) == pytest.approx([1.0, 1.0, 1.0, 1.0])
@@ -124,7 +102,8 @@ def test_energy_captured_by_rank():
 
 def test_a_real_output_layer_update_is_nearly_rank_one():
     """Why lowrank works on this task: 50,048 unused byte rows of lm_head move alike."""
-    from fedbandwidth.compress.study import client_update, energy_captured, plot_spectrum
+    from fedbandwidth.compress.study_plots import plot_spectrum
+    from fedbandwidth.compress.update import client_update, energy_captured
 
     update = client_update(local_steps=2)
     assert len(update) == 76 and update["lm_head.weight"].shape == (50304, 128)
@@ -132,49 +111,3 @@ def test_a_real_output_layer_update_is_nearly_rank_one():
     assert energy_captured(update["gpt_neox.layers.0.mlp.dense_h_to_4h.weight"])[0] < 0.9
     ax = plot_spectrum({"lm_head": update["lm_head.weight"]})
     assert len(ax.lines) == 1 and ax.get_xscale() == "log"
-
-
-def test_pareto_marks_the_best_run_and_the_goal():
-    import pandas as pd
-
-    from fedbandwidth.compress.study import plot_pareto
-
-    frame = pd.DataFrame(
-        {
-            "up_codec": ["none", "int8", "delta+lowrank:2+int4"],
-            "down_codec": ["none"] * 3,
-            "fraction": [1.0] * 3,
-            "local_steps": [3] * 3,
-            "rounds": [6] * 3,
-            "up_bytes": [1000, 250, 4],
-            "final_eval_loss": [4.0, 4.01, 4.05],
-        }
-    )
-    ax = plot_pareto(frame)
-    labels = ax.get_legend_handles_labels()[1]
-    assert "best within 2%, same training: delta+lowrank:2+int4 (250x)" in labels
-    assert "100x fewer uplink bytes" in labels
-    assert ax.get_xscale() == "log"
-
-
-def test_non_iid_runs_are_compared_only_with_their_own_kind():
-    import pandas as pd
-
-    from fedbandwidth.compress.study import baseline, best_within, run_label
-
-    frame = pd.DataFrame(
-        {
-            "up_codec": ["none", "int8", "none", "delta+lowrank:2+int4"],
-            "down_codec": ["none"] * 4,
-            "fraction": [1.0] * 4,
-            "local_steps": [3] * 4,
-            "rounds": [6] * 4,
-            "partitioning": ["iid", "iid", "topic", "topic"],
-            "up_bytes": [1000, 250, 1000, 3],
-            "final_eval_loss": [4.0, 4.0, 4.5, 4.0],
-        }
-    )
-    base = baseline(frame)
-    assert base.partitioning == "iid" and base.up_bytes == 1000
-    assert best_within(frame).up_codec == "int8"  # the topic run is not the same training
-    assert run_label(frame.iloc[3], base) == "delta+lowrank:2+int4 topic"

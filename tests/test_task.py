@@ -31,6 +31,29 @@ def test_partitions_are_disjoint_and_cover_the_train_split(partitioning, capfd):
         assert sorted(set(shards.values())) == [0, 1, 2]  # whole topics, each to one client
 
 
+def test_held_out_split_is_fixed_and_parts_hold_apart_whole_topics():
+    """Every run is evaluated on the same bytes; the warm start's pre-training topics are nobody's fine-tuning data."""
+    pretrain, finetune = task.part_topics("pretrain", 32), task.part_topics("finetune", 32)
+    assert pretrain.isdisjoint(finetune) and pretrain | finetune == task.part_topics("all", 32) == set(task.corpus())
+    sizes = {name: len(data) for name, data in task.corpus().items()}
+    share = sum(sizes[t] for t in pretrain) / sum(sizes.values())
+    assert len(pretrain) == 19 and share == pytest.approx(0.25, abs=0.01)  # one of 4 balanced topic shards
+    _, held_all = task.split(32)
+    _, held_fine = task.split(32, "finetune")
+    assert len(held_all) == 1453 and len(held_fine) == 1087 >= 1024  # 1,024 x 32 = 32,768 evaluation bytes
+    fine_rows = {tuple(r) for r in held_fine["input_ids"]}
+    assert fine_rows <= {tuple(r) for r in held_all["input_ids"]}  # the same split, restricted to the part
+    assert set(task.split(32, "pretrain")[0]["topic"]) == pretrain
+
+
+def test_evaluation_batch_size_does_not_change_the_loss():
+    model = task.build_model(0)
+    data = task.held_out(32, 12)
+    assert task.evaluate(model, data, batch_size=4) == pytest.approx(
+        task.evaluate(model, data, batch_size=12), abs=1e-6
+    )
+
+
 def test_local_training_lowers_held_out_loss():
     import torch
 

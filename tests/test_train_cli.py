@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import MESSAGE_BYTES, run_cli_probe
@@ -31,6 +32,16 @@ def run_train(*args):
         (["--up-codec", "delta+lowrank:0"], "up-codec: lowrank rank must be a whole number >= 1, got '0'"),
         (["--backend", "dask"], "argument --backend: invalid choice: 'dask'"),
         (["--out", "/proc/no/such/dir"], "--out '/proc/no/such/dir' is not writable"),
+        (["--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+        (["--seed", "x"], "argument --seed: must be a whole number, got 'x'"),
+        (["--lora-rank", "0"], "argument --lora-rank: must be >= 1, got 0"),
+        (["--lora-rank", "2"], "lora-rank: adapters fine-tune a pre-trained model; give --warm-start STEPS too"),
+        (["--warm-start", "2", "--lora-rank", "2", "--lora-targets", "nope"], "lora-targets: 'nope' matches no module"),
+        (["--warm-start", "2", "--lora-rank", "2", "--lora-targets", " , "], "lora-targets must name at least one"),
+        (["--lora-rule", "mean"], "argument --lora-rule: invalid choice: 'mean'"),
+        (["--target-loss", "0"], "target-loss must be a number > 0, got 0.0"),
+        (["--max-rounds", "4"], "max-rounds needs --target-loss"),
+        (["--target-loss", "3", "--max-rounds", "1"], "max-rounds must be >= rounds (2), got 1"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_before_ray(args, needle):
@@ -91,3 +102,36 @@ def test_backends_train_identically():
     assert list(ledgers[0].payload_bytes) == list(ledgers[1].payload_bytes)
     assert results[0].eval_loss == results[1].eval_loss
     assert results[0].final_eval_loss < results[0].eval_loss[0]
+
+
+def test_a_seed_reproduces_the_same_losses_twice_in_a_row():
+    """3 clients finish in varying order on 2 engine threads; replies are averaged in partition order."""
+    from fedbandwidth.compress import task
+    from fedbandwidth.compress.training import TrainConfig, train
+
+    cfg = TrainConfig(supernodes=3, rounds=2, local_steps=1, seed=1)
+    first, second = train(cfg), train(cfg)
+    assert first.eval_loss == second.eval_loss and len(first.eval_loss) == 3  # rounds 0, 1, 2, to the last bit
+    assert first.final_eval_loss < first.eval_loss[0]
+    assert first.eval_loss[0] != task.evaluate(task.build_model(0), task.held_out(32, 32))  # seed 0 starts elsewhere
+
+
+def test_warm_start_adapters_ledger_is_the_serialized_adapters(tmp_path, monkeypatch):
+    """2 clients fine-tune rank-2 adapters of a (2-step) warm start: down float32 B's, up int8 B's, to the byte."""
+    from fedbandwidth.compress import lora, warm
+    from fedbandwidth.compress.chain import parse_codec
+    from fedbandwidth.compress.encoding import encode, payload_bytes
+    from fedbandwidth.compress.training import TrainConfig, train
+
+    monkeypatch.setattr(warm, "WARM_DIR", tmp_path)
+    cfg = TrainConfig(rounds=1, local_steps=1, warm_start=2, lora_rank=2, lora_targets="dense", up_codec="int8")
+    result = train(cfg)
+    zeros = {k: np.zeros(s, np.float32) for k, s in lora.adapter_shapes(cfg.lora_spec, "ffa").items()}
+    assert len(zeros) == 6 and all(k.endswith("attention.dense.lora_B.weight") for k in zeros)  # 6 layers x B
+    ledger = result.ledger.to_frame()
+    assert list(ledger.payload_bytes[ledger.direction == "down"]) == [payload_bytes(zeros)] * 2
+    assert (
+        list(ledger.payload_bytes[ledger.direction == "up"])
+        == [payload_bytes(encode(parse_codec("int8"), zeros).arrays)] * 2
+    )
+    assert result.final_eval_loss != result.eval_loss[0]  # the adapters trained

@@ -11,27 +11,35 @@ import logging
 import time
 
 from ..checks import check_count, check_writable
+from ..compress.lora import RULES
 from ..compress.task import PARTITIONINGS
 from ..compress.training import PRESETS
 from ..names import BACKENDS
 from .args import add_output_arguments, add_size_arguments, typed
 
 HELP = "train a real model federatedly, with codecs"
+# Arguments that default to the preset's value (or TrainConfig's) when not given.
+OPTIONAL_KEYS = ("supernodes", "rounds", "local_steps", "lr", "warm_start", "partitioning", "lora_targets")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `train` subcommand's arguments (numbers are checked by TrainConfig, before any work)."""
-    parser.add_argument("--preset", choices=PRESETS, default="ci", help="defaults for the sizes below")
+    parser.add_argument("--preset", choices=PRESETS, default="ci", help="defaults for the sizes below (default ci)")
     add_size_arguments(parser, "simulated clients", supernodes=None, rounds=None)
     parser.add_argument("--local-steps", type=typed(check_count), help="optimizer steps a client takes a round")
+    parser.add_argument("--lr", type=float, help="AdamW learning rate of the clients")
+    parser.add_argument("--seed", type=typed(check_count, minimum=0), default=0, help="model init, batches (default 0)")
     parser.add_argument("--up-codec", default="none", help="uplink codec chain, e.g. delta+topk:0.01+int8")
     parser.add_argument("--down-codec", default="none", help="downlink codec chain, e.g. fp16")
+    parser.add_argument("--partitioning", choices=PARTITIONINGS, help="iid sequences, or whole topics per client")
     parser.add_argument(
-        "--partitioning",
-        choices=PARTITIONINGS,
-        default="iid",
-        help="iid sequences, or whole topics per client (non-IID)",
+        "--warm-start", type=typed(check_count, minimum=0), help="pre-training steps of the starting checkpoint"
     )
+    parser.add_argument("--lora-rank", type=typed(check_count), help="train and send LoRA adapters of this rank")
+    parser.add_argument("--lora-targets", help="modules that get adapters, e.g. query_key_value,dense")
+    parser.add_argument("--lora-rule", choices=RULES, default="ffa", help="adapter averaging: ffa (exact) or fedit")
+    parser.add_argument("--target-loss", type=float, help="after --rounds, go on until the held-out loss is this")
+    parser.add_argument("--max-rounds", type=typed(check_count), help="rounds at most when chasing --target-loss")
     parser.add_argument(
         "--backend",
         choices=BACKENDS,
@@ -46,14 +54,18 @@ def config_from_args(args: argparse.Namespace):
     """A checked TrainConfig from the arguments and the preset (ConfigError if any is bad)."""
     from ..compress.training import TrainConfig
 
-    sizes = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in PRESETS[args.preset].items()}
+    given = {k: getattr(args, k) for k in OPTIONAL_KEYS if getattr(args, k) is not None}
     return TrainConfig(
+        **{**PRESETS[args.preset], **given},
         up_codec=args.up_codec,
         down_codec=args.down_codec,
         fraction=args.fraction,
-        partitioning=args.partitioning,
+        seed=args.seed,
         backend=args.backend,
-        **sizes,
+        lora_rank=args.lora_rank,
+        lora_rule=args.lora_rule,
+        target_loss=args.target_loss,
+        max_rounds=args.max_rounds,
     )
 
 

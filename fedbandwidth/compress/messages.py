@@ -9,11 +9,12 @@ records the encoded ArrayRecords: the bytes that actually travel.
 from __future__ import annotations
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.clientapp.typing import ClientAppCallable, Mod
+from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 
 from ..ledger import Ledger
-from ..names import ARRAYS, CONFIG
+from ..names import ARRAYS, CONFIG, METRICS, PARTITION_ID
 from ..tracking import MessageTrackingFedAvg, sampling
 from .chain import Codec, parse_codec
 from .encoding import decode, encode
@@ -74,13 +75,44 @@ def make_codec_mod(shapes: dict[str, tuple]) -> Mod:
     return codec_mod
 
 
-class CompressedFedAvg(MessageTrackingFedAvg):
-    """FedAvg that sends encoded models down, decodes the encoded updates coming up, and records both."""
+def partition_order(reply: Message) -> tuple:
+    """Sort key of a reply: the partition id its metrics report (then its node id); error replies first."""
+    if reply.has_error() or METRICS not in reply.content.metric_records:
+        return (-1, reply.metadata.src_node_id)
+    return (reply.content.metric_records[METRICS].get(PARTITION_ID, -1), reply.metadata.src_node_id)
 
-    def __init__(self, ledger: Ledger, up_codec: Codec = Codec(), down_codec: Codec = Codec(), **kwargs) -> None:
-        super().__init__(ledger, **kwargs)
+
+def metrics_but_partition(records: list[RecordDict], weighting_key: str) -> MetricRecord:
+    """FedAvg's weighted average of the replies' metrics, without the partition id (an average of ids means nothing)."""
+    metrics = aggregate_metricrecords(records, weighting_key)
+    metrics.pop(PARTITION_ID, None)
+    return metrics
+
+
+class CompressedFedAvg(MessageTrackingFedAvg):
+    """FedAvg that sends encoded models down, decodes the encoded updates coming up, and records both.
+
+    Replies are averaged in partition order, not arrival order: float32 sums depend on their order, and
+    which client finishes first varies from run to run (node ids are random too). With `stop`, rounds
+    after it returns True sample no node (Flower's loop has no early exit).
+    """
+
+    def __init__(
+        self, ledger: Ledger, up_codec: Codec = Codec(), down_codec: Codec = Codec(), stop=lambda: False, **kwargs
+    ) -> None:
+        super().__init__(ledger, **{"train_metrics_aggr_fn": metrics_but_partition, **kwargs})
         self.up_codec, self.down_codec = up_codec, down_codec
+        self.stop = stop  # called before each round: True = train no more
         self.global_arrays: dict[str, np.ndarray] = {}  # this round's full-precision global model
+
+    def configure_train(self, server_round, arrays, config, grid):
+        """FedAvg's sampling and messages, or none once `stop()` says the run is over."""
+        return [] if self.stop() else super().configure_train(server_round, arrays, config, grid)
+
+    def aggregate_train(self, server_round, replies):
+        """Average the replies (nothing in a round that trained no node)."""
+        replies = list(replies)
+        return super().aggregate_train(server_round, replies) if replies else (None, None)
 
     def encode_train(self, messages, arrays, config):
         """Send each sampled node the encoded model and the codec names."""
@@ -97,14 +129,14 @@ class CompressedFedAvg(MessageTrackingFedAvg):
         ]
 
     def decode_replies(self, replies):
-        """Decode each encoded reply against this round's full-precision global model."""
+        """Decode each encoded reply against this round's full-precision global model; sort them in partition order."""
         shapes = {k: v.shape for k, v in self.global_arrays.items()}
         for reply in replies:
             if not reply.has_error() and self.arrayrecord_key in reply.content.array_records:
                 parts = to_numpy(reply.content.array_records[self.arrayrecord_key])
                 decoded = decode(self.up_codec, parts, shapes, self.global_arrays)
                 reply.content[self.arrayrecord_key] = to_record(decoded)
-        return replies
+        return sorted(replies, key=partition_order)
 
 
 def compressed_server_app(

@@ -2,8 +2,10 @@
 
 Text: ``pydoc_data.topics``, the 79 help topics that ship with every CPython (~465k characters).
 Tokens are UTF-8 bytes (ids 0..255; no tokenizer download); the model keeps its real 50,304-wide
-vocabulary. Sequences are cut per topic, a held-out split is set aside, and the rest is partitioned
-across clients with Flower Datasets: IID, or non-IID by topic (each client gets whole topics).
+vocabulary. Sequences are cut per topic and a fixed held-out split is set aside (the same bytes for
+every run and seed). The rest is partitioned across clients with Flower Datasets: IID, or non-IID by
+topic (each client gets whole topics). For a warm start the topics are split in two parts: a quarter
+of the corpus pre-trains centrally, clients fine-tune on the other topics (see warm.py).
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ import numpy as np
 
 MODEL = "pythia-14m"  # architecture, built from fedbandwidth/configs (random init)
 PARTITIONINGS = ("iid", "topic")  # IID sequences, or whole topics per client
+PARTS = ("all", "pretrain", "finetune")  # which topics: all, the pre-training quarter, the other topics
 INIT_LOCK = threading.Lock()  # serializes seeded model builds across threads
 EVAL_FRACTION = 0.1  # share of sequences held out for server-side evaluation
+SPLIT_SEED = 0  # the held-out split never changes with a run's seed: every run is evaluated on the same bytes
+PRETRAIN_SHARDS = 4  # topics in 4 balanced shards: shard 0 pre-trains, the other three fine-tune
+EVAL_BATCH = 4  # sequences per evaluation forward: 4 x 32 x 50,304 logits stay in the CPU's cache
 
 
 def corpus() -> dict[str, bytes]:
@@ -49,14 +55,31 @@ def topic_shards(topics: list[str], num_shards: int) -> dict[str, int]:
 
 
 @lru_cache(maxsize=4)
-def split(seq_len: int, seed: int = 0):
-    """(train, held-out) Hugging Face Datasets of byte sequences (a fixed random split)."""
+def part_topics(part: str, seq_len: int) -> frozenset[str]:
+    """The topics of a part of the corpus: all, the pre-training shard, or every other topic."""
+    topics = cut_sequences(seq_len)["topic"]
+    shard_of = topic_shards(topics, PRETRAIN_SHARDS)
+    keep = {"all": lambda s: True, "pretrain": lambda s: s == 0, "finetune": lambda s: s != 0}[part]
+    return frozenset(t for t, s in shard_of.items() if keep(s))
+
+
+def only_topics(data, topics: frozenset[str]):
+    """The rows of a Hugging Face Dataset whose topic is in `topics` (a flat copy)."""
+    data = data.flatten_indices()
+    mask = np.isin(np.asarray(data.data.column("topic").to_pylist()), list(topics))
+    return data.select(np.flatnonzero(mask)).flatten_indices()
+
+
+@lru_cache(maxsize=8)
+def split(seq_len: int, part: str = "all"):
+    """(train, held-out) Hugging Face Datasets of byte sequences: a fixed random split, then the part's topics."""
     from datasets import Dataset, disable_progress_bars
 
     disable_progress_bars()
     data = Dataset.from_dict(cut_sequences(seq_len))
-    parts = data.train_test_split(test_size=EVAL_FRACTION, seed=seed)
-    return parts["train"].flatten_indices(), parts["test"].flatten_indices()
+    parts = data.train_test_split(test_size=EVAL_FRACTION, seed=SPLIT_SEED)
+    topics = part_topics(part, seq_len)
+    return only_topics(parts["train"], topics), only_topics(parts["test"], topics)
 
 
 def quiet_natural_id_progress() -> None:
@@ -70,11 +93,11 @@ def quiet_natural_id_progress() -> None:
 
 
 @lru_cache(maxsize=16)
-def partition(partition_id: int, num_partitions: int, partitioning: str, seq_len: int, seed: int = 0):
+def partition(partition_id: int, num_partitions: int, partitioning: str, seq_len: int, part: str = "all"):
     """One client's training sequences (uint8 array, rows x seq_len), cut with a Flower Datasets partitioner."""
     from flwr_datasets.partitioner import IidPartitioner, NaturalIdPartitioner
 
-    train, _ = split(seq_len, seed)
+    train, _ = split(seq_len, part)
     if partitioning == "iid":
         partitioner = IidPartitioner(num_partitions)
     else:
@@ -88,9 +111,9 @@ def partition(partition_id: int, num_partitions: int, partitioning: str, seq_len
 
 
 @lru_cache(maxsize=4)
-def held_out(seq_len: int, sequences: int, seed: int = 0) -> np.ndarray:
-    """The first `sequences` held-out sequences (fixed, so every run is evaluated on the same bytes)."""
-    _, test = split(seq_len, seed)
+def held_out(seq_len: int, sequences: int, part: str = "all") -> np.ndarray:
+    """The first `sequences` held-out sequences of a part (fixed, so every run is evaluated on the same bytes)."""
+    _, test = split(seq_len, part)
     return np.asarray(test["input_ids"][:sequences], dtype=np.int64)
 
 
@@ -113,12 +136,15 @@ def sample_batches(data: np.ndarray, steps: int, batch_size: int, seed: tuple) -
 
 
 def train_steps(model, batches: list[np.ndarray], lr: float, trainable=lambda name: True) -> float:
-    """Train on each batch once with AdamW (tensors where `trainable(name)` is False stay frozen); mean loss."""
+    """Train on each batch once with AdamW (tensors where `trainable(name)` is False stay frozen); mean loss.
+
+    AdamW is torch's fused CPU kernel: the same update as the default loop, 4x faster on 14M parameters.
+    """
     import torch
 
     for name, param in model.named_parameters():
         param.requires_grad_(trainable(name))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, fused=True)
     model.train()
     losses = []
     for batch in batches:
@@ -131,13 +157,13 @@ def train_steps(model, batches: list[np.ndarray], lr: float, trainable=lambda na
     return float(np.mean(losses))
 
 
-def evaluate(model, data: np.ndarray, batch_size: int = 16) -> float:
+def evaluate(model, data: np.ndarray, batch_size: int = EVAL_BATCH) -> float:
     """Mean next-byte cross-entropy (nats per token) of the model on `data`."""
     import torch
 
     model.eval()
     total, count = 0.0, 0
-    with torch.no_grad():
+    with torch.inference_mode():
         for start in range(0, len(data), batch_size):
             ids = torch.from_numpy(data[start : start + batch_size])
             total += model(input_ids=ids, labels=ids).loss.item() * len(ids)

@@ -9,6 +9,16 @@ from ..units import format_bytes
 from .task import MODEL
 
 
+def bytes_to_target(rounds: list[dict], target: float) -> tuple[int | None, int | None]:
+    """(first round whose eval_loss <= target, cumulative up_bytes through it); (None, None) if none reached it."""
+    sent = 0
+    for row in rounds:
+        sent += row["up_bytes"]
+        if row["eval_loss"] is not None and row["eval_loss"] <= target:
+            return row["round"], sent
+    return None, None
+
+
 def train_summary(result, seconds: float, files: dict) -> dict:
     """The run as a JSON-ready dict: the common keys plus held-out losses per round and the compression."""
     from .training import uncompressed_message_bytes
@@ -19,6 +29,8 @@ def train_summary(result, seconds: float, files: dict) -> dict:
     message = uncompressed_message_bytes()
     uncompressed = message * sum(r["nodes"] for r in report["rounds"])
     up = report["up_bytes"]
+    target = result.config.target_loss
+    reached, to_target = bytes_to_target(report["rounds"], target) if target is not None else (None, None)
     return {
         "model": {"name": MODEL, "uncompressed_message_bytes": message},
         "config": asdict(result.config),
@@ -27,6 +39,9 @@ def train_summary(result, seconds: float, files: dict) -> dict:
         "up_compression": round(uncompressed / up, 2) if up else None,
         "initial_eval_loss": result.eval_loss.get(0),
         "final_eval_loss": result.final_eval_loss,
+        "rounds_run": max(result.eval_loss),
+        "reached_target_round": reached,
+        "up_bytes_to_target": to_target,
     }
 
 
@@ -42,7 +57,21 @@ def render_train(report: dict) -> str:
             *render_table(columns, report["rounds"]),
             f"down {format_bytes(report['down_bytes'])}",
             f"up   {format_bytes(report['up_bytes'])}  ({report['up_compression']}x fewer than float32)",
-            f"held-out loss {report['initial_eval_loss']:.4f} -> {report['final_eval_loss']:.4f}; "
-            f"wall time {report['wall_seconds']:.1f} s",
+            f"held-out loss {report['initial_eval_loss']:.4f} -> {report['final_eval_loss']:.4f} "
+            f"after {report['config']['rounds']} rounds; wall time {report['wall_seconds']:.1f} s",
+            *target_line(report),
         ]
     )
+
+
+def target_line(report: dict) -> list[str]:
+    """A line saying whether and when the run reached its target loss (none without a target)."""
+    target = report["config"]["target_loss"]
+    if target is None:
+        return []
+    if report["reached_target_round"] is None:
+        return [f"target loss {target:.4f} not reached in {report['rounds_run']} rounds"]
+    return [
+        f"target loss {target:.4f} reached in round {report['reached_target_round']} "
+        f"after {report['up_bytes_to_target']:,} uplink bytes"
+    ]

@@ -7,6 +7,7 @@ updates with ``CompressedFedAvg`` and evaluates the held-out loss after every ro
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,19 +15,38 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
+from ..adapters import LoraSpec, parse_targets
 from ..checks import ConfigError, check_choice, check_count, check_fraction
 from ..ledger import Ledger
 from ..names import ARRAYS, BACKENDS, CONFIG, METRICS, NUM_EXAMPLES, NUM_PARTITIONS, PARTITION_ID
 from ..tracking import sampling
-from . import task
+from . import lora, models, task, warm
 from .chain import check_downlink, check_layers, parse_codec
 from .messages import CompressedFedAvg, make_codec_mod, message_codecs, to_numpy, to_record
 
-# Sizes of a run by name: "ci" is small enough for a test; "study" is one run of benchmarks/compression_study.py.
+# Sizes of a run by name. "ci" is small enough for a test. "scratch" and "warm-start" are the two regimes of
+# benchmarks/compression_study.py: 5 clients x 5 rounds x 20 local steps, evaluated on 1,024 held-out sequences
+# (32,768 bytes); from a random init on IID data, or fine-tuning the warm start on held-apart topics (non-IID).
 PRESETS = {
     "ci": {"supernodes": 2, "rounds": 2, "local_steps": 2},
-    "study": {"supernodes": 5, "rounds": 6, "local_steps": 3},
+    "scratch": {"supernodes": 5, "rounds": 5, "local_steps": 20, "lr": 4e-3, "eval_sequences": 1024},
+    "warm-start": {
+        "supernodes": 5,
+        "rounds": 5,
+        "local_steps": 20,
+        "lr": 1e-3,
+        "eval_sequences": 1024,
+        "warm_start": 150,
+        "partitioning": "topic",
+    },
 }
+
+
+def check_positive(name: str, value) -> float:
+    """Return `value` if it is a number > 0, else raise ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"{name} must be a number > 0, got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -43,26 +63,63 @@ class TrainConfig:
     batch_size: int = 4  # sequences per step
     seq_len: int = 32  # bytes per sequence
     lr: float = 2e-3  # AdamW learning rate of the clients
-    eval_sequences: int = 32  # held-out sequences the server evaluates on
-    seed: int = 0  # model init and data split; every party builds the same initial weights
+    eval_sequences: int = 32  # held-out sequences the server evaluates on (the same for every run)
+    seed: int = 0  # model init, batches and adapters' A: every party builds the same initial weights
     backend: str = "inprocess"  # Simulation Engine backend: "inprocess" (threads) or "ray"
+    warm_start: int = 0  # steps of central pre-training of the starting checkpoint (0: random init, from scratch)
+    lora_rank: int | None = None  # LoRA adapters of this rank train and travel instead of the weights
+    lora_targets: str = lora.DEFAULT_TARGETS  # modules that get adapters (peft's matching rule)
+    lora_rule: str = "ffa"  # how adapters are averaged: "ffa" (A frozen, exact) or "fedit" (A and B, inexact)
+    target_loss: float | None = None  # after `rounds`, go on until the held-out loss is at most this ...
+    max_rounds: int | None = None  # ... for at most this many rounds in all
 
     def __post_init__(self) -> None:
         for name in ("supernodes", "rounds", "local_steps", "batch_size", "seq_len", "eval_sequences"):
             check_count(name.replace("_", "-"), getattr(self, name))
-        check_count("seed", self.seed, minimum=0)
+        for name in ("seed", "warm_start"):
+            check_count(name.replace("_", "-"), getattr(self, name), minimum=0)
         check_fraction("fraction", self.fraction)
         check_choice("partitioning", self.partitioning, task.PARTITIONINGS)
         check_choice("backend", self.backend, BACKENDS)
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
-        if self.partitioning == "topic" and self.supernodes > 79:
-            raise ConfigError(f"supernodes must be <= 79 (the number of topics), got {self.supernodes}")
+        check_choice("lora-rule", self.lora_rule, lora.RULES)
+        check_positive("lr", self.lr)
+        if self.partitioning == "topic" and self.supernodes > len(task.part_topics(self.part, self.seq_len)):
+            raise ConfigError(
+                f"supernodes must be <= the number of topics when partitioning by topic, got {self.supernodes}"
+            )
+        self.check_stopping()
+        if self.lora_rank is not None and not self.warm_start:
+            raise ConfigError("lora-rank: adapters fine-tune a pre-trained model; give --warm-start STEPS too")
         self.codecs()
 
+    def check_stopping(self) -> None:
+        """target-loss must be > 0; max-rounds needs it and must be >= rounds."""
+        if self.target_loss is not None:
+            check_positive("target-loss", self.target_loss)
+        if self.max_rounds is not None:
+            if self.target_loss is None:
+                raise ConfigError("max-rounds needs --target-loss (without a target a run stops after --rounds)")
+            if check_count("max-rounds", self.max_rounds) < self.rounds:
+                raise ConfigError(f"max-rounds must be >= rounds ({self.rounds}), got {self.max_rounds}")
+
+    @property
+    def part(self) -> str:
+        """The topics clients train and the server evaluates on: all, or those the warm start never saw."""
+        return "finetune" if self.warm_start else "all"
+
+    @property
+    def pretraining(self) -> warm.Pretraining:
+        """The central pre-training of the warm start (used only if warm_start > 0)."""
+        return warm.Pretraining(steps=self.warm_start, seq_len=self.seq_len)
+
+    @property
+    def lora_spec(self) -> LoraSpec | None:
+        """The adapters' spec, or None when the weights themselves train and travel."""
+        return None if self.lora_rank is None else LoraSpec(self.lora_rank, parse_targets(self.lora_targets))
+
     def codecs(self):
-        """(uplink, downlink) codecs, checked against each other and the model's tensor names."""
-        names = list(task.model_shapes())
+        """(uplink, downlink) codecs, checked against each other and the names of the tensors that travel."""
+        names = list(models.sent_shapes(self))
         up = check_layers(parse_codec(self.up_codec, "up-codec"), names, "up-codec")
         down = check_layers(check_downlink(parse_codec(self.down_codec, "down-codec")), names, "down-codec")
         if down.stage("layers") and down.stage("layers") != up.stage("layers"):
@@ -74,28 +131,29 @@ class TrainConfig:
 
 
 def client_train(msg: Message, context: Context, cfg: TrainConfig) -> Message:
-    """Load the received weights, train `local-steps` steps on this node's partition, reply."""
+    """Load the received tensors, train `local-steps` steps on this node's partition, reply with what travels."""
     import torch
 
     torch.set_num_threads(1)  # one CPU per client (Ray actor or engine thread)
     partition = int(context.node_config[PARTITION_ID])
     config = msg.content[CONFIG]
-    data = task.partition(partition, int(context.node_config[NUM_PARTITIONS]), cfg.partitioning, cfg.seq_len, cfg.seed)
-    model = task.build_model(cfg.seed)  # tensors not sent down keep these seeded values
-    task.load_arrays(model, to_numpy(msg.content[ARRAYS]))
+    num_partitions = int(context.node_config[NUM_PARTITIONS])
+    data = task.partition(partition, num_partitions, cfg.partitioning, cfg.seq_len, cfg.part)
+    model = models.start_model(cfg)  # tensors not sent down keep these values
+    models.load_sent(cfg, model, to_numpy(msg.content[ARRAYS]))
     batches = task.sample_batches(
         data, int(config["local-steps"]), cfg.batch_size, (cfg.seed, partition, int(config["server-round"]))
     )
     up, _ = message_codecs(msg)
-    loss = task.train_steps(model, batches, float(config["lr"]), trainable=up.selects)
-    weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-    metrics = MetricRecord({NUM_EXAMPLES: len(batches) * len(batches[0]), "train-loss": loss})
-    return Message(RecordDict({ARRAYS: to_record(weights), METRICS: metrics}), reply_to=msg)
+    loss = task.train_steps(model, batches, float(config["lr"]), trainable=models.trainable(cfg, up))
+    metrics = {NUM_EXAMPLES: len(batches) * len(batches[0]), "train-loss": loss, PARTITION_ID: partition}
+    content = {ARRAYS: to_record(models.sent_arrays(cfg, model)), METRICS: MetricRecord(metrics)}
+    return Message(RecordDict(content), reply_to=msg)
 
 
 def make_client_app(cfg: TrainConfig) -> ClientApp:
     """The training ClientApp, with the codec mod around it."""
-    app = ClientApp(mods=[make_codec_mod(task.model_shapes())])
+    app = ClientApp(mods=[make_codec_mod(models.sent_shapes(cfg))])
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
@@ -104,32 +162,44 @@ def make_client_app(cfg: TrainConfig) -> ClientApp:
     return app
 
 
+def should_stop(cfg: TrainConfig, eval_loss: dict[int, float]) -> bool:
+    """True once the last evaluated round is `rounds` or later and reached `target_loss` (if any), or is the last."""
+    last = max(eval_loss)
+    if last >= (cfg.max_rounds or cfg.rounds):
+        return True
+    return last >= cfg.rounds and (cfg.target_loss is None or eval_loss[last] <= cfg.target_loss)
+
+
 def make_evaluate_fn(cfg: TrainConfig, eval_loss: dict[int, float]):
     """Server-side evaluation: held-out loss of the global model, stored per round in `eval_loss`.
 
     Everything heavy (model, data, round 0) happens here, before the simulation starts: torch work
     in the server thread while Ray boots can starve Ray's start-up on a busy 2-core machine.
+    Rounds after the run stopped (no client trained) are not evaluated.
     """
-    model = task.build_model(cfg.seed)
-    data = task.held_out(cfg.seq_len, cfg.eval_sequences, cfg.seed)
+    model = models.start_model(cfg)
+    data = task.held_out(cfg.seq_len, cfg.eval_sequences, cfg.part)
 
-    def evaluate(server_round: int, arrays) -> MetricRecord:
-        if server_round not in eval_loss:
-            task.load_arrays(model, to_numpy(arrays))
+    def evaluate(server_round: int, arrays) -> MetricRecord | None:
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)  # every core: no client trains while the server evaluates
+        if server_round not in eval_loss and not should_stop(cfg, eval_loss):
+            models.load_sent(cfg, model, to_numpy(arrays))
             eval_loss[server_round] = task.evaluate(model, data)
-        return MetricRecord({"eval-loss": eval_loss[server_round]})
+        return MetricRecord({"eval-loss": eval_loss[server_round]}) if server_round in eval_loss else None
 
-    eval_loss[0] = task.evaluate(model, data)  # the initial model is the seeded one `model` holds
+    eval_loss[0] = task.evaluate(model, data)  # the initial model is the one `model` holds
     return evaluate
 
 
 def initial_arrays(cfg: TrainConfig) -> dict[str, np.ndarray]:
-    """The seeded initial weights, as every client also builds them."""
-    return {k: v.detach().numpy() for k, v in task.build_model(cfg.seed).state_dict().items()}
+    """What the server sends in round 1: the starting model's weights, or its adapters."""
+    return models.sent_arrays(cfg, models.start_model(cfg))
 
 
 def make_server_app(cfg: TrainConfig, ledger: Ledger, eval_loss: dict[int, float]) -> ServerApp:
-    """The ServerApp: CompressedFedAvg over `cfg.rounds`, held-out loss after each round."""
+    """The ServerApp: CompressedFedAvg for `rounds` (up to `max_rounds` chasing `target_loss`), loss each round."""
     initial = initial_arrays(cfg)
     evaluate_fn = make_evaluate_fn(cfg, eval_loss)
     server = ServerApp()
@@ -137,11 +207,18 @@ def make_server_app(cfg: TrainConfig, ledger: Ledger, eval_loss: dict[int, float
     @server.main()
     def main(grid: Grid, context: Context) -> None:
         up, down = cfg.codecs()
-        strategy = CompressedFedAvg(ledger, up, down, **sampling(cfg.fraction, 0.0, 1, cfg.supernodes))
+        strategy = CompressedFedAvg(
+            ledger,
+            up,
+            down,
+            stop=lambda: should_stop(cfg, eval_loss),
+            expected_nodes=cfg.supernodes,  # round 1 samples from every node, not from those registered so far
+            **sampling(cfg.fraction, 0.0, 1, cfg.supernodes),
+        )
         strategy.start(
             grid=grid,
             initial_arrays=to_record(initial),
-            num_rounds=cfg.rounds,
+            num_rounds=cfg.max_rounds or cfg.rounds,
             train_config=ConfigRecord({"local-steps": cfg.local_steps, "lr": cfg.lr}),
             evaluate_fn=evaluate_fn,
         )
@@ -159,14 +236,16 @@ class TrainResult:
 
     @property
     def final_eval_loss(self) -> float:
-        """Held-out loss after the last round."""
-        return self.eval_loss[max(self.eval_loss)]
+        """Held-out loss after `rounds` rounds (the fixed-rounds result, also when the run went on)."""
+        return self.eval_loss[min(self.config.rounds, max(self.eval_loss))]
 
 
 def train(cfg: TrainConfig, ledger: Ledger | None = None) -> TrainResult:
     """Run federated training of the task in simulation; return the ledger and held-out losses."""
     from ..simulation import run
 
+    if cfg.warm_start:
+        warm.checkpoint(cfg.pretraining)  # built (once) before any client thread asks for it
     ledger = ledger if ledger is not None else Ledger()
     eval_loss: dict[int, float] = {}
     run(make_server_app(cfg, ledger, eval_loss), make_client_app(cfg), cfg.supernodes, backend=cfg.backend)
