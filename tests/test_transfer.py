@@ -8,6 +8,7 @@ from fedbandwidth.wire.links import LinkProfile
 from fedbandwidth.wire.transfer import (
     OBJECT_OVERHEAD_BYTES,
     REQUEST_SECONDS,
+    SUPERLINK_SECONDS,
     message_objects,
     message_seconds,
     request_loops,
@@ -70,3 +71,13 @@ def test_message_seconds_adds_the_turns_around_the_objects():
     assert first == pytest.approx(down + 2 * turn + 100_000 / wire_rate(8e6))
     formula = 0.05 + 8 * sum(message_objects("tiny-gptneox")) / 8e6
     assert up > formula  # the turns and the headers cost time the formula leaves out
+
+
+def test_nodes_at_once_wait_for_each_others_share_of_the_superlink():
+    link = LinkProfile.from_mbit("t", 8, 8, 50)
+    for direction in ("down", "up"):
+        turn = 2 * 0.05 + REQUEST_SECONDS + SUPERLINK_SECONDS[direction]  # one other node at once
+        objects = request_loops(message_objects("tiny-gptneox"), wire_rate(8e6), turn)
+        tail = turn if direction == "down" else 0.0
+        assert message_seconds("tiny-gptneox", link, direction, nodes=2) == pytest.approx(0.05 + objects + tail)
+    assert SUPERLINK_SECONDS["up"] > SUPERLINK_SECONDS["down"]  # pushed objects are hashed and stored

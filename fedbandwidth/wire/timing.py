@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +96,7 @@ def timing_rows(run, ledger, windows: dict[int, tuple[float, float]]) -> list[di
     app, origin = fab_bytes(run.out / "app"), min((w[0] for w in windows.values()), default=0.0)
     min_bytes = min((t.payload_bytes for t in ledger.transfers), default=0) // 2  # half a model message
     rows, fetched = [], set()
+    at_once = Counter((t.round, t.direction) for t in ledger.transfers)  # nodes moving a model at the same time
     for i, relay in enumerate(run.relays):
         link, ids = run.links[i] if run.links else None, {run.node_ids[i], *run.rejoined_ids.get(i, [])}
         gap = max(GAP_SECONDS, 6 * (link.latency_seconds if link else 0.0))
@@ -104,9 +106,8 @@ def timing_rows(run, ledger, windows: dict[int, tuple[float, float]]) -> list[di
             match = max((x for x in found[t.direction] if start <= x.start < end), key=lambda x: x.nbytes, default=None)
             first = t.direction == DOWN and t.node_id not in fetched
             fetched.add(t.node_id)
-            rows.append(
-                {**timing_row(t, i, link, match, first, app, run.cfg.model), "start_seconds": _since(match, origin)}
-            )
+            row = timing_row(t, i, link, match, (first, app, at_once[t.round, t.direction]), run.cfg.model)
+            rows.append({**row, "start_seconds": _since(match, origin)})
     return rows
 
 
@@ -115,8 +116,10 @@ def _since(match: Transfer | None, origin: float) -> float | None:
     return round(match.start - origin, 3) if match else None
 
 
-def timing_row(t, partition: int, link, match: Transfer | None, first: bool, app: int, model: str) -> dict:
-    """The timing entry of one message (None where nothing was measured or no link was emulated)."""
+def timing_row(t, partition: int, link, match: Transfer | None, plan: tuple[bool, int, int], model: str) -> dict:
+    """The timing entry of one message (None where nothing was measured or no link was emulated); `plan` is
+    (a node's first message, the app's bytes, nodes moving a model at the same time)."""
+    first, app, nodes = plan
     return {
         "round": t.round,
         "node": partition,
@@ -125,7 +128,10 @@ def timing_row(t, partition: int, link, match: Transfer | None, first: bool, app
         "link": link.name if link else None,
         "bytes": match.nbytes if match else None,
         "measured_seconds": round(match.seconds, 4) if match else None,
-        "predicted_seconds": round(message_seconds(model, link, t.direction, first, app), 4) if link else None,
+        "nodes_at_once": nodes,
+        "predicted_seconds": round(message_seconds(model, link, t.direction, first, app, nodes=nodes), 4)
+        if link
+        else None,
         "formula_seconds": round(transfer_seconds(t.payload_bytes, link.rate(t.direction), link.latency_seconds), 4)
         if link
         else None,

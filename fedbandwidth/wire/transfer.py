@@ -10,7 +10,11 @@ is its own object, fetched (down) or sent (up) with its own request, two request
 - **request turns**: every object costs a round trip (2 x latency) plus the processing of one request
   (REQUEST_SECONDS, measured on this machine), two objects in flight at a time, sharing the link;
 - **the turns around the objects**: the message and its object tree first, the app (FAB) and the run's
-  details with a node's first message, and the receipt (down) or the upload session (up).
+  details with a node's first message, and the receipt (down) or the upload session (up);
+- **nodes at once**: one SuperLink process answers every node's requests, so with k nodes moving a model at
+  the same time each request waits for k - 1 others' share of it (SUPERLINK_SECONDS, more up than down: the
+  SuperLink checks each pushed object's hash and stores it). Fitted on two nodes on Wi-Fi and home broadband
+  (benchmarks/results/wire_timing.json).
 
 ``message_seconds`` replays that schedule in a small event simulation (two request loops, one shared link).
 """
@@ -24,13 +28,14 @@ from flwr.common.constant import FLWR_PRIVATE_MAX_ARRAY_CHUNK_SIZE
 from flwr.supercore.constant import FLWR_PRIVATE_MAX_CONCURRENT_OBJ_PULLS
 
 from ..model import tensor_specs
-from ..names import DOWN
+from ..names import DOWN, UP
 from ..payload import npy_header_length
 from .links import BITS_PER_BYTE, LinkProfile
 
 SEGMENT_BYTES, FRAME_BYTES = 1448, 66  # TCP payload per Ethernet frame, and the headers around it
 REQUESTS_IN_FLIGHT = FLWR_PRIVATE_MAX_CONCURRENT_OBJ_PULLS  # object requests a SuperNode keeps open
 REQUEST_SECONDS = 0.012  # processing of one object request (SuperNode + SuperLink), measured here
+SUPERLINK_SECONDS = {DOWN: 0.008, UP: 0.012}  # the SuperLink's share of a request, per other node at once
 OBJECT_OVERHEAD_BYTES = 210  # HTTP headers and protobuf framing around each object on the wire
 CHUNK_HEAD_BYTES = 13  # "ArrayChunk", two dividers and one ending the head, before the body's length in digits
 ARRAY_HEAD_BYTES, CHILD_ID_BYTES = 90, 70  # an Array object: a head, and one 64-hex id per chunk
@@ -91,14 +96,15 @@ def message_seconds(
     first: bool = False,
     app_bytes: int = 0,
     request_seconds: float = REQUEST_SECONDS,
+    nodes: int = 1,
 ) -> float:
     """Seconds from a message's first byte leaving its sender to its last byte reaching the receiver.
 
     Down: the message and its tree (one latency), with a node's `first` message the run's details and the
     app (two more turns and `app_bytes`), the objects, then the receipt (one turn). Up: the upload session
-    (one turn), the objects, and the last object's latency."""
+    (one turn), the objects, and the last object's latency. `nodes`: how many move a model at the same time."""
     latency, rate = link.latency_seconds, wire_rate(link.rate(direction))
-    turn = 2 * latency + request_seconds
+    turn = 2 * latency + request_seconds + (nodes - 1) * SUPERLINK_SECONDS[direction]
     objects = request_loops(message_objects(model), rate, turn)
     if direction == DOWN:
         setup = latency + (2 * turn + app_bytes / rate if first else 0.0)
