@@ -120,3 +120,17 @@ def test_timeline_draws_a_bar_per_measured_message_and_a_line_per_prediction():
     predicted = [line for line in ax.lines if len(line.get_xdata()) == 2 and line.get_xdata()[0] != line.get_xdata()[1]]
     assert sorted(tuple(line.get_xdata()) for line in predicted) == [(1.0, 2.9), (5.0, 7.8)]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["node 0\n4G", "node 1\n5G"]
+
+
+def test_timeline_of_a_loopback_run_draws_bars_and_no_prediction():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from fedbandwidth.wire.plots import plot_timeline
+
+    rows = [{"node": 0, "link": None, "direction": "down", "start_seconds": 0.5, "measured_seconds": 1.0}]
+    ax = plot_timeline(pd.DataFrame([{**rows[0], "predicted_seconds": None}]))  # every prediction None
+    assert [(b.get_x(), b.get_width()) for b in ax.patches if b.get_width() > 0] == [(0.5, 1.0)]
+    assert [line for line in ax.lines if len(line.get_xdata())] == []

@@ -42,7 +42,7 @@ def plot_timeline(timing, ax=None):
     for row in measured.itertuples():
         color = DOWN_COLOR if row.direction == "down" else UP_COLOR
         ax.barh(row.node, row.measured_seconds, left=row.start_seconds, height=0.5, color=color, alpha=0.8)
-        if row.predicted_seconds == row.predicted_seconds:  # not NaN: a link was emulated
+        if row.predicted_seconds is not None and row.predicted_seconds == row.predicted_seconds:  # a link was emulated
             end = row.start_seconds + row.predicted_seconds
             ax.plot([row.start_seconds, end], [row.node + 0.32] * 2, color="black", lw=1.5)
             ax.plot([end, end], [row.node + 0.22, row.node + 0.42], color="black", lw=1.5)
