@@ -1,13 +1,11 @@
-"""Deployments on an emulated network (each SuperNode on a host of its own, its link shaped): time measured
-next to time predicted, the kernel's counters next to the relay's, a node killed mid-run that comes back, and
-nothing left behind. Skipped, with the reason printed, where network namespaces are unavailable."""
+"""Deployments on an emulated network (each SuperNode on a host of its own, its link shaped): a multi-round TLS
+run that loses a node and gets it back, its time measured next to time predicted and the kernel's counters next
+to the relay's; Ctrl-C; nothing left behind. Skipped, with the reason printed, where network namespaces are
+unavailable. (The small run, 2 nodes x 1 round on emulated links, is L5c's: tests/test_notebook_wire.py.)"""
 
 from __future__ import annotations
 
 import csv
-import json
-import subprocess
-import sys
 
 import pytest
 
@@ -42,42 +40,17 @@ def nothing_left(report: dict, out) -> None:
     assert processes_with_flwr_home(out / "flwr_home") == []
 
 
-def test_small_emulated_run_times_every_message_and_reconciles_the_kernel(emulation, tmp_path):
-    argv = ["--supernodes", "2", "--rounds", "1", "--links", "20/10/20,50/20/5", "--model", TINY, "--tls", "--json"]
-    done = subprocess.run(
-        [sys.executable, "-m", "fedbandwidth", "deploy", *argv, "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-800:]
-    report = json.loads(done.stdout)
-    assert report["run"]["status"] == "finished:completed" and report["config"]["tls"]
-    assert report["total_bytes"] == report["predicted_bytes"] == 4 * TINY_BYTES
-    assert [n["link"] for n in report["nodes"]] == [link.describe() for link in parse_links("20/10/20,50/20/5")]
-    timing = report["timing"]
-    assert sorted((t["node"], t["direction"]) for t in timing) == [(0, "down"), (0, "up"), (1, "down"), (1, "up")]
-    for t in timing:
-        extra = APP_BYTES if t["direction"] == "down" else 0  # the first message down also carries the app
-        assert TINY_BYTES <= t["bytes"] <= 1.05 * TINY_BYTES + extra, t
-        # never faster than the shaped link allows; near the model (benchmarks/wire_timing.py checks 10%)
-        assert 0.9 * t["formula_seconds"] <= t["measured_seconds"] <= 3 * t["predicted_seconds"], t
-        assert t["predicted_seconds"] > t["formula_seconds"]  # turns and headers the formula leaves out
-    assert len(report["kernel"]) == 4
-    for row in report["kernel"]:
-        assert row["kernel_bytes"] > row["relay_bytes"] and abs(row["unexplained"]) < 0.005, row
-    nothing_left(report, tmp_path)
-
-
 def rows(path) -> list[dict]:
     with path.open(newline="") as f:
         return list(csv.DictReader(f))
 
 
-def test_multi_round_run_goes_on_without_a_killed_node_which_rejoins(emulation, tmp_path):
-    # node 0 is killed while its round-2 model comes down, restarted 3 s later as a new node
+def test_multi_round_tls_run_goes_on_without_a_killed_node_which_rejoins(emulation, tmp_path):
+    # 3 nodes x 3 rounds over TLS; node 0 is SIGKILLed while its round-2 model comes down, restarted 3 s later as a
+    # new node. Rounds that sampled the dead node wait their 20 s timeout (it stays listed until Flower's heartbeat
+    # check drops it), no longer.
     cfg = DeployConfig(
-        supernodes=3, rounds=3, model=TINY, links=parse_links("100/100/2"), round_timeout=20, out=tmp_path
+        supernodes=3, rounds=3, tls=True, model=TINY, links=parse_links("100/100/2"), round_timeout=20, out=tmp_path
     )
     kill = NodeFault(partition=0, after_down_bytes=TINY_BYTES + APP_BYTES + 2**19, restart_after=3.0)
     run = deploy(cfg, faults=[kill])
@@ -99,8 +72,28 @@ def test_multi_round_run_goes_on_without_a_killed_node_which_rejoins(emulation, 
     }  # sampled again, and it replied
     for node in run.node_ids[1:]:  # the others took part in every round
         assert {r["round"] for r in ledger if int(r["node_id"]) == node and r["direction"] == "up"} == {"1", "2", "3"}
+    assert_timed_and_reconciled(report)
     nothing_left(report, tmp_path)
     assert run.leftovers() == []
+
+
+def assert_timed_and_reconciled(report: dict) -> None:
+    """Every message of the nodes that lived through the run was timed near the model; the kernel's counters of
+    every node and direction match the relay's within 0.5% once 66 B of headers a frame are taken off."""
+    survivors = [t for t in report["timing"] if t["node"] != 0]
+    assert sorted((t["node"], t["round"], t["direction"]) for t in survivors) == [
+        (n, r, d) for n in (1, 2) for r in (1, 2, 3) for d in ("down", "up")
+    ]
+    for t in survivors:
+        extra = APP_BYTES if (t["round"], t["direction"]) == (1, "down") else 0  # the app, with the first message
+        # a burst may also hold the other way's small requests: 10% above the payload, no more
+        assert TINY_BYTES <= t["bytes"] <= 1.1 * TINY_BYTES + extra, t
+        # never faster than the shaped link allows; near the model (benchmarks/wire_timing.py checks 10%)
+        assert 0.9 * t["formula_seconds"] <= t["measured_seconds"] <= 3 * t["predicted_seconds"], t
+        assert t["predicted_seconds"] > t["formula_seconds"]  # turns and headers the formula leaves out
+    assert len(report["kernel"]) == 6
+    for row in report["kernel"]:
+        assert row["kernel_bytes"] > row["relay_bytes"] and abs(row["unexplained"]) < 0.005, row
 
 
 def test_ctrl_c_removes_every_namespace_veth_and_process(emulation, tmp_path):
