@@ -78,8 +78,8 @@ def test_multi_round_tls_run_goes_on_without_a_killed_node_which_rejoins(emulati
 
 
 def assert_timed_and_reconciled(report: dict) -> None:
-    """Every message of the nodes that lived through the run was timed near the model; the kernel's counters of
-    every node and direction match the relay's within 0.5% once 66 B of headers a frame are taken off."""
+    """Every message of the nodes that lived through the run was timed near the model; their kernel counters
+    match the relay's within 0.5% both ways once 66 B of headers a frame are taken off."""
     survivors = [t for t in report["timing"] if t["node"] != 0]
     assert sorted((t["node"], t["round"], t["direction"]) for t in survivors) == [
         (n, r, d) for n in (1, 2) for r in (1, 2, 3) for d in ("down", "up")
@@ -92,8 +92,9 @@ def assert_timed_and_reconciled(report: dict) -> None:
         assert 0.9 * t["formula_seconds"] <= t["measured_seconds"] <= 3 * t["predicted_seconds"], t
         assert t["predicted_seconds"] > t["formula_seconds"]  # turns and headers the formula leaves out
     assert len(report["kernel"]) == 6
-    for row in report["kernel"]:
-        assert row["kernel_bytes"] > row["relay_bytes"] and abs(row["unexplained"]) < 0.005, row
+    for row in report["kernel"]:  # not node 0's: bytes the relay handed to a killed node's socket never crossed
+        if row["node"] != 0:
+            assert row["kernel_bytes"] > row["relay_bytes"] and abs(row["unexplained"]) < 0.005, row
 
 
 def test_ctrl_c_removes_every_namespace_veth_and_process(emulation, tmp_path):
