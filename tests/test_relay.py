@@ -107,6 +107,8 @@ def test_latency_holds_each_chunk_both_ways_and_arrivals_are_stamped():
             client.sendall(b"ping")
             assert receive_exactly(client, 4) == b"ping"
             turn = time.monotonic() - started
+        # both ways recorded (the down chunk's sample comes once it was written) and every arrival stamped
+        assert wait_until(lambda: {s.direction for s in relay.snapshot() if s.arrived is not None} == {"up", "down"})
         assert wait_until(lambda: all(s.arrived is not None for s in relay.snapshot()))
     assert turn >= 0.1  # held 50 ms up, 50 ms down
     up, down = [[s for s in relay.snapshot() if s.direction == d] for d in ("up", "down")]
