@@ -1,18 +1,23 @@
 """No-op clients, as in the lesson: they send back the model they received, without training.
 
 Ray actors import this module, so it stays light: flwr and numpy only, no torch, no model.
-Two flavours: ``legacy_app`` (the course's ``NumPyClient``) and ``app`` (Flower's Message API).
+Two flavours: ``legacy_app`` (the course's ``NumPyClient``) and ``app`` (Flower's Message API). The Message-API
+app reads the run config's ``client``: ``"echo"`` (the default) or ``"perturb"``, which changes every array a
+little, as training would, so a deployment's uplink really carries every byte (Flower does not upload objects
+the SuperLink still holds, and an echoed array is one of them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
-from flwr.app import Context, Message, MetricRecord, RecordDict
+import numpy as np
+from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.client import Client, NumPyClient
 from flwr.clientapp import ClientApp
 
-from .names import ARRAYS, METRICS, NUM_EXAMPLES, PARTITION_ID
+from .checks import check_choice
+from .names import ARRAYS, CLIENTS, METRICS, NUM_EXAMPLES, PARTITION_ID
 
 
 class NoOpClient(NumPyClient):
@@ -55,6 +60,15 @@ def echo_reply(msg: Message, context: Context, fail_partitions: Collection[int] 
     return Message(content=content, reply_to=msg)
 
 
+def perturb_reply(msg: Message, context: Context) -> Message:
+    """Reply with every array shifted by its own tiny random offset (1e-7..1e-6): all new bytes, as after training."""
+    rng = np.random.default_rng()
+    arrays = ArrayRecord(
+        {key: Array(array.numpy() + np.float32(rng.uniform(1e-7, 1e-6))) for key, array in msg.content[ARRAYS].items()}
+    )
+    return Message(content=RecordDict({ARRAYS: arrays, METRICS: MetricRecord({NUM_EXAMPLES: 1})}), reply_to=msg)
+
+
 def make_message_app(fail_partitions: Collection[int] = (), mods: list | None = None) -> ClientApp:
     """A Message-API ClientApp that echoes the model; nodes in `fail_partitions` raise in train."""
     client = ClientApp(mods=mods or [])
@@ -62,6 +76,8 @@ def make_message_app(fail_partitions: Collection[int] = (), mods: list | None = 
 
     @client.train()
     def train(msg: Message, context: Context) -> Message:
+        if check_choice("client", context.run_config.get("client", "echo"), CLIENTS) == "perturb":
+            return perturb_reply(msg, context)
         return echo_reply(msg, context, failing)
 
     @client.evaluate()

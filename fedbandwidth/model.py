@@ -45,8 +45,9 @@ class TensorSpec:
 
 
 def known_models() -> list[str]:
-    """The pythia family, whose tensor specs are computed here without torch (catalog.py lists every config)."""
-    return sorted(p.stem for p in CONFIG_DIR.glob("pythia-*.json"))
+    """The GPTNeoX configs (pythia and the toy tiny-gptneox), whose tensor specs are computed here without
+    torch (catalog.py lists every config)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.json") if json.loads(p.read_text())["model_type"] == "gpt_neox")
 
 
 def load_config(name: str = "pythia-14m") -> dict:

@@ -16,6 +16,7 @@ PARTITION_ID, NUM_PARTITIONS = "partition-id", "num-partitions"
 # Choices a run offers.
 APIS = ("legacy", "message")  # NumPyClient + flwr.server FedAvg, or Message API + flwr.serverapp FedAvg
 BACKENDS = ("inprocess", "ray")  # Simulation Engine backends: threads here, or Ray actors
+CLIENTS = ("echo", "perturb")  # the Flower App's client: send the model back as is, or every array changed
 
 
 def node_config_text(partition: int, partitions: int) -> str:

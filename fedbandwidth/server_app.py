@@ -4,6 +4,10 @@ It reads the run config (kebab-case keys, defaults in pyproject.toml ``[tool.flw
 runs MessageTrackingFedAvg from the model's exact arrays, and writes into ``out-dir``:
 ``ledger.csv`` (one row per model message, as in `simulate`) and ``timeline.csv`` (when each
 round started and when the run ended, Unix time), so wire bytes counted elsewhere can be split by round.
+
+It never waits forever for a node: round 1 waits at most the round timeout for ``min-available-nodes``, later
+rounds sample from the nodes connected when they start (a node that is gone is not waited for; one that
+(re)joined is sampled), and a sampled node that sends no reply is written to the timeline as lost.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ log = logging.getLogger("flwr")
 
 LEDGER_CSV, TIMELINE_CSV = "ledger.csv", "timeline.csv"
 ROUND_START, RUN_END = "round_start", "run_end"  # timeline events
+NODE_LOST, NO_NODES = "node_lost", "no_nodes"  # a sampled node sent no reply; no node to sample
+TIMELINE_COLUMNS = ("round", "event", "unix_time", "node_id")
 
 
 @dataclass(frozen=True)
@@ -60,23 +66,66 @@ def read_settings(run_config: dict) -> AppSettings:
     )
 
 
-def append_event(path: Path, server_round: int, event: str) -> None:
-    """Append (round, event, Unix time) to the timeline CSV."""
+def append_event(path: Path, server_round: int, event: str, node_id: int | str = "") -> None:
+    """Append (round, event, Unix time, node id if the event is about one node) to the timeline CSV."""
     with path.open("a", newline="") as f:
-        csv.writer(f).writerow([server_round, event, f"{time.time():.6f}"])
+        csv.writer(f).writerow([server_round, event, f"{time.time():.6f}", node_id])
+
+
+class NodeSnapshot:
+    """The grid, except that get_node_ids() returns the nodes seen once: Flower's sampler then never waits."""
+
+    def __init__(self, grid: Grid, node_ids: list[int]) -> None:
+        self._grid, self._node_ids = grid, list(node_ids)
+
+    def get_node_ids(self) -> list[int]:
+        """The node ids of the snapshot."""
+        return list(self._node_ids)
+
+    def __getattr__(self, name: str):
+        return getattr(self._grid, name)
+
+
+def connected_nodes(grid: Grid, wanted: int, seconds: float) -> list[int]:
+    """The node ids connected now, after waiting at most `seconds` for `wanted` of them."""
+    deadline = time.monotonic() + seconds
+    while len(nodes := list(grid.get_node_ids())) < wanted and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return nodes
 
 
 class TimedTrackingFedAvg(MessageTrackingFedAvg):
-    """MessageTrackingFedAvg that also writes when each round starts into a timeline CSV."""
+    """MessageTrackingFedAvg that writes each round's start and lost nodes into a timeline CSV, and that
+    samples from the nodes connected now (Flower's own sampler waits forever for min_available_nodes)."""
 
-    def __init__(self, ledger: Ledger, timeline_csv: Path, **kwargs) -> None:
+    def __init__(self, ledger: Ledger, timeline_csv: Path, wait_seconds: float = 600.0, **kwargs) -> None:
         super().__init__(ledger, **kwargs)
         self.timeline_csv = timeline_csv
+        self.wait_seconds = wait_seconds  # round 1 waits at most this long for min_available_nodes
+        self.wanted = (self.min_available_nodes, self.min_train_nodes)  # the minimums as configured
+        self.sampled: list[int] = []  # node ids sampled for this round's training
 
     def configure_train(self, server_round, arrays, config, grid):
-        """Note the round's start, then sample and record as MessageTrackingFedAvg does."""
+        """Note the round's start; sample from the nodes connected now (minimums lowered to them); record."""
         append_event(self.timeline_csv, server_round, ROUND_START)
-        return super().configure_train(server_round, arrays, config, grid)
+        nodes = connected_nodes(grid, self.wanted[0] if server_round == 1 else 1, self.wait_seconds)
+        self.min_available_nodes, self.min_train_nodes = (min(w, len(nodes)) for w in self.wanted)
+        if not nodes:
+            append_event(self.timeline_csv, server_round, NO_NODES)
+        messages = (
+            list(super().configure_train(server_round, arrays, config, NodeSnapshot(grid, nodes))) if nodes else []
+        )
+        self.sampled = [m.metadata.dst_node_id for m in messages]
+        return messages
+
+    def aggregate_train(self, server_round, replies):
+        """Write each sampled node that sent no valid reply as lost, then record and average."""
+        replies = list(replies)
+        replied = {r.metadata.src_node_id for r in replies if not r.has_error()}
+        for node in self.sampled:
+            if node not in replied:
+                append_event(self.timeline_csv, server_round, NODE_LOST, node)
+        return super().aggregate_train(server_round, replies)
 
 
 def run_app(grid: Grid, settings: AppSettings) -> Ledger:
@@ -85,11 +134,11 @@ def run_app(grid: Grid, settings: AppSettings) -> Ledger:
     out.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(csv_path=out / LEDGER_CSV)
     timeline = out / TIMELINE_CSV
-    timeline.write_text("round,event,unix_time\n")
+    timeline.write_text(",".join(TIMELINE_COLUMNS) + "\n")
     sample = sampling(
         settings.fraction_train, settings.fraction_evaluate, settings.min_train_nodes, settings.min_available_nodes
     )
-    strategy = TimedTrackingFedAvg(ledger, timeline, **sample)
+    strategy = TimedTrackingFedAvg(ledger, timeline, wait_seconds=settings.round_timeout, **sample)
     initial = ArrayRecord({name: Array(a) for name, a in random_arrays(settings.model).items()})
     try:
         strategy.start(

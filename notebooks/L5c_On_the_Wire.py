@@ -19,22 +19,25 @@
 # The lesson measured *payload bytes*: what Flower counts for each model message
 # (`ArrayRecord.count_bytes()`). Here the same measurement runs as a **Flower App**, first in
 # simulation and then on Flower's **Deployment Engine** (a SuperLink and SuperNodes as separate
-# processes talking over TCP on 127.0.0.1), with a byte-counting relay between each SuperNode and
-# the SuperLink. So we can put next to each other:
+# processes talking over TCP), with a byte-counting relay between each SuperNode and the SuperLink.
+# With `links`, each SuperNode runs on an **emulated host** of its own, behind a link shaped like a
+# 4G or a home connection. So we can put next to each other:
 #
 # - **payload bytes**: the logical load, from the ledger the ServerApp writes;
-# - **wire bytes**: what this transport actually moved, counted by the relay.
+# - **wire bytes**: what this transport actually moved, counted by the relay and by the kernel;
+# - **time**: how long each model message really took on its link, next to what a model predicts.
 #
-# Then we turn bytes into **time** on typical network links, and see how to run the same app
-# across machines. Units: bytes are integers; MiB = 2²⁰ bytes; MB = 10⁶ bytes; link rates in
-# bit/s, 1 Mbit/s = 10⁶ bit/s.
+# Units: bytes are integers; MiB = 2²⁰ bytes; MB = 10⁶ bytes; link rates in bit/s,
+# 1 Mbit/s = 10⁶ bit/s.
 
 # %% tags=["parameters"]
 num_supernodes: int = 2  # SuperNodes, in simulation and in the deployment
 num_rounds: int = 1  # federated rounds
 fraction_train: float = 1.0  # fraction of SuperNodes sampled for training each round
+model: str = "pythia-14m"  # architecture whose exact arrays are sent ("tiny-gptneox": 1.85 MB, for slow links)
+links: str = "Wi-Fi,5G"  # emulated links given to the nodes in turn (needs root); "" = all on 127.0.0.1
 run_tls: bool = True  # also run the deployment with TLS (a throw-away CA and certificate)
-links: str = "3G,4G,home broadband,datacenter"  # link profiles given to the nodes in turn
+run_dedup: bool = True  # also run the echo client, to see Flower skip objects the SuperLink still holds
 out_dir: str = "../build/L5c"  # ledgers, timelines, logs, certificates and figures go here
 
 # %%
@@ -42,9 +45,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from fedbandwidth.wire.engine import DeployConfig
+from fedbandwidth.wire.links import parse_links
+from fedbandwidth.wire.network import emulation_problem
 
-cfg = DeployConfig(num_supernodes, num_rounds, fraction_train, out=Path(out_dir))  # ConfigError names a bad value
-link_names = [name.strip() for name in links.split(",")]
+problem = emulation_problem() if links else None
+if problem:
+    print(f"No emulated network here ({problem}); the deployment runs on 127.0.0.1, unshaped.")
+link_profiles = parse_links(links) if links and not problem else ()
+cfg = DeployConfig(num_supernodes, num_rounds, fraction_train, model=model, out=Path(out_dir), links=link_profiles)
 out = Path(out_dir)
 out.mkdir(parents=True, exist_ok=True)
 cfg
@@ -54,9 +62,10 @@ cfg
 #
 # `pyproject.toml` declares the package a Flower App: `[tool.flwr.app.components]` names the
 # ServerApp (`fedbandwidth.server_app:app`) and the ClientApp (`fedbandwidth.client_app:app`, the
-# lesson's echo client on the Message API), and `[tool.flwr.app.config]` the run config,
-# kebab-case (`num-server-rounds`, `fraction-train`, `out-dir`, ...). The ServerApp runs
-# `MessageTrackingFedAvg` and writes `ledger.csv`, plus `timeline.csv` with when each round started.
+# lesson's no-op client on the Message API), and `[tool.flwr.app.config]` the run config,
+# kebab-case (`num-server-rounds`, `fraction-train`, `client`, `out-dir`, ...). The ServerApp runs
+# `MessageTrackingFedAvg` and writes `ledger.csv`, plus `timeline.csv` with when each round started
+# and which sampled node never replied.
 
 # %%
 from fedbandwidth import server_app
@@ -82,12 +91,20 @@ print(f"{simulation['run']['status']}: {simulation['total_bytes']:,} payload byt
 simulation["rounds"]
 
 # %% [markdown]
-# ## 2. The same app on the Deployment Engine
+# ## 2. The same app on the Deployment Engine, on emulated hosts
 #
-# `deploy` starts `flower-superlink` and one `flower-supernode` per node on 127.0.0.1 (each its
-# own port), puts a relay in front of the SuperLink for each SuperNode, runs the same app with
-# `flwr run` and the same parameters, and stops every process afterwards (also on an error or
-# Ctrl-C). The same from a terminal: `fedbandwidth deploy --supernodes 2 --rounds 1 [--tls] [--json]`.
+# `deploy` starts `flower-superlink` and one `flower-supernode` per node, puts a relay in front of
+# the SuperLink for each SuperNode, runs the same app with `flwr run` and the same parameters, and
+# stops everything afterwards (also on an error or Ctrl-C). With links, each SuperNode runs in its
+# own **Linux network namespace** (a host of its own), joined to the SuperLink's side by a **veth
+# pair** (a virtual cable). The kernel shapes the **rate**: a token bucket filter (`tc ... tbf`) on
+# each end of the cable, the SuperLink's end for down, the node's end for up. This kernel has no
+# `netem`, so the **latency** is emulated in user space: the relay holds every chunk for the link's
+# one-way latency, both ways. The same from a terminal (as root):
+# `fedbandwidth deploy --supernodes 2 --links "4G,home broadband" [--tls] [--json]`.
+#
+# The client here *perturbs* every array it returns (`client = "perturb"`), as training would: so
+# every byte really goes up. Section 5 shows why that matters.
 
 # %%
 from fedbandwidth.wire.engine import deploy
@@ -98,8 +115,7 @@ print(render_deploy_text(deployment))
 
 # %%
 assert deployment["total_bytes"] == simulation["total_bytes"] == deployment["predicted_bytes"]
-print("same parameters, same payload bytes in simulation and deployment:",
-      f"{deployment['total_bytes']:,}")
+print("same parameters, same payload bytes in simulation and deployment:", f"{deployment['total_bytes']:,}")
 
 # %% [markdown]
 # ## Payload vs wire, per node and direction
@@ -117,38 +133,78 @@ ax = plot_payload_vs_wire(table)
 ax.figure.savefig(out / "payload_vs_wire.png", dpi=120, bbox_inches="tight")
 
 # %% [markdown]
-# What the numbers show:
-#
-# - **Down, wire ≈ payload, a little above** (about 1.002–1.005 here): the model goes down in full.
-#   Flower 1.42 cuts each array into chunks of at most a few MiB and sends each chunk as an object
-#   named by the hash of its content; the extra bytes are HTTP framing, the message tree, node
-#   registration, heartbeats and fetching the app bundle (FAB) — small next to 53.7 MiB.
-# - **Up, wire can be far below payload.** Objects are stored *by content*: before uploading, a
-#   SuperNode asks which objects the SuperLink lacks and sends only those. An echo client returns
-#   exactly the arrays it received, so whatever the SuperLink still holds is not sent again. The
-#   SuperLink deletes a message's objects once every recipient confirmed receipt, so how much is
-#   saved depends on timing: we have seen ratios from about 1.0 (all objects already freed) down
-#   to 0.003 (all still held, e.g. while another node has not confirmed). A client that really
-#   trains changes every array and uploads everything.
-# - So **payload bytes are the logical load** (what FedAvg asks for, what the course's formula
-#   estimates, what another transport would move), and **wire bytes are what this transport
-#   moved** this time. Plan with payload; measure the wire.
+# **Wire ≈ payload, a little above, both ways**: Flower 1.42 cuts each array into chunks of at most
+# 5 MiB and moves every chunk, every array, the record and the message as an object of its own,
+# one HTTP request each; the extra bytes are HTTP headers and protobuf framing around each object,
+# the message's object tree, node registration, heartbeats and, with a node's first message, the
+# app itself (the FAB, ~180 kB). So **payload bytes are the logical load** (what FedAvg asks for,
+# what the course's formula estimates), and **wire bytes are what this transport moved**.
 #
 # Wire bytes are split into rounds by time: the ServerApp writes when each round starts, the relay
 # timestamps every chunk it forwards, and round r gets the bytes between its start and the next
-# round's start (the last round: up to the end of the run). Bytes before the first round
-# (registration, heartbeats while waiting) are reported as `other`.
+# round's start. Bytes before the first round (registration, heartbeats while waiting) are `other`.
+#
+# **A second, independent count**: the kernel counts every frame on each emulated cable and its
+# bytes, headers included. Take 66 bytes of Ethernet, IP and TCP headers off each frame and what is
+# left is the relay's count: the two agree to a few bytes in millions (`unexplained`).
 
 # %%
-{"wire_bytes": deployment["wire_bytes"], "wire_per_payload": deployment["wire_per_payload"]}
+import pandas as pd
+
+kernel = pd.DataFrame(deployment["kernel"])
+kernel.to_csv(out / "kernel_vs_relay.csv", index=False)
+kernel
 
 # %% [markdown]
-# ## 3. With TLS
+# ## 3. Time: measured next to predicted
 #
-# `tls=True` makes a throw-away CA and a server certificate for 127.0.0.1/localhost with the
-# `cryptography` package; the SuperLink serves with it, SuperNodes and `flwr` verify it with the
-# CA, and no process runs with `--insecure`. The relay sees encrypted records and counts them the
-# same way: TLS adds a handshake per connection and a few bytes per record.
+# For each model message, the relay knows when its first byte left the sender and when its last
+# byte reached the receiver. The course's model of a link says a message of B bytes takes
+# `latency + 8 × B / rate` (`formula_seconds`). Measured, it takes longer, and not because of TCP
+# slow start (the emulated cable's own round trip is sub-millisecond) or HTTP/2 windows (Flower
+# 1.42's Fleet API is protobuf over HTTP/1.1). Two things the formula leaves out:
+#
+# - **framing**: every 1448 bytes of payload travel with 66 bytes of headers: +4.6%;
+# - **request turns**: a message moves **object by object**, two requests at a time, and every
+#   object costs a round trip plus the time to handle one request. pythia-14m is 164 objects,
+#   128 of them under 10 kB: about 82 round trips per message. On 4G (50 ms) that is seconds.
+#
+# - **nodes at once**: one SuperLink process answers every node's requests, so with two nodes moving a
+#   model at the same time each request waits a little longer (`nodes_at_once`).
+#
+# `predicted_seconds` replays that schedule (`fedbandwidth/wire/transfer.py`). Measured on this
+# repository's machine (2 cores; `benchmarks/wire_timing.py`, one node, 2 rounds, figures in the README's
+# "On the wire"), it comes within 10% of every message on 3G (with the toy model), 4G, 5G, home broadband and
+# Wi-Fi, insecure and with TLS, where the formula is off by up to a factor of 3; with two nodes at once
+# within 7.5% on home broadband and Wi-Fi without TLS. Not on `datacenter`, nor for two nodes with TLS on
+# fast links (up to +40% on Wi-Fi): there this machine's 2 cores, not the links, set the pace, and the
+# model has no term for CPU. Look at the `error` column: your machine is not ours.
+
+# %%
+timing = pd.DataFrame(deployment["timing"])
+timing.to_csv(out / "timing.csv", index=False)
+timing["error"] = (timing.measured_seconds / timing.predicted_seconds - 1).round(3)  # NaN without links
+timing[["round", "node", "link", "direction", "bytes", "formula_seconds", "predicted_seconds", "measured_seconds",
+        "error"]]
+
+# %%
+from fedbandwidth.wire.plots import plot_timeline
+
+ax = plot_timeline(timing)
+ax.figure.savefig(out / "timeline.png", dpi=120, bbox_inches="tight")
+
+# %% [markdown]
+# A synchronous FedAvg round lasts as long as its slowest sampled client (the **straggler**): in the
+# timeline, the next round starts only after the last bar of the previous one.
+
+# %% [markdown]
+# ## 4. With TLS
+#
+# `tls=True` makes a throw-away CA and a server certificate for 127.0.0.1, localhost and the
+# addresses the emulated hosts reach the SuperLink at, with the `cryptography` package; the
+# SuperLink serves with it, SuperNodes and `flwr` verify it with the CA, and no process runs with
+# `--insecure`. The relay sees encrypted records and counts them the same way: TLS adds a handshake
+# per connection and a few bytes per 16 kB record.
 
 # %%
 if run_tls:
@@ -158,49 +214,51 @@ if run_tls:
           secured["wire_per_payload"]["down"])
 
 # %% [markdown]
-# ## 4. Bytes to time
+# ## 5. An experiment: uploads Flower skips
 #
-# A link has a downlink and an uplink rate in bit/s and a latency; a message of B bytes takes
-# `latency + 8 × B / rate` seconds. Give each node of the deployment a link, and a FedAvg round
-# lasts as long as its slowest sampled client: the **straggler**.
+# The lesson's client is an **echo**: it returns exactly the arrays it received. Before uploading, a
+# SuperNode asks the SuperLink which of the reply's objects it lacks, and objects are named by the
+# hash of their content, so an echoed array the SuperLink **still holds** is not sent again. The
+# SuperLink frees a message's objects once every recipient has confirmed receipt, so how much is
+# skipped depends on timing: with several nodes, a node that echoes while another has not yet
+# confirmed its download uploads almost nothing. Conditions here: the same nodes, model and rounds as
+# section 2, no TLS, `client="echo"`, and all nodes on 127.0.0.1 without shaping (quick; on the emulated
+# links some uploads are skipped too, others not). Next to it, section 2's perturbing client on its links.
+# The upload's wire bytes can fall far below its payload, differently from run to run and node to node:
+# that is why the deployment perturbs by default.
 
 # %%
-from fedbandwidth.ledger import Ledger
-from fedbandwidth.wire.links import PROFILES, assign_links, compare_scenarios, node_times, round_times
-from fedbandwidth.wire.plots import plot_round_times
-
-for name in link_names:
-    print(PROFILES[name].describe())
-frame = Ledger.from_csv(out / "deployment" / "ledger.csv").to_frame()
-times = node_times(frame, assign_links(frame.node_id, link_names))
-times
-
-# %%
-round_times(times)
-
-# %%
-ax = plot_round_times(times, round_number=1)
-ax.figure.savefig(out / "round_time.png", dpi=120, bbox_inches="tight")
+if run_dedup:
+    echoed = deploy_summary(deploy(replace(cfg, client="echo", links=(), out=out / "echo")))
+    print(pd.DataFrame([{"node": n["partition"], "client": client, "wire/payload up": n["wire_per_payload"]["up"]}
+                        for client, report in (("perturb", deployment), ("echo", echoed))
+                        for n in report["nodes"]]))
 
 # %% [markdown]
-# Codecs and sampling, for 10 clients over 3 rounds on the same mix of links (nodes get the links
-# in turn; the sampled clients here are the first ones, Flower samples at random). A codec that
-# halves every message halves every transfer, so it halves the round time. Sampling fewer
-# clients cuts the **bytes**, but the **time** only if the slow links stay out of the sample: a
-# round with one 3G client lasts as long as that client.
+# ## 6. Planning with the formula
+#
+# To compare options before running anything, the formula is enough to see the shape of things:
+# a codec that halves every message halves every transfer; sampling fewer clients cuts the
+# **bytes**, but the **time** only if the slow links stay out of the sample. For 10 clients over
+# 3 rounds on the same mix of links (nodes get the links in turn; the sampled clients here are the
+# first ones, Flower samples at random):
 
 # %%
-compare_scenarios(simulation["model"]["message_payload_bytes"], supernodes=10, rounds=3,
-                  links=link_names, fractions=(1.0, 0.3),
-                  ratios={"float32": 1.0, "float16": 0.5, "int8": 0.25})
+from fedbandwidth.wire.links import PROFILES, compare_scenarios
+
+planned = link_profiles or (PROFILES["4G"], PROFILES["home broadband"])
+for link in planned:
+    print(link.describe())
+compare_scenarios(simulation["model"]["message_payload_bytes"], supernodes=10, rounds=3, links=planned,
+                  fractions=(1.0, 0.3), ratios={"float32": 1.0, "float16": 0.5, "int8": 0.25})
 
 # %% [markdown]
-# ## 5. When one machine is not enough
+# ## 7. When one machine is not enough
 #
 # Nothing in the app is tied to one machine: the SuperLink listens on an address, each SuperNode
 # runs where the data is, and `flwr run` only needs a connection in `$FLWR_HOME/config.toml`. For
 # real machines, use a certificate whose subject alternative names include the SuperLink's address
-# (our throw-away one names only 127.0.0.1 and localhost), and the same commands:
+# (our throw-away one names only this machine's), and the same commands:
 
 # %%
 from fedbandwidth.wire.commands import remote_instructions

@@ -101,3 +101,22 @@ def pytest_terminal_summary(terminalreporter):
     if skipped:
         terminalreporter.write_sep("=", f"{len(skipped)} browser tests SKIPPED: Chromium is not installed", yellow=True)
         terminalreporter.write_line(BROWSER_HOWTO)
+
+
+def start_deploy(out, *args: str):
+    """`fedbandwidth deploy --out OUT ARGS` in the background; return its Popen once `flwr run` has started."""
+    import subprocess
+    import sys
+    import time
+
+    running = subprocess.Popen(
+        [sys.executable, "-m", "fedbandwidth", "deploy", "--out", str(out), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "logs" / "flwr-run.log").exists() and running.poll() is None:
+        assert time.monotonic() < deadline, "the deployment did not start"
+        time.sleep(0.1)
+    return running

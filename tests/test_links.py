@@ -88,3 +88,15 @@ def test_plot_returns_axes_with_one_bar_pair_per_node():
     assert len(ax.patches) == 4  # 2 nodes x (down + up)
     assert ax.get_lines()[0].get_ydata()[0] == pytest.approx(times.seconds.max())
     assert ax.get_ylabel() == "seconds"
+
+
+def test_links_parse_profiles_and_custom_rates():
+    from fedbandwidth.checks import ConfigError
+    from fedbandwidth.wire.links import parse_links
+
+    home, custom, three_g = parse_links("home broadband,100/20/15,3g")
+    assert home == PROFILES["home broadband"] and three_g == PROFILES["3G"]
+    assert (custom.down_bits_per_second, custom.up_bits_per_second, custom.latency_seconds) == (100e6, 20e6, 0.015)
+    for bad in ("fast", "0/1/2", "1/2", "a/b/c"):
+        with pytest.raises(ConfigError, match="--links"):
+            parse_links(f"4G,{bad}")

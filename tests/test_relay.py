@@ -97,3 +97,20 @@ def test_close_stops_listening():
     relay.close()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2)
+
+
+def test_latency_holds_each_chunk_both_ways_and_arrivals_are_stamped():
+    server = Server(echo=True)
+    with Relay(server.port, name="slow", latency_seconds=0.05) as relay:
+        with socket.create_connection(("127.0.0.1", relay.port)) as client:
+            started = time.monotonic()
+            client.sendall(b"ping")
+            assert receive_exactly(client, 4) == b"ping"
+            turn = time.monotonic() - started
+        # both ways recorded (the down chunk's sample comes once it was written) and every arrival stamped
+        assert wait_until(lambda: {s.direction for s in relay.snapshot() if s.arrived is not None} == {"up", "down"})
+        assert wait_until(lambda: all(s.arrived is not None for s in relay.snapshot()))
+    assert turn >= 0.1  # held 50 ms up, 50 ms down
+    up, down = [[s for s in relay.snapshot() if s.direction == d] for d in ("up", "down")]
+    assert sum(s.nbytes for s in up) == sum(s.nbytes for s in down) == 4
+    assert all(s.arrived >= s.sent + 0.05 for s in up + down)

@@ -1,6 +1,9 @@
 """``fedbandwidth deploy``: run the Flower App on a local Deployment Engine and put wire bytes next to payload bytes.
 
-Every argument (executables, port, certificates, --out) is checked before any process starts.
+With ``--links`` each SuperNode runs on an emulated host of its own, its link shaped to a profile, and the
+report puts the time each model message took next to the time the link model predicts. Every argument
+(executables, port, certificates, --out, links and the right to emulate them) is checked before any process
+starts. Exit codes: 0 completed, 1 failed, 2 bad input, 3 timed out (torn down; the ledger is kept).
 """
 
 from __future__ import annotations
@@ -11,42 +14,76 @@ import sys
 from pathlib import Path
 
 from ..checks import check_count, check_writable
+from ..model import known_models
+from ..names import CLIENTS
 from .args import add_output_arguments, add_size_arguments, typed
 
-HELP = "run on a local Deployment Engine and measure wire bytes"
+HELP = "run on a local Deployment Engine and measure wire bytes (and, on emulated links, time)"
 FAILED = 1  # exit code of a deployment that ran but did not complete
+TIMED_OUT = 3  # exit code of a deployment torn down after --timeout seconds
+
+
+LINKS_HELP = (
+    "emulate a network: each SuperNode on a host of its own, links given in turn, comma-separated: a profile "
+    "(3G, 4G, 5G, 'home broadband', Wi-Fi, datacenter) or DOWN/UP/LATENCY in Mbit/s and ms (e.g. 100/20/15); "
+    "needs root (default: all on 127.0.0.1, no shaping)"
+)
+CLIENT_HELP = (
+    "the ClientApp: 'perturb' changes every array so every byte goes up; 'echo' sends the model back as it came, "
+    "and the SuperLink skips objects it still holds (default perturb)"
+)
+OPTIONS = [  # flag, argparse keywords: the options besides size and output
+    ("--tls", {"action": "store_true", "help": "TLS with a throw-away CA and server certificate made for this run"}),
+    ("--certs", {"type": Path, "help": "folder with ca.crt, server.pem, server.key to use instead (implies --tls)"}),
+    (
+        "--port",
+        {
+            "type": typed(check_count, minimum=0),
+            "default": 0,
+            "help": "SuperLink port on 127.0.0.1 (default 0: a free port from the OS)",
+        },
+    ),
+    (
+        "--round-timeout",
+        {
+            "type": typed(check_count),
+            "default": 120,
+            "help": "seconds the server waits for a round's replies (default 120)",
+        },
+    ),
+    ("--links", {"help": LINKS_HELP}),
+    (
+        "--timeout",
+        {
+            "type": typed(check_count),
+            "default": 3600,
+            "help": "seconds before the whole run is torn down, exit code 3, ledger kept (default 3600)",
+        },
+    ),
+    ("--client", {"choices": CLIENTS, "default": "perturb", "help": CLIENT_HELP}),
+    (
+        "--model",
+        {
+            "choices": known_models(),
+            "default": "pythia-14m",
+            "help": "architecture whose exact arrays are sent (default pythia-14m)",
+        },
+    ),
+    (
+        "--flower-bin",
+        {
+            "type": Path,
+            "help": "folder of flower-superlink, flower-supernode, flwr (default: next to Python, then PATH)",
+        },
+    ),
+]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `fedbandwidth deploy` options."""
     add_size_arguments(parser, "SuperNode processes")
-    parser.add_argument(
-        "--tls", action="store_true", help="TLS with a throw-away CA and server certificate made for this run"
-    )
-    parser.add_argument(
-        "--certs",
-        type=Path,
-        default=None,
-        help="folder with ca.crt, server.pem, server.key to use instead (implies --tls)",
-    )
-    parser.add_argument(
-        "--port",
-        type=typed(check_count, minimum=0),
-        default=0,
-        help="SuperLink port on 127.0.0.1 (default 0: a free port from the OS)",
-    )
-    parser.add_argument(
-        "--round-timeout",
-        type=typed(check_count),
-        default=120,
-        help="seconds the server waits for a round's replies (default 120)",
-    )
-    parser.add_argument(
-        "--flower-bin",
-        type=Path,
-        default=None,
-        help="folder of flower-superlink, flower-supernode, flwr (default: next to Python, then PATH)",
-    )
+    for flag, keywords in OPTIONS:
+        parser.add_argument(flag, **keywords)
     add_output_arguments(parser, "build/deploy", "ledger.csv, timeline.csv, logs/, certs/, summary.json")
 
 
@@ -54,6 +91,8 @@ def config_from_args(args: argparse.Namespace):
     """A checked DeployConfig: executables found, port free, certificates readable, --out writable."""
     from ..wire.commands import find_executables
     from ..wire.engine import DeployConfig
+    from ..wire.links import parse_links
+    from ..wire.network import check_emulation
     from ..wire.processes import check_port_free
     from ..wire.tls import check_tls_files, tls_files_in
 
@@ -67,6 +106,10 @@ def config_from_args(args: argparse.Namespace):
         certs=args.certs,
         flower_bin=args.flower_bin,
         round_timeout=args.round_timeout,
+        run_timeout=args.timeout,
+        model=args.model,
+        links=parse_links(args.links) if args.links else (),
+        client=args.client,
     )
     find_executables(cfg.flower_bin)
     check_writable(cfg.out)
@@ -74,6 +117,8 @@ def config_from_args(args: argparse.Namespace):
         check_port_free(cfg.port)
     if cfg.certs is not None:
         check_tls_files(tls_files_in(cfg.certs))
+    if cfg.links:
+        check_emulation()
     return cfg
 
 
@@ -90,4 +135,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"fedbandwidth deploy: failed: {err}", file=sys.stderr)
         return FAILED
     print(json.dumps(report) if args.json else render_deploy_text(report))
-    return 0 if report["run"]["status"].endswith("completed") else FAILED
+    status = report["run"]["status"]
+    if status.startswith("timed out"):
+        print(f"fedbandwidth deploy: {status}; torn down, ledger kept in {cfg.out / 'ledger.csv'}", file=sys.stderr)
+        return TIMED_OUT
+    return 0 if status.endswith("completed") else FAILED

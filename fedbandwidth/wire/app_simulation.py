@@ -11,7 +11,8 @@ from ..checks import check_writable
 from ..report import write_summary
 from ..server_app import LEDGER_CSV
 from .commands import find_executables, flower_env, run_config_args, stage_app
-from .engine import DeployConfig, DeployRun, app_settings, read_run_id, run_status
+from .deployment import read_run_id, run_status
+from .engine import DeployConfig, DeployRun, app_settings
 from .processes import MARKER, DeployError, Processes, free_port, signals_as_interrupt, signals_ignored
 from .report import app_run_summary
 

@@ -120,14 +120,20 @@ def superlink_argv(exe: str, port: int, tls: TlsFiles | None) -> list[str]:
 
 
 def supernode_argv(
-    exe: str, superlink_port: int, own_port: int, partition: int, partitions: int, tls: TlsFiles | None
+    exe: str,
+    superlink_port: int,
+    own_port: int,
+    partition: int,
+    partitions: int,
+    tls: TlsFiles | None,
+    superlink_host: str = "127.0.0.1",
 ) -> list[str]:
-    """flower-supernode talking to 127.0.0.1:`superlink_port` (its relay), its own runtime port."""
+    """flower-supernode talking to `superlink_host`:`superlink_port` (its relay), its own runtime port."""
     return [
         exe,
         *tls_args(tls, server=False),
         "--superlink",
-        f"127.0.0.1:{superlink_port}",
+        f"{superlink_host}:{superlink_port}",
         "--host",
         "127.0.0.1",
         "--port",

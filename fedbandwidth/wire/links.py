@@ -7,7 +7,9 @@ sum over its messages (model down, update up); a synchronous round like FedAvg's
 slowest sampled client (the straggler), so the round time is the maximum over clients.
 
 The profiles are typical figures for illustration, not measurements; make your own with
-``LinkProfile.from_mbit("name", down, up, latency_ms)``. Compute time is left out (no-op clients).
+``LinkProfile.from_mbit("name", down, up, latency_ms)`` or ``parse_link("100/20/15")``. Compute time is left
+out (no-op clients). This formula is the course's, good for planning; measured on emulated links, a message
+takes longer, and transfer.py's model says why (headers, and one request round trip per object).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from ..checks import ConfigError
 from ..names import DOWN, TRAIN, UP
 
 BITS_PER_BYTE = 8
@@ -61,6 +64,26 @@ PROFILES: dict[str, LinkProfile] = {
         LinkProfile.from_mbit("datacenter", 10_000, 10_000, 0.5),
     )
 }
+
+
+def parse_link(text: str) -> LinkProfile:
+    """A built-in profile by name ("4G", case-insensitive) or "DOWN/UP/LATENCY" in Mbit/s and ms ("100/20/15")."""
+    by_name = {name.lower(): profile for name, profile in PROFILES.items()}
+    if text.strip().lower() in by_name:
+        return by_name[text.strip().lower()]
+    try:
+        down, up, latency = (float(part) for part in text.split("/"))
+        return LinkProfile.from_mbit(text.strip(), down, up, latency)
+    except ValueError:
+        raise ConfigError(
+            f"--links: {text!r} is neither a profile ({', '.join(PROFILES)}) nor DOWN/UP/LATENCY "
+            "in Mbit/s and ms with rates > 0 (e.g. 100/20/15)"
+        ) from None
+
+
+def parse_links(text: str) -> tuple[LinkProfile, ...]:
+    """Comma-separated links (profiles or DOWN/UP/LATENCY), given to the nodes in turn."""
+    return tuple(parse_link(part) for part in text.split(","))
 
 
 def transfer_seconds(num_bytes: int, bits_per_second: float, latency_seconds: float = 0.0) -> float:

@@ -32,3 +32,26 @@ def plot_round_times(times, round_number: int = 1, ax=None):
     ax.set(ylabel="seconds", title=f"Round {round_number}: transfer time per client")
     ax.legend(fontsize="small")
     return ax
+
+
+def plot_timeline(timing, ax=None):
+    """A timeline per node: each model message as a bar from its first byte to its last (measured), and a thin
+    line as long as the link model predicts, from the same start; rounds read left to right."""
+    ax = axes_or_new(ax, figsize=(9, 1 + 0.6 * timing.node.nunique()))
+    measured = timing.dropna(subset=["measured_seconds"])
+    for row in measured.itertuples():
+        color = DOWN_COLOR if row.direction == "down" else UP_COLOR
+        ax.barh(row.node, row.measured_seconds, left=row.start_seconds, height=0.5, color=color, alpha=0.8)
+        if row.predicted_seconds is not None and row.predicted_seconds == row.predicted_seconds:  # a link was emulated
+            end = row.start_seconds + row.predicted_seconds
+            ax.plot([row.start_seconds, end], [row.node + 0.32] * 2, color="black", lw=1.5)
+            ax.plot([end, end], [row.node + 0.22, row.node + 0.42], color="black", lw=1.5)
+    nodes = sorted(timing.node.unique())
+    links = timing.drop_duplicates("node").set_index("node").link
+    ax.set_yticks(nodes, [f"node {n}\n{links[n]}" for n in nodes])
+    ax.set(xlabel="seconds since round 1 started", title="Each model message: measured (bar) and predicted (line)")
+    ax.barh([], [], color=DOWN_COLOR, label="model down (measured)")
+    ax.barh([], [], color=UP_COLOR, label="update up (measured)")
+    ax.plot([], [], color="black", label="predicted by the link model")
+    ax.legend(fontsize="small", loc="lower right")
+    return ax

@@ -4,6 +4,8 @@ Wire bytes are split into rounds by time: the ServerApp writes when each round s
 run ends (timeline.csv, Unix time, same machine); the relay timestamps each chunk it forwards.
 Round r gets the bytes forwarded from its start to the next round's start (the last round: to the
 end of the run). Bytes outside every round (registration, heartbeats while waiting) are ``other``.
+On an emulated network the summary also holds ``timing`` (each model message's measured and predicted
+seconds) and ``kernel`` (the veth counters next to the relay's counts); see timing.py.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ..report import bytes_cell, prediction_summary, render_prediction, render_t
 from ..server_app import LEDGER_CSV, ROUND_START, RUN_END, TIMELINE_CSV
 from ..theory import predict
 from .relay import Relay
+from .timing import kernel_rows, lost_rows, round_of, timing_rows
 
 DIRECTIONS = (DOWN, UP)
 
@@ -66,6 +69,8 @@ def node_rows(run, ledger: Ledger) -> list[dict]:
                 "partition": i,
                 "node_id": node_id,
                 "lost": i in run.lost,
+                "rejoined_node_ids": run.rejoined_ids.get(i, []),
+                "link": run.links[i].describe() if run.links and run.links[i] else None,
                 "payload_bytes": payload,
                 "wire_bytes": wire,
                 "wire_per_payload": {d: ratio(wire[d], payload[d]) for d in DIRECTIONS},
@@ -99,8 +104,12 @@ def app_run_summary(run, files: dict, **config) -> tuple[dict, Ledger]:
 def deploy_summary(run) -> dict:
     """The run as a JSON-ready dict: the app's summary, plus wire bytes per round and per node; summary.json."""
     files = {"ledger_csv": run.out / LEDGER_CSV, "timeline_csv": run.out / TIMELINE_CSV, "logs": run.out / "logs"}
-    report, ledger = app_run_summary(run, files, tls=run.cfg.use_tls, engine="deployment")
-    wire = wire_by_round(run.relays, round_windows(run.out / TIMELINE_CSV, end=time.time()))
+    emulated = [link.describe() for link in run.cfg.links]
+    report, ledger = app_run_summary(
+        run, files, tls=run.cfg.use_tls, engine="deployment", links=emulated, client=run.cfg.client
+    )
+    windows = round_windows(run.out / TIMELINE_CSV, end=time.time())
+    wire = wire_by_round(run.relays, windows)
     for row in report["rounds"]:
         row["wire_bytes"] = wire.get(row["round"], {DOWN: 0, UP: 0})
     totals = {d: sum(r.totals()[d] for r in run.relays) for d in DIRECTIONS}
@@ -108,11 +117,16 @@ def deploy_summary(run) -> dict:
     report["wire_bytes"] = {**totals, "other": {d: totals[d] - in_rounds[d] for d in DIRECTIONS}}
     report["wire_per_payload"] = {d: ratio(totals[d], report[f"{d}_bytes"]) for d in DIRECTIONS}
     report["nodes"] = node_rows(run, ledger)
+    report["timing"] = timing_rows(run, ledger, windows)
+    report["kernel"] = kernel_rows(run)
+    report["lost"] = lost_rows(run.out / TIMELINE_CSV, run)
+    report["events"] = [{**e, "round": round_of(e["unix_time"], windows)} for e in run.events]
     report["run"] = {
         "id": run.run_id,
         "status": run.status,
         "lost_partitions": run.lost,
         "processes_stopped": len(run.pids),
+        "network": run.network,
     }
     return write_summary(report, run.out)
 
@@ -144,19 +158,49 @@ NODE_WIRE_COLUMNS = [
 ]
 
 
+def seconds_cell(key: str):
+    """A cell showing seconds with 2 decimals, or '-' when there are none."""
+    return lambda row: "-" if row[key] is None else f"{row[key]:.2f}"
+
+
+TIMING_COLUMNS = [
+    ("round", 5, lambda t: str(t["round"])),
+    ("node", 4, lambda t: str(t["node"])),
+    ("link", 15, lambda t: t["link"] or "loopback"),
+    ("dir", 4, lambda t: t["direction"]),
+    ("wire bytes", 12, lambda t: "-" if t["bytes"] is None else f"{t['bytes']:,}"),
+    ("formula s", 9, seconds_cell("formula_seconds")),
+    ("predicted s", 11, seconds_cell("predicted_seconds")),
+    ("measured s", 10, seconds_cell("measured_seconds")),
+]
+KERNEL_COLUMNS = [
+    ("node", 4, lambda k: str(k["node"])),
+    ("dir", 4, lambda k: k["direction"]),
+    ("kernel bytes", 14, bytes_cell("kernel_bytes")),
+    ("frames", 8, bytes_cell("kernel_frames")),
+    ("relay bytes", 14, bytes_cell("relay_bytes")),
+    ("kernel/relay", 12, lambda k: f"{k['kernel_per_relay']:.4f}" if k["kernel_per_relay"] else "-"),
+    ("unexplained", 11, lambda k: f"{k['unexplained']:+.4%}" if k["unexplained"] is not None else "-"),
+]
+
+
 def render_deploy_text(report: dict) -> str:
-    """The app's table, then wire vs payload per round and per node, with the ratios."""
+    """The app's table, wire vs payload per round and per node, then (emulated) time and kernel counts, losses."""
     run = report["run"]
-    return "\n".join(
-        [
-            render_prediction(report),
-            "",
-            *render_table(ROUND_WIRE_COLUMNS, report["rounds"]),
-            *render_table(NODE_WIRE_COLUMNS, report["nodes"]),
-            f"run {run['id']}: {run['status']}; TLS {'on' if report['config']['tls'] else 'off'}; "
-            f"{run['processes_stopped']} processes stopped",
-        ]
-    )
+    emulated = [t for t in report["timing"] if t["predicted_seconds"] is not None]
+    lines = [
+        render_prediction(report),
+        "",
+        *render_table(ROUND_WIRE_COLUMNS, report["rounds"]),
+        *render_table(NODE_WIRE_COLUMNS, report["nodes"]),
+        *(render_table(TIMING_COLUMNS, emulated) if emulated else []),
+        *(render_table(KERNEL_COLUMNS, report["kernel"]) if report["kernel"] else []),
+        *[f"lost: node {x['node']} (id {x['node_id']}) sent no reply in round {x['round']}" for x in report["lost"]],
+        *[f"event: node {e['partition']} {e['event']} in round {e['round']}" for e in report["events"]],
+        f"run {run['id']}: {run['status']}; TLS {'on' if report['config']['tls'] else 'off'}; "
+        f"{run['processes_stopped']} processes stopped",
+    ]
+    return "\n".join(lines)
 
 
 def wire_table(report: dict):

@@ -1,7 +1,8 @@
-"""Throw-away TLS material for a loopback deployment: a CA and a server certificate it signs.
+"""Throw-away TLS material for a local deployment: a CA and a server certificate it signs.
 
-The server certificate names 127.0.0.1 and localhost (subject alternative names), so SuperNodes
-and the `flwr` CLI verify the SuperLink against the CA file alone. Keys never leave `folder`.
+The server certificate names 127.0.0.1, localhost and, on an emulated network, the addresses the SuperNodes
+reach the SuperLink at (subject alternative names), so SuperNodes and the `flwr` CLI verify the SuperLink
+against the CA file alone. Keys never leave `folder`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def _name(common_name: str):
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _certificate(subject: str, issuer: str, public_key, signing_key, is_ca: bool):
+def _certificate(subject: str, issuer: str, public_key, signing_key, is_ca: bool, addresses=()):
     """A certificate builder with validity, basic constraints and, for the server, its SANs."""
     from cryptography import x509
 
@@ -49,7 +50,8 @@ def _certificate(subject: str, issuer: str, public_key, signing_key, is_ca: bool
         .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
     )
     if not is_ca:
-        sans = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+        ips = ["127.0.0.1", *addresses]
+        sans = [*(x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips), x509.DNSName("localhost")]
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     return builder
 
@@ -62,8 +64,8 @@ def write_pem(path: Path, data: bytes, private: bool = False) -> Path:
     return path
 
 
-def generate_tls(folder: Path) -> TlsFiles:
-    """Create a CA and a CA-signed certificate for 127.0.0.1/localhost in `folder`."""
+def generate_tls(folder: Path, addresses=()) -> TlsFiles:
+    """Create a CA and a CA-signed certificate for 127.0.0.1/localhost (and `addresses`) in `folder`."""
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -72,9 +74,9 @@ def generate_tls(folder: Path) -> TlsFiles:
     ca = _certificate(
         "fedbandwidth throw-away CA", "fedbandwidth throw-away CA", ca_key.public_key(), ca_key, is_ca=True
     ).sign(ca_key, hashes.SHA256())
-    server = _certificate("127.0.0.1", "fedbandwidth throw-away CA", server_key.public_key(), ca_key, is_ca=False).sign(
-        ca_key, hashes.SHA256()
-    )
+    server = _certificate(
+        "127.0.0.1", "fedbandwidth throw-away CA", server_key.public_key(), ca_key, is_ca=False, addresses=addresses
+    ).sign(ca_key, hashes.SHA256())
     key_pem = server_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )

@@ -1,0 +1,184 @@
+"""Predicted vs measured time of every model message on every built-in link profile, insecure and TLS.
+
+One emulated deployment per (profile, TLS) with a single SuperNode (so no other node shares this machine's
+two cores; ``--nodes 2`` puts two on the profile), 2 rounds, the perturbing client: 4 model messages each.
+pythia-14m where the model predicts a message takes at most a minute on the link, else the toy tiny-gptneox
+(1.85 MB a message). Each run's timing entries are appended to results/wire_timing.json as it finishes (a
+rerun skips what is there), so the sweep can run in chunks, each under the CPU lock:
+
+    flock /work/coord/cpu.lock .venv/bin/python benchmarks/wire_timing.py --profiles 4G,5G
+    .venv/bin/python benchmarks/wire_timing.py --report      # the table, from the results file
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS = BENCH_DIR / "results" / "wire_timing.json"
+WORK = BENCH_DIR.parent / "build" / "bench_wire"
+MINUTE = 60.0  # a message predicted longer than this on a link gets the smaller model
+SMALL_MODEL = "tiny-gptneox"
+
+
+def model_for(link) -> str:
+    """pythia-14m if the model predicts each of its messages takes at most a minute on `link`, else the toy."""
+    from fedbandwidth.names import DOWN, UP
+    from fedbandwidth.wire.transfer import message_seconds
+
+    slowest = max(message_seconds("pythia-14m", link, d) for d in (DOWN, UP))
+    return "pythia-14m" if slowest <= MINUTE else SMALL_MODEL
+
+
+def run_one(profile: str, tls: bool, rounds: int, repeat: int = 0, nodes: int = 1) -> tuple[list, list]:
+    """One emulated deployment, `nodes` SuperNodes on the profile; its timing and kernel entries, tagged."""
+    from fedbandwidth.wire.engine import DeployConfig, deploy
+    from fedbandwidth.wire.links import PROFILES
+    from fedbandwidth.wire.report import deploy_summary
+
+    link = PROFILES[profile]
+    model = model_for(link)
+    out = WORK / f"{profile.replace(' ', '_')}-{'tls' if tls else 'insecure'}-{nodes}-{repeat}"
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = DeployConfig(supernodes=nodes, rounds=rounds, tls=tls, out=out, model=model, links=(link,), round_timeout=600)
+    report = deploy_summary(deploy(cfg))
+    if not report["run"]["status"].endswith("completed"):
+        raise RuntimeError(f"{profile} tls={tls}: {report['run']['status']}")
+    tags = {
+        "profile": profile,
+        "tls": tls,
+        "model": model,
+        "nodes": nodes,
+        "repeat": repeat,
+        "load": os.getloadavg()[0],
+    }
+    return [{**tags, **t} for t in report["timing"]], [{**tags, **k} for k in report["kernel"]]
+
+
+def load(key: str = "entries") -> list[dict]:
+    """The timing entries (or, key="kernel", the kernel-vs-relay entries) measured so far."""
+    return json.loads(RESULTS.read_text()).get(key, []) if RESULTS.exists() else []
+
+
+def save(entries: list[dict], kernel: list[dict]) -> None:
+    """Write the timing and kernel entries with the machine facts."""
+    import flwr
+
+    facts = {
+        "cpus": os.cpu_count(),
+        "flwr": flwr.__version__,
+        "kernel": os.uname().release,
+        "conditions": "each run under flock /work/coord/cpu.lock (no other CPU-heavy job on the 2 cores); "
+        "load = 1-minute load average as the run ended, its own processes included",
+    }
+    RESULTS.write_text(json.dumps({"machine": facts, "entries": entries, "kernel": kernel}, indent=1) + "\n")
+
+
+def repredict(entries: list[dict]) -> list[dict]:
+    """Each entry's prediction by the model as it is now (the measurements stay as they were)."""
+    import tempfile
+
+    from fedbandwidth.names import DOWN
+    from fedbandwidth.wire.commands import stage_app
+    from fedbandwidth.wire.links import PROFILES
+    from fedbandwidth.wire.timing import fab_bytes
+    from fedbandwidth.wire.transfer import message_seconds
+
+    with tempfile.TemporaryDirectory() as folder:
+        app = fab_bytes(stage_app(Path(folder) / "app"))
+    for e in entries:
+        first, nodes = e["round"] == 1 and e["direction"] == DOWN, e.get("nodes", 1)
+        seconds = message_seconds(e["model"], PROFILES[e["profile"]], e["direction"], first, app, nodes=nodes)
+        e.update(predicted_seconds=round(seconds, 4), nodes_at_once=nodes)
+    return entries
+
+
+def error(entry: dict) -> float:
+    """measured / predicted - 1."""
+    return entry["measured_seconds"] / entry["predicted_seconds"] - 1
+
+
+def report(entries: list[dict]) -> str:
+    """One line per message, then the worst error per profile, TLS mode and number of nodes."""
+    lines = [
+        f"{'profile':>15} {'tls':>5} {'n':>1} {'model':>12} {'rnd':>3} {'dir':>4} {'bytes':>11} {'formula s':>9} "
+        f"{'predicted s':>11} {'measured s':>10} {'error':>7}"
+    ]
+    groups: dict[tuple, list[float]] = {}
+    for e in entries:
+        if e["measured_seconds"] is None:  # no burst of this node and direction matched the ledger's message
+            lines.append(f"{e['profile']:>15} {str(e['tls']):>5} round {e['round']} {e['direction']}: not measured")
+            continue
+        lines.append(
+            f"{e['profile']:>15} {str(e['tls']):>5} {e.get('nodes', 1):>1} {e['model']:>12} {e['round']:>3} "
+            f"{e['direction']:>4} {e['bytes']:>11,} {e['formula_seconds']:>9.2f} {e['predicted_seconds']:>11.2f} "
+            f"{e['measured_seconds']:>10.2f} {error(e):>+7.1%}"
+        )
+        groups.setdefault((e["profile"], e["tls"], e.get("nodes", 1), e["model"]), []).append(error(e))
+    for (profile, tls, nodes, model), errors in groups.items():
+        missed = sum(
+            1
+            for e in entries
+            if (e["profile"], e["tls"], e.get("nodes", 1), e["model"]) == (profile, tls, nodes, model)
+            and e["measured_seconds"] is None
+        )
+        lines.append(
+            f"{profile} tls={tls} nodes={nodes} {model}: {len(errors)} messages measured"
+            f"{f' ({missed} not)' if missed else ''}, error {min(errors):+.1%} .. "
+            f"{max(errors):+.1%}{'' if max(map(abs, errors)) <= 0.1 else '  (beyond 10%)'}"
+        )
+    return "\n".join(lines)
+
+
+def kernel_report(kernel: list[dict]) -> str:
+    """The worst gap between the kernel's bytes (less 66 B a frame) and the relay's, over every node and way."""
+    if not kernel:
+        return "kernel vs relay: nothing measured yet"
+    worst = max(kernel, key=lambda k: abs(k["unexplained"]))
+    return (
+        f"kernel vs relay: {len(kernel)} (run, node, direction) counts; worst unexplained {worst['unexplained']:+.4%} "
+        f"({worst['profile']}, tls={worst['tls']}, {worst['direction']}: kernel {worst['kernel_bytes']:,} B in "
+        f"{worst['kernel_frames']:,} frames, relay {worst['relay_bytes']:,} B; goal: within 0.5%)"
+    )
+
+
+def main(argv=None) -> int:
+    """Run what is missing for the chosen profiles and TLS modes; print the table."""
+    from fedbandwidth.wire.links import PROFILES
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profiles", default=",".join(PROFILES), help="comma-separated built-in profiles")
+    parser.add_argument("--tls", default="off,on", help="off, on, or off,on")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each profile and TLS mode")
+    parser.add_argument("--nodes", type=int, default=1, help="SuperNodes, all on the profile (default 1)")
+    parser.add_argument("--report", action="store_true", help="only print the table of the results file")
+    parser.add_argument("--again", action="store_true", help="measure again what the results file holds")
+    args = parser.parse_args(argv)
+    entries, kernel = repredict(load()), load("kernel")
+    for profile in [] if args.report else args.profiles.split(","):
+        for tls in [mode == "on" for mode in args.tls.split(",")]:
+            for repeat in range(args.repeats):
+                key = (profile, tls, args.nodes, repeat)
+                done = [e for e in entries if (e["profile"], e["tls"], e.get("nodes", 1), e["repeat"]) == key]
+                if done and not args.again:
+                    continue
+                fresh, counted = run_one(profile, tls, args.rounds, repeat, args.nodes)
+                entries = [e for e in entries if e not in done] + fresh
+                kernel = [k for k in kernel if (k["profile"], k["tls"], k["nodes"], k["repeat"]) != key] + counted
+                save(entries, kernel)
+                print(report(fresh), flush=True)
+    save(entries, kernel)
+    print(report(entries))
+    print(kernel_report(kernel))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(BENCH_DIR.parent))
+    sys.exit(main())

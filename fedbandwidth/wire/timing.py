@@ -1,0 +1,188 @@
+"""Time measured next to time predicted, and the relay's bytes next to the kernel's.
+
+**Measured**: a model message is the burst of bytes its relay forwarded one way, from the first byte leaving
+its sender to the last byte reaching its receiver (relay.py stamps both), bursts being cut where nothing
+arrived for longer than a gap (GAP_SECONDS, or 6 one-way latencies) and where a burst the other way starts;
+bursts under half a model message (polls, heartbeats, requests, acknowledgements) are not messages. Each
+ledger row is matched to the largest burst of its node and direction that started in its round.
+**Predicted**: transfer.py's model of the same message on the node's link; next to it, links.py's formula
+``latency + 8 * payload / rate``.
+
+**Kernel counters**: each emulated host's veth counts frames and their bytes, headers included; 66 B of
+Ethernet/IP/TCP headers a frame reconcile them with the relay's payload bytes (network.py).
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..names import DOWN, UP
+from .links import transfer_seconds
+from .network import HEADER_BYTES
+from .transfer import message_seconds
+
+GAP_SECONDS = 1.0  # a pause at least this long (and 6 one-way latencies) ends a message's burst
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A burst of bytes one way: from the first byte sent to the last byte received."""
+
+    direction: str  # "down" or "up"
+    start: float  # Unix time the first byte left its sender
+    end: float  # Unix time the last byte reached its receiver
+    nbytes: int  # wire bytes in the burst
+
+    @property
+    def seconds(self) -> float:
+        """How long the burst took."""
+        return self.end - self.start
+
+
+def bursts(samples: list, gap: float, cuts: list[float] = ()) -> list[list]:
+    """Samples grouped where the link was idle one way for longer than `gap` (no sample between its first and
+    last byte at the receiver) or where a time in `cuts` falls in such an idle spell."""
+    groups: list[list] = []
+    busy_until = None
+    for s in sorted(samples, key=lambda s: s.first_arrived):
+        if busy_until is None or s.first_arrived - busy_until > gap or _crosses(cuts, busy_until, s.first_arrived):
+            groups.append([])
+            busy_until = s.arrived
+        groups[-1].append(s)
+        busy_until = max(busy_until, s.arrived)
+    return groups
+
+
+def _crosses(cuts: list[float], start: float, end: float) -> bool:
+    """True if a time in the sorted `cuts` lies in (start, end]."""
+    return bisect.bisect_right(cuts, start) < bisect.bisect_right(cuts, end)
+
+
+def transfers(samples: list, direction: str, min_bytes: int, gap: float = GAP_SECONDS) -> list[Transfer]:
+    """The bursts of `direction` of at least `min_bytes`, cut where such a burst the other way starts."""
+    arrived = [s for s in samples if s.arrived is not None]
+    other = [g for g in bursts([s for s in arrived if s.direction != direction], gap) if _size(g) >= min_bytes]
+    cuts = sorted(min(s.sent for s in g) for g in other)
+    mine = bursts([s for s in arrived if s.direction == direction], gap, cuts)
+    return [
+        Transfer(direction, min(s.sent for s in g), max(s.arrived for s in g), _size(g))
+        for g in mine
+        if _size(g) >= min_bytes
+    ]
+
+
+def _size(group: list) -> int:
+    """Bytes in a group of samples."""
+    return sum(s.nbytes for s in group)
+
+
+def fab_bytes(app_dir: Path) -> int:
+    """Bytes of the app (FAB) `flwr run` builds from `app_dir`: a node fetches it with its first message."""
+    import warnings
+
+    from flwr.cli.build import build_fab_from_disk
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # pathspec's, inside flwr's FAB builder
+        return len(build_fab_from_disk(app_dir)) if app_dir.is_dir() else 0
+
+
+def timing_rows(run, ledger, windows: dict[int, tuple[float, float]]) -> list[dict]:
+    """One entry per ledger message: its node, direction, wire bytes, measured and predicted seconds."""
+    app, origin = fab_bytes(run.out / "app"), min((w[0] for w in windows.values()), default=0.0)
+    min_bytes = min((t.payload_bytes for t in ledger.transfers), default=0) // 2  # half a model message
+    rows, fetched = [], set()
+    at_once = Counter((t.round, t.direction) for t in ledger.transfers)  # nodes moving a model at the same time
+    for i, relay in enumerate(run.relays):
+        link, ids = run.links[i] if run.links else None, {run.node_ids[i], *run.rejoined_ids.get(i, [])}
+        gap = max(GAP_SECONDS, 6 * (link.latency_seconds if link else 0.0))
+        found = {d: transfers(relay.snapshot(), d, min_bytes, gap) for d in (DOWN, UP)}
+        for t in sorted((t for t in ledger.transfers if t.node_id in ids), key=lambda t: (t.round, t.direction)):
+            start, end = windows.get(t.round, (0.0, 0.0))
+            match = max((x for x in found[t.direction] if start <= x.start < end), key=lambda x: x.nbytes, default=None)
+            first = t.direction == DOWN and t.node_id not in fetched
+            fetched.add(t.node_id)
+            row = timing_row(t, i, link, match, (first, app, at_once[t.round, t.direction]), run.cfg.model)
+            rows.append({**row, "start_seconds": _since(match, origin)})
+    return rows
+
+
+def _since(match: Transfer | None, origin: float) -> float | None:
+    """When a message started, in seconds since round 1 started (None if not measured)."""
+    return round(match.start - origin, 3) if match else None
+
+
+def timing_row(t, partition: int, link, match: Transfer | None, plan: tuple[bool, int, int], model: str) -> dict:
+    """The timing entry of one message (None where nothing was measured or no link was emulated); `plan` is
+    (a node's first message, the app's bytes, nodes moving a model at the same time)."""
+    first, app, nodes = plan
+    return {
+        "round": t.round,
+        "node": partition,
+        "node_id": t.node_id,
+        "direction": t.direction,
+        "link": link.name if link else None,
+        "bytes": match.nbytes if match else None,
+        "measured_seconds": round(match.seconds, 4) if match else None,
+        "nodes_at_once": nodes,
+        "predicted_seconds": round(message_seconds(model, link, t.direction, first, app, nodes=nodes), 4)
+        if link
+        else None,
+        "formula_seconds": round(transfer_seconds(t.payload_bytes, link.rate(t.direction), link.latency_seconds), 4)
+        if link
+        else None,
+    }
+
+
+def kernel_rows(run) -> list[dict]:
+    """Per emulated node and direction: the veth's bytes and frames, the relay's bytes, and what is left over
+    once 66 B of headers per frame are taken off (as a fraction of the relay's bytes)."""
+    rows = []
+    for i, (relay, counters) in enumerate(zip(run.relays, run.counters, strict=False)):
+        for d in (DOWN, UP) if counters else ():
+            kernel, frames, relayed = counters[f"{d}_bytes"], counters[f"{d}_packets"], relay.totals()[d]
+            rows.append(
+                {
+                    "node": i,
+                    "direction": d,
+                    "kernel_bytes": kernel,
+                    "kernel_frames": frames,
+                    "relay_bytes": relayed,
+                    "kernel_per_relay": round(kernel / relayed, 6) if relayed else None,
+                    "header_bytes": HEADER_BYTES * frames,
+                    "unexplained": round((kernel - HEADER_BYTES * frames - relayed) / relayed, 6) if relayed else None,
+                }
+            )
+    return rows
+
+
+def round_of(unix_time: float, windows: dict[int, tuple[float, float]]) -> int | None:
+    """The round whose window holds `unix_time` (None: before the first round or after the run)."""
+    return next((r for r, (start, end) in windows.items() if start <= unix_time < end), None)
+
+
+def lost_rows(timeline_csv: Path, run) -> list[dict]:
+    """The nodes the ServerApp saw sample but never reply, per round (timeline.csv's node_lost events)."""
+    from ..server_app import NODE_LOST
+
+    partition = {node: i for i, node in enumerate(run.node_ids)}
+    partition.update({node: i for i, nodes in run.rejoined_ids.items() for node in nodes})
+    rows = []
+    if timeline_csv.exists():
+        with timeline_csv.open(newline="") as f:
+            for row in csv.DictReader(f):
+                if row["event"] == NODE_LOST:
+                    node = int(row["node_id"])
+                    rows.append(
+                        {
+                            "round": int(row["round"]),
+                            "node": partition.get(node),
+                            "node_id": node,
+                            "unix_time": float(row["unix_time"]),
+                        }
+                    )
+    return rows

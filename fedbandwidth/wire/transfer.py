@@ -1,0 +1,112 @@
+"""How long one model message takes on a link, the way Flower 1.42 really moves it (links.py's formula refined).
+
+``latency + 8 * bytes / rate`` leaves out how the message travels. Flower's Fleet API is protobuf over
+HTTP/1.1 (httpx in the SuperNode, uvicorn in the SuperLink), and a message moves **object by object**:
+every array is cut into chunks of at most 5 MiB, and each chunk, each array, the record and the message
+is its own object, fetched (down) or sent (up) with its own request, two requests at a time. pythia-14m is
+164 objects, 128 of them under 10 KB: ~82 request round trips per worker. So the model here adds:
+
+- **framing**: the link carries 66 B of Ethernet/IP/TCP headers per 1448 B of payload (x1.0456);
+- **request turns**: every object costs a round trip (2 x latency) plus the processing of one request
+  (REQUEST_SECONDS, measured on this machine), two objects in flight at a time, sharing the link;
+- **the turns around the objects**: the message and its object tree first, the app (FAB) and the run's
+  details with a node's first message, and the receipt (down) or the upload session (up);
+- **nodes at once**: one SuperLink process answers every node's requests, so with k nodes moving a model at
+  the same time each request waits for k - 1 others' share of it (SUPERLINK_SECONDS, more up than down: the
+  SuperLink checks each pushed object's hash and stores it). Fitted on two nodes on Wi-Fi and home broadband
+  (benchmarks/results/wire_timing.json).
+
+``message_seconds`` replays that schedule in a small event simulation (two request loops, one shared link).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+from flwr.common.constant import FLWR_PRIVATE_MAX_ARRAY_CHUNK_SIZE
+from flwr.supercore.constant import FLWR_PRIVATE_MAX_CONCURRENT_OBJ_PULLS
+
+from ..model import tensor_specs
+from ..names import DOWN, UP
+from ..payload import npy_header_length
+from .links import BITS_PER_BYTE, LinkProfile
+
+SEGMENT_BYTES, FRAME_BYTES = 1448, 66  # TCP payload per Ethernet frame, and the headers around it
+REQUESTS_IN_FLIGHT = FLWR_PRIVATE_MAX_CONCURRENT_OBJ_PULLS  # object requests a SuperNode keeps open
+REQUEST_SECONDS = 0.012  # processing of one object request (SuperNode + SuperLink), measured here
+SUPERLINK_SECONDS = {DOWN: 0.008, UP: 0.012}  # the SuperLink's share of a request, per other node at once
+OBJECT_OVERHEAD_BYTES = 210  # HTTP headers and protobuf framing around each object on the wire
+CHUNK_HEAD_BYTES = 13  # "ArrayChunk", two dividers and one ending the head, before the body's length in digits
+ARRAY_HEAD_BYTES, CHILD_ID_BYTES = 90, 70  # an Array object: a head, and one 64-hex id per chunk
+RECORD_BYTES_PER_ARRAY = 180  # an ArrayRecord lists each array's key and id
+SMALL_OBJECTS = (40, 300, 400)  # config/metric record, record dict, message: a few hundred bytes each
+
+
+@functools.lru_cache(maxsize=16)
+def message_objects(model: str) -> tuple[int, ...]:
+    """Sizes of the objects of one model message, in the order Flower moves them (chunks, array, ...)."""
+    sizes = []
+    for spec in tensor_specs(model):
+        data = npy_header_length(spec.shape) + spec.nbytes
+        chunks = max(1, math.ceil(data / FLWR_PRIVATE_MAX_ARRAY_CHUNK_SIZE))
+        for k in range(chunks):
+            body = min(FLWR_PRIVATE_MAX_ARRAY_CHUNK_SIZE, data - k * FLWR_PRIVATE_MAX_ARRAY_CHUNK_SIZE)
+            sizes.append(CHUNK_HEAD_BYTES + len(str(body)) + body)
+        sizes.append(ARRAY_HEAD_BYTES + CHILD_ID_BYTES * chunks)
+    sizes.append(RECORD_BYTES_PER_ARRAY * len(tensor_specs(model)))
+    return tuple(sizes) + SMALL_OBJECTS
+
+
+def wire_rate(bits_per_second: float) -> float:
+    """Payload bytes per second a link delivers once Ethernet/IP/TCP headers are paid."""
+    return bits_per_second / BITS_PER_BYTE * SEGMENT_BYTES / (SEGMENT_BYTES + FRAME_BYTES)
+
+
+def request_loops(sizes, bytes_per_second: float, gap: float, loops: int = REQUESTS_IN_FLIGHT) -> float:
+    """Seconds until the last object is through: `loops` request loops, each waiting `gap` (a round trip
+    and a request's processing) before each object, the objects in flight sharing the link equally."""
+    queue, now, waiting, sending = [s + OBJECT_OVERHEAD_BYTES for s in sizes], 0.0, [], {}
+    for loop in range(min(loops, len(queue))):
+        waiting.append((gap, loop, queue.pop(0)))
+    while waiting or sending:
+        share = bytes_per_second / len(sending) if sending else 0.0
+        next_done = now + min(sending.values()) / share if sending else math.inf
+        next_start = min(waiting)[0] if waiting else math.inf
+        step = min(next_done, next_start)
+        for loop in sending:
+            sending[loop] -= (step - now) * share
+        now = step
+        if next_start <= next_done:
+            _, loop, size = min(waiting)
+            waiting.remove(min(waiting))
+            sending[loop] = size
+        else:
+            loop = min(sending, key=sending.get)
+            del sending[loop]
+            if queue:
+                waiting.append((now + gap, loop, queue.pop(0)))
+    return now
+
+
+def message_seconds(
+    model: str,
+    link: LinkProfile,
+    direction: str,
+    first: bool = False,
+    app_bytes: int = 0,
+    request_seconds: float = REQUEST_SECONDS,
+    nodes: int = 1,
+) -> float:
+    """Seconds from a message's first byte leaving its sender to its last byte reaching the receiver.
+
+    Down: the message and its tree (one latency), with a node's `first` message the run's details and the
+    app (two more turns and `app_bytes`), the objects, then the receipt (one turn). Up: the upload session
+    (one turn), the objects, and the last object's latency. `nodes`: how many move a model at the same time."""
+    latency, rate = link.latency_seconds, wire_rate(link.rate(direction))
+    turn = 2 * latency + request_seconds + (nodes - 1) * SUPERLINK_SECONDS[direction]
+    objects = request_loops(message_objects(model), rate, turn)
+    if direction == DOWN:
+        setup = latency + (2 * turn + app_bytes / rate if first else 0.0)
+        return setup + objects + turn
+    return objects + latency

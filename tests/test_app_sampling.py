@@ -1,0 +1,77 @@
+"""The ServerApp never waits forever: it samples from the nodes connected now, writes lost nodes down."""
+
+from __future__ import annotations
+
+import csv
+import time
+
+import pytest
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.supercore.task_identity import TaskIdentity
+
+from fedbandwidth.ledger import Ledger
+from fedbandwidth.server_app import TIMELINE_COLUMNS, NodeSnapshot, TimedTrackingFedAvg, connected_nodes
+from fedbandwidth.tracking import sampling
+
+
+class Grid:
+    """Just enough of Flower's Grid: the node ids connected now."""
+
+    def __init__(self, *node_ids: int) -> None:
+        self.node_ids = list(node_ids)
+
+    def get_node_ids(self):
+        return list(self.node_ids)
+
+
+@pytest.fixture
+def identity(monkeypatch):
+    """Messages need a run id and a node id, as inside a ServerApp."""
+    monkeypatch.setattr(TaskIdentity, "_run_id", 7)
+    monkeypatch.setattr(TaskIdentity, "_node_id", 1)
+    monkeypatch.setattr(TaskIdentity, "_task_id", 3)
+
+
+def strategy(tmp_path, min_available: int, wait_seconds: float = 0.0) -> TimedTrackingFedAvg:
+    timeline = tmp_path / "timeline.csv"
+    timeline.write_text(",".join(TIMELINE_COLUMNS) + "\n")
+    return TimedTrackingFedAvg(Ledger(), timeline, wait_seconds=wait_seconds, **sampling(1.0, 0.0, 2, min_available))
+
+
+def events(tmp_path) -> list[tuple]:
+    with (tmp_path / "timeline.csv").open(newline="") as f:
+        return [(r["round"], r["event"], r["node_id"]) for r in csv.DictReader(f)]
+
+
+ARRAYS = ArrayRecord({"w": Array(__import__("numpy").zeros(3, dtype="float32"))})
+
+
+def test_connected_nodes_waits_at_most_its_seconds():
+    started = time.monotonic()
+    assert connected_nodes(Grid(1, 2), wanted=3, seconds=0.6) == [1, 2]
+    assert 0.5 <= time.monotonic() - started < 5
+    assert connected_nodes(Grid(1, 2, 3), wanted=3, seconds=60) == [1, 2, 3]  # enough: no wait
+
+
+def test_snapshot_grid_keeps_the_nodes_it_saw():
+    grid = Grid(1, 2)
+    snapshot = NodeSnapshot(grid, grid.get_node_ids())
+    grid.node_ids.remove(2)
+    assert snapshot.get_node_ids() == [1, 2] and snapshot.node_ids == [1]  # everything else is the grid's
+
+
+def test_a_round_samples_the_nodes_left_and_writes_down_who_never_replied(tmp_path, identity):
+    fedavg = strategy(tmp_path, min_available=3)  # 3 were wanted; one is gone: Flower alone would wait forever
+    messages = fedavg.configure_train(2, ARRAYS, ConfigRecord(), Grid(11, 12))
+    assert sorted(m.metadata.dst_node_id for m in messages) == [11, 12]
+    reply = Message(RecordDict({"arrays": ARRAYS, "metrics": MetricRecord({"num-examples": 1})}), reply_to=messages[0])
+    reply.metadata.__dict__["_src_node_id"] = messages[0].metadata.dst_node_id
+    fedavg.aggregate_train(2, [reply])
+    silent = messages[1].metadata.dst_node_id
+    assert events(tmp_path) == [("2", "round_start", ""), ("2", "node_lost", str(silent))]
+
+
+def test_no_node_at_all_skips_the_round(tmp_path, identity):
+    fedavg = strategy(tmp_path, min_available=2)
+    assert fedavg.configure_train(3, ARRAYS, ConfigRecord(), Grid()) == []
+    assert events(tmp_path) == [("3", "round_start", ""), ("3", "no_nodes", "")]

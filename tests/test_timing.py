@@ -1,0 +1,136 @@
+"""Finding model messages in a relay's samples, and reconciling the kernel's counts, on cases built by hand."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from fedbandwidth.wire.relay import Sample
+from fedbandwidth.wire.timing import kernel_rows, round_of, transfers
+
+
+def sample(direction: str, sent: float, first: float, last: float, nbytes: int) -> Sample:
+    """A forwarded chunk: sent at `sent`, its first and last byte at the receiver at `first`, `last`."""
+    return Sample(sent, direction, nbytes, arrived=last, first_arrived=first)
+
+
+def test_a_chunk_that_takes_long_on_the_link_does_not_end_a_burst():
+    # three 250 kB chunks read at once, each taking 1 s on a 2 Mbit/s link: back to back, one message
+    down = [sample("down", 10.0, 10.1 + k, 11.1 + k, 250_000) for k in range(3)]
+    (message,) = transfers(down, "down", min_bytes=500_000, gap=1.0)
+    assert (message.start, message.end, message.nbytes) == (10.0, 13.1, 750_000)
+    assert message.seconds == pytest.approx(3.1)
+
+
+def test_a_pause_ends_a_burst_and_small_bursts_are_not_messages():
+    down = [
+        sample("down", 0.0, 0.0, 0.5, 600_000),  # message 1
+        sample("down", 0.4, 0.5, 1.0, 600_000),
+        sample("down", 3.0, 3.0, 3.1, 800),  # a poll's answer, alone
+        sample("down", 6.0, 6.2, 7.0, 700_000),  # message 2, after a 5 s pause
+    ]
+    first, second = transfers(down, "down", min_bytes=500_000, gap=1.0)
+    assert (first.start, first.end, first.nbytes) == (0.0, 1.0, 1_200_000)
+    assert (second.start, second.end, second.nbytes) == (6.0, 7.0, 700_000)
+
+
+def test_a_burst_the_other_way_cuts_a_burst():
+    # the model goes down until 2.0; the update starts up at 2.5; acknowledgements keep trickling down
+    samples = [sample("down", 0.0, 0.1, 2.0, 1_000_000)]
+    samples += [sample("down", 2.2 + 0.5 * k, 2.3 + 0.5 * k, 2.3 + 0.5 * k, 100) for k in range(6)]
+    samples += [sample("up", 2.5 + k * 0.5, 2.6 + k * 0.5, 2.6 + k * 0.5, 200_000) for k in range(5)]
+    (down,) = transfers(samples, "down", min_bytes=1000)  # the acknowledgements after the cut: 500 B
+    (up,) = transfers(samples, "up", min_bytes=500_000)
+    assert (down.end, down.nbytes) == (2.3, 1_000_100)  # the acknowledgement at 2.3 came before the cut
+    assert (up.start, up.end, up.nbytes) == (2.5, 4.6, 1_000_000)
+
+
+def test_samples_that_never_arrived_are_left_out():
+    down = [sample("down", 0.0, 0.1, 1.0, 600_000), Sample(0.5, "down", 600_000)]  # the node died
+    (message,) = transfers(down, "down", min_bytes=500_000)
+    assert message.nbytes == 600_000
+
+
+def test_round_of_a_time():
+    windows = {1: (10.0, 20.0), 2: (20.0, 35.0)}
+    assert [round_of(t, windows) for t in (5.0, 10.0, 19.9, 20.0, 40.0)] == [None, 1, 1, 2, None]
+
+
+def test_kernel_rows_take_66_bytes_of_headers_off_each_frame():
+    relay = SimpleNamespace(totals=lambda: {"down": 1_000_000, "up": 2_000})
+    counters = {
+        "down_bytes": 1_000_000 + 66 * 700 + 8,
+        "down_packets": 700,
+        "up_bytes": 2_000 + 66 * 400,
+        "up_packets": 400,
+    }
+    run = SimpleNamespace(relays=[relay, relay], counters=[counters, {}])  # the second node is on loopback
+    down, up = kernel_rows(run)
+    assert (down["node"], down["direction"], down["header_bytes"], down["unexplained"]) == (0, "down", 46_200, 8e-06)
+    assert down["kernel_per_relay"] == round((1_000_000 + 46_208) / 1_000_000, 6)
+    assert (up["direction"], up["unexplained"]) == ("up", 0.0)
+
+
+def test_timeline_draws_a_bar_per_measured_message_and_a_line_per_prediction():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from fedbandwidth.wire.plots import plot_timeline
+
+    rows = [
+        {
+            "node": 0,
+            "link": "4G",
+            "direction": "down",
+            "start_seconds": 1.0,
+            "measured_seconds": 2.0,
+            "predicted_seconds": 1.9,
+        },
+        {
+            "node": 0,
+            "link": "4G",
+            "direction": "up",
+            "start_seconds": 5.0,
+            "measured_seconds": 3.0,
+            "predicted_seconds": 2.8,
+        },
+        {
+            "node": 1,
+            "link": "5G",
+            "direction": "down",
+            "start_seconds": 1.2,
+            "measured_seconds": 0.5,
+            "predicted_seconds": None,
+        },  # loopback: nothing predicted
+        {
+            "node": 1,
+            "link": "5G",
+            "direction": "up",
+            "start_seconds": None,
+            "measured_seconds": None,
+            "predicted_seconds": 0.4,
+        },  # lost: nothing measured
+    ]
+    ax = plot_timeline(pd.DataFrame(rows))
+    bars = [p for p in ax.patches if p.get_width() > 0]
+    assert sorted((b.get_x(), b.get_width()) for b in bars) == [(1.0, 2.0), (1.2, 0.5), (5.0, 3.0)]
+    predicted = [line for line in ax.lines if len(line.get_xdata()) == 2 and line.get_xdata()[0] != line.get_xdata()[1]]
+    assert sorted(tuple(line.get_xdata()) for line in predicted) == [(1.0, 2.9), (5.0, 7.8)]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["node 0\n4G", "node 1\n5G"]
+
+
+def test_timeline_of_a_loopback_run_draws_bars_and_no_prediction():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from fedbandwidth.wire.plots import plot_timeline
+
+    rows = [{"node": 0, "link": None, "direction": "down", "start_seconds": 0.5, "measured_seconds": 1.0}]
+    ax = plot_timeline(pd.DataFrame([{**rows[0], "predicted_seconds": None}]))  # every prediction None
+    assert [(b.get_x(), b.get_width()) for b in ax.patches if b.get_width() > 0] == [(0.5, 1.0)]
+    assert [line for line in ax.lines if len(line.get_xdata())] == []
