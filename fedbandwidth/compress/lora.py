@@ -22,12 +22,12 @@ from . import task
 
 RULES = ("ffa", "fedit")  # aggregation rules (above)
 DEFAULT_TARGETS = "query_key_value,dense,dense_h_to_4h,dense_4h_to_h"  # every linear layer of the blocks
-PEFT_PREFIX, PEFT_ADAPTER = "base_model.model.", ".default"  # what peft adds to a module's parameter names
+PEFT_ADAPTER = ".default"  # the adapter's name peft puts in a parameter's name
 
 
 def wire_name(parameter: str) -> str:
-    """An adapter's name in a message: its module's name + 'lora_A.weight' / 'lora_B.weight' (no peft prefixes)."""
-    return parameter.removeprefix(PEFT_PREFIX).replace(PEFT_ADAPTER + ".", ".")
+    """An adapter's name in a message, as peft saves it and FlowerTune clients send it (`adapter_state`'s keys)."""
+    return parameter.replace(PEFT_ADAPTER + ".", ".")
 
 
 def travels(name: str, rule: str) -> bool:
