@@ -56,6 +56,7 @@ SETTINGS = [
     ("2 rounds x 50 steps", ["--rounds", "2", "--local-steps", "50"], BOTH),
     ("low rank 16 + int4", ["--up-codec", "delta+lowrank:16+int4"], BOTH),
     ("adapters r16 (fedit)", ["--lora-rank", "16", *LORA, "--lora-rule", "fedit"], WARM),
+    ("adapters r16 (ffa) + int4 per block of 64", ["--lora-rank", "16", *LORA, "--up-codec", "delta+int4:64"], WARM),
 ]
 RERUN_SEEDS = {"scratch": (0, 1), "warm-start": (0,)}  # reference seeds run twice: how much reruns differ
 RERUNS_AFTER = "adapters r16 (ffa) + int8"  # the setting after which the reruns come
