@@ -49,7 +49,8 @@ def plot_bytes_to_target(frame, regime: str, ax=None):
             ax.errorbar(reached.mean(), y, xerr=sd, fmt="D", color="black", ms=5, capsize=3, zorder=4)
     mark_goals(ax, frame, regime)
     seeds = [len(chase_runs(frame, regime, setting)) for setting in order]
-    ax.set_yticks(range(len(order)), [f"{s} ({n} seeds)" for s, n in zip(order, seeds, strict=True)], fontsize="small")
+    labels = [f"{s} ({n} seed{'s' * (n != 1)})" for s, n in zip(order, seeds, strict=True)]
+    ax.set_yticks(range(len(order)), labels, fontsize="small")
     ax.invert_yaxis()
     ax.set(
         xscale="log",
