@@ -164,7 +164,8 @@ if study is not None:
 # %%
 if study is not None:
     plot_loss_vs_bytes(study, "warm-start", ["reference", "adapters r4 (ffa)", "adapters r16 (ffa)",
-                                             "adapters r16 (ffa) + int8", "adapters r16 (fedit)"])
+                                             "adapters r16 (ffa) + int8", "adapters r16 (ffa) + int4 per block of 64",
+                                             "adapters r16 (fedit)"])
 
 # %% [markdown]
 # ## Lever 6: fewer clients a round, fewer rounds
@@ -174,7 +175,8 @@ if study is not None:
 
 # %%
 if study is not None:
-    plot_loss_vs_bytes(study, "scratch", ["reference", "fraction 0.4", "2 rounds x 50 steps"])
+    for regime in ("scratch", "warm-start"):
+        plot_loss_vs_bytes(study, regime, ["reference", "fraction 0.4", "2 rounds x 50 steps"])
 
 # %% [markdown]
 # ## A federated training run with a codec
