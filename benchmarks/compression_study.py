@@ -16,6 +16,7 @@ After each chunk it writes results/compression_summary.json (with "complete" and
 results/compression_study.png from the runs so far.
 
     .venv/bin/python benchmarks/compression_study.py --minutes 12   # one chunk; repeat until it prints "done"
+    .venv/bin/python benchmarks/compression_study.py --markdown     # the findings table of README, from the CSV
 """
 
 from __future__ import annotations
@@ -185,11 +186,30 @@ def write_results(complete: bool) -> None:
         print(f"{regime}: L* {result['target_loss']:.4f}, best {result['best']}")
 
 
+def print_markdown() -> None:
+    """The findings table for README and benchmarks/README (markdown), and what has not run yet."""
+    import pandas as pd
+
+    from fedbandwidth.compress.study import findings_markdown, study_summary
+
+    frame = pd.read_csv(CSV_PATH)
+    print("\n".join(findings_markdown(study_summary(frame), frame)))
+    left: dict[str, list[str]] = {}
+    for p in pending_runs():
+        if p["setting"] != REFERENCE:
+            seeds = "" if len(p["seeds"]) == len(SEEDS) else f" (seed(s) {', '.join(map(str, p['seeds']))})"
+            left.setdefault(p["setting"], []).append(p["regime"] + seeds)
+    print("\nNot run yet: " + ("; ".join(f"{k}: {', '.join(v)}" for k, v in left.items()) or "nothing") + ".")
+
+
 def main() -> None:
     """Run (a chunk of) the study; write the results once it is complete."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=float("inf"), help="start no run after this many minutes")
+    parser.add_argument("--markdown", action="store_true", help="print the findings table (markdown) and exit")
     args = parser.parse_args()
+    if args.markdown:
+        return print_markdown()
     RESULTS.mkdir(exist_ok=True)
     os.chdir(REPO)  # the warm-start checkpoint is cached under build/ here
     complete = sweep(args.minutes)

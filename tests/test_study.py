@@ -46,7 +46,7 @@ def study_frame():
     def add(setting, phase, seed, final, to_target, up):
         command = json.dumps(["train", "--preset", "scratch"] + ([] if setting == "reference" else ["--x", setting]))
         rows.append(dict(regime="scratch", setting=setting, phase=phase, seed=seed, command=command,
-                         final_eval_loss=final, bytes_to_target=to_target, up_bytes=up,
+                         final_eval_loss=final, bytes_to_target=to_target, up_bytes=up, rounds_run=2,
                          eval_losses=f"3.0 {final}", up_bytes_per_round=f"{up // 2} {up // 2}"))  # fmt: skip
 
     for seed, final in ((0, 2.0), (1, 2.02)):
@@ -118,3 +118,14 @@ def test_summary_table_lists_the_reference_first():
     assert list(table.index) == ["reference", "int8", "topk"]
     assert table.loc["int8", "seeds reaching L*"] == "2/2" and table.loc["topk", "seeds reaching L*"] == "1/2"
     assert table.loc["reference", "x fewer than float32"] == 1.0 and pd.isna(table.loc["topk", "x fewer than float32"])
+
+
+def test_findings_markdown_gives_mean_sd_ratio_and_names_seeds_that_missed():
+    from fedbandwidth.compress.study import findings_markdown
+
+    frame = study_frame()
+    lines = findings_markdown(study_summary(frame), frame)
+    assert lines[2] == "| scratch | reference (float32) | 2/2 | 1,000 ± 0 | 1x | 2.0100 ± 0.0141 |"
+    assert lines[3] == "| scratch | int8 | 2/2 | 275 ± 35 | 3.64x | 2.0110 ± 0.0141 |"
+    missed = "seed(s) 1 never reached L* in 2 rounds (sent 20 B)"
+    assert lines[4] == f"| scratch | topk | 1/2 | {missed} | — | 2.1000 ± 0.0000 |"

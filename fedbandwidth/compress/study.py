@@ -162,3 +162,44 @@ def summary_table(summary: dict, regime: str):
         for s in [reference, *result["settings"]]
     ]
     return pd.DataFrame(rows).set_index("setting")
+
+
+MARKDOWN_HEADER = [
+    "| regime | setting | seeds reaching L* | uplink bytes to L* (mean ± sd) | fewer than float32 "
+    "| loss after its rounds (mean ± sd) |",
+    "|---|---|---:|---:|---:|---:|",
+]
+
+
+def bytes_cell(rows) -> str:
+    """Bytes to L* as mean ± sd over seeds, or which seeds never reached it and what they sent."""
+    reached = rows.bytes_to_target
+    if reached.notna().all():
+        return f"{reached.mean():,.0f} ± {reached.std(ddof=1):,.0f}"
+    missed = rows[reached.isna()]
+    sent = ", ".join(f"{int(v):,}" for v in missed.up_bytes)
+    seeds = ", ".join(str(int(s)) for s in missed.seed)
+    return f"seed(s) {seeds} never reached L* in {int(missed.rounds_run.max())} rounds (sent {sent} B)"
+
+
+def markdown_row(frame, regime: str, name: str, ratio: float | None, loss: tuple[float, float]) -> str:
+    """One line of the findings table: a setting of a regime over its seeds."""
+    rows = chase_runs(frame, regime, name)
+    label = "reference (float32)" if name == REFERENCE else name
+    fewer = "—" if ratio is None else "1x" if name == REFERENCE else f"{ratio:.2f}x"
+    reach = f"{int(rows.bytes_to_target.notna().sum())}/{len(rows)}"
+    return f"| {regime} | {label} | {reach} | {bytes_cell(rows)} | {fewer} | {loss[0]:.4f} ± {loss[1]:.4f} |"
+
+
+def findings_markdown(summary: dict, frame) -> list[str]:
+    """The findings table (markdown lines): both references, then each setting run at every reference seed."""
+    lines = list(MARKDOWN_HEADER)
+    for regime, result in summary["regimes"].items():
+        ref = result["reference"]
+        lines.append(markdown_row(frame, regime, REFERENCE, 1.0, (ref["final_loss_mean"], ref["final_loss_sd"])))
+    for regime, result in summary["regimes"].items():
+        for s in result["settings"]:
+            if set(s["seeds"]) >= set(result["reference"]["seeds"]):
+                loss = (s["final_loss_mean"], s["final_loss_sd"])
+                lines.append(markdown_row(frame, regime, s["name"], s["ratio_to_reference"], loss))
+    return lines
