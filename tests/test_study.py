@@ -129,3 +129,22 @@ def test_findings_markdown_gives_mean_sd_ratio_and_names_seeds_that_missed():
     assert lines[3] == "| scratch | int8 | 2/2 | 275 ± 35 | 3.64x | 2.0110 ± 0.0141 |"
     missed = "seed(s) 1 never reached L* in 2 rounds (sent 20 B)"
     assert lines[4] == f"| scratch | topk | 1/2 | {missed} | — | 2.1000 ± 0.0000 |"
+
+
+def test_the_readmes_findings_tables_are_the_committed_studys():
+    """The summary JSON, README and benchmarks/README show what the committed CSV gives (`--markdown`)."""
+    from pathlib import Path
+
+    from fedbandwidth.compress.study import findings_markdown
+
+    root = Path(__file__).resolve().parents[1]
+    frame = pd.read_csv(root / "benchmarks" / "results" / "compression_study.csv")
+    summary = study_summary(frame)
+    committed = json.loads((root / "benchmarks" / "results" / "compression_summary.json").read_text())
+    assert committed["regimes"] == summary["regimes"]  # the summary JSON is the CSV's, not stale
+    table = findings_markdown(summary, frame)
+    for readme in (root / "README.md", root / "benchmarks" / "README.md"):
+        lines = [line.strip() for line in readme.read_text().splitlines()]
+        start = lines.index(table[0])
+        assert lines[start : start + len(table)] == table, readme.name
+        assert lines[start + len(table)] == "", readme.name  # no stale row after the table
