@@ -12,6 +12,12 @@ from dataclasses import dataclass
 from .checks import ConfigError, check_count
 
 LORA_MARKER = "lora_"  # peft names adapter tensors "...lora_A..." / "...lora_B..."
+RULES = ("ffa", "fedit")  # what travels: FFA-LoRA (A frozen at a shared seeded init, only B) or FedIT (A and B)
+
+
+def travels(name: str, rule: str) -> bool:
+    """True if the adapter tensor `name` trains and travels under `rule` (ffa: only B; fedit: A and B)."""
+    return LORA_MARKER + "B" in name if rule == "ffa" else LORA_MARKER in name
 
 
 def parse_targets(text: str) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .adapters import LoraSpec, adapter_state
+from .adapters import RULES, LoraSpec, adapter_state, travels
 from .architecture import DTYPES, lora_meta_model, meta_model, specs_of, tied_keys, unique_parameters, zero_arrays
 from .catalog import resolve
 from .checks import check_choice, check_count, check_fraction
@@ -36,6 +36,7 @@ class ForecastConfig:
     lora: LoraSpec | None = None  # LoRA adapters: then only they travel; None = the whole model
     dtype: str = "float32"  # dtype the floating-point arrays travel in
     api: str = "legacy"  # "legacy" (keys "0".."N-1") or "message" (state-dict names as keys)
+    lora_rule: str = "fedit"  # which adapters travel: "fedit" A and B (as FlowerTune), "ffa" only B (as train)
 
     def __post_init__(self) -> None:
         resolve(self.model)
@@ -45,12 +46,14 @@ class ForecastConfig:
         check_fraction("fraction-evaluate", self.fraction_evaluate, allow_zero=True)
         check_choice("dtype", self.dtype, DTYPES)
         check_choice("api", self.api, APIS)
+        check_choice("lora-rule", self.lora_rule, RULES)
 
 
 def message_specs(cfg: ForecastConfig) -> list[TensorSpec]:
     """What one train message carries: the adapters' specs with LoRA, else the whole state dict's."""
     if cfg.lora:
-        return specs_of(adapter_state(lora_meta_model(cfg.model, cfg.lora)), cfg.dtype)
+        state = adapter_state(lora_meta_model(cfg.model, cfg.lora))
+        return specs_of({k: v for k, v in state.items() if travels(k, cfg.lora_rule)}, cfg.dtype)
     return specs_of(meta_model(cfg.model).state_dict(), cfg.dtype)
 
 
@@ -91,6 +94,7 @@ def adapter_part(cfg: ForecastConfig, specs: list[TensorSpec]) -> dict:
         "rank": cfg.lora.rank,
         "alpha": cfg.lora.alpha or cfg.lora.rank,
         "targets": list(cfg.lora.targets),
+        "rule": cfg.lora_rule,
         **tensor_part(specs),
         "peft_trainable_parameters": peft_count,
     }
@@ -164,7 +168,8 @@ def describe_model(report: dict) -> list[str]:
         share = adapter["parameters"] / model["parameters"]
         lines.append(
             f"LoRA r={adapter['rank']} on {','.join(adapter['targets'])}: {adapter['parameters']:,} "
-            f"parameters ({share:.3%} of the model) in {adapter['tensors']} tensors; only they travel"
+            f"parameters ({share:.3%} of the model) in {adapter['tensors']} tensors travel "
+            f"({'B only, FFA-LoRA' if adapter['rule'] == 'ffa' else 'A and B, FedIT'})"
         )
     return lines
 

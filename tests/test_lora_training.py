@@ -1,6 +1,7 @@
 """Adapters in training: which tensors travel under each rule, their names and shapes, seeded A on every party."""
 
 import numpy as np
+import pytest
 
 from fedbandwidth.adapters import LoraSpec, adapter_state
 from fedbandwidth.compress import lora, task
@@ -30,8 +31,9 @@ def test_every_party_builds_the_same_adapters_and_loads_them_back():
     assert all(np.array_equal(v, changed[k]) for k, v in lora.adapter_arrays(two, "ffa").items())
 
 
-def test_trained_adapters_travel_under_the_names_and_shapes_predict_forecasts():
+@pytest.mark.parametrize("rule, tensors", [("fedit", 24), ("ffa", 12)])
+def test_trained_adapters_travel_under_the_names_and_shapes_predict_forecasts(rule, tensors):
     from fedbandwidth.forecast import ForecastConfig, message_specs
 
-    forecast = message_specs(ForecastConfig(model="pythia-14m", lora=SPEC))
-    assert {s.name: tuple(s.shape) for s in forecast} == lora.adapter_shapes(SPEC, "fedit")  # fedit: A and B
+    forecast = message_specs(ForecastConfig(model="pythia-14m", lora=SPEC, lora_rule=rule))
+    assert {s.name: tuple(s.shape) for s in forecast} == lora.adapter_shapes(SPEC, rule) and len(forecast) == tensors

@@ -50,6 +50,15 @@ def test_defaults_are_the_lesson_and_lora_targets_default_to_peft(capsys):
     assert report["message"]["tensor_bytes"] == 2 * report["adapter"]["parameters"]  # 2 bytes a parameter
 
 
+def test_ffa_sends_only_b_half_of_fedits_adapter_bytes_for_square_targets(capsys):
+    fedit = predict_json(capsys, "--model", "mistral-7b-v0.1", "--lora-rank", "16", "--lora-targets", "q_proj")
+    ffa = predict_json(capsys, "--model", "mistral-7b-v0.1", "--lora-rank", "16", "--lora-targets", "q_proj",
+                       "--lora-rule", "ffa")  # fmt: skip
+    assert (fedit["adapter"]["rule"], ffa["adapter"]["rule"]) == ("fedit", "ffa")
+    assert (fedit["adapter"]["tensors"], ffa["adapter"]["tensors"]) == (64, 32)  # 32 layers: A and B, or B
+    assert 2 * ffa["message"]["tensor_bytes"] == fedit["message"]["tensor_bytes"] == 4 * 32 * 2 * 16 * 4096
+
+
 def test_text_output_names_the_model_adapter_message_and_links(capsys):
     assert main(["predict", "--model", "EleutherAI/pythia-70m", "--lora-rank", "4"]) == 0
     text = capsys.readouterr().out
@@ -65,6 +74,7 @@ def test_text_output_names_the_model_adapter_message_and_links(capsys):
         (["--lora-rank", "0"], "--lora-rank"),
         (["--lora-rank", "4", "--lora-targets", "q_proj"], "lora-targets"),
         (["--dtype", "int8"], "--dtype"),
+        (["--lora-rank", "4", "--lora-rule", "dora"], "--lora-rule"),
         (["--lora-targets", "q_proj"], "--lora-targets"),
     ],
 )

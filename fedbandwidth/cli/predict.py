@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..adapters import RULES
 from ..checks import ConfigError, check_count
 from .args import add_phase_arguments, add_size_arguments, typed
 
@@ -35,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="modules that get adapters, e.g. q_proj,v_proj (default: peft's for the architecture)",
     )
     parser.add_argument("--lora-alpha", type=float, default=None, help="LoRA alpha (default: the rank)")
+    parser.add_argument(
+        "--lora-rule",
+        choices=RULES,
+        default="fedit",
+        help="which adapters travel: fedit, A and B (as FlowerTune; default), or ffa, only B (as train's default)",
+    )
     parser.add_argument("--dtype", choices=DTYPE_CHOICES, default="float32", help="dtype the arrays travel in")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
 
@@ -73,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         lora_spec(args, source.model_type),
         args.dtype,
         args.api,
+        args.lora_rule,
     )
     report = forecast(cfg)
     report["links"] = forecast_links(report)

@@ -17,10 +17,10 @@ import warnings
 
 import numpy as np
 
-from ..adapters import LORA_MARKER, LoraSpec, adapter_tensors, apply_lora
+from ..adapters import RULES, LoraSpec, adapter_tensors, apply_lora, travels
 from . import task
 
-RULES = ("ffa", "fedit")  # aggregation rules (above)
+__all__ = ["RULES", "travels", "wire_name", "with_adapters", "adapter_arrays", "load_adapters", "adapter_shapes"]
 DEFAULT_TARGETS = "query_key_value,dense,dense_h_to_4h,dense_4h_to_h"  # every linear layer of the blocks
 PEFT_ADAPTER = ".default"  # the adapter's name peft puts in a parameter's name
 
@@ -28,11 +28,6 @@ PEFT_ADAPTER = ".default"  # the adapter's name peft puts in a parameter's name
 def wire_name(parameter: str) -> str:
     """An adapter's name in a message, as peft saves it and FlowerTune clients send it (`adapter_state`'s keys)."""
     return parameter.replace(PEFT_ADAPTER + ".", ".")
-
-
-def travels(name: str, rule: str) -> bool:
-    """True if the adapter tensor `name` trains and travels under `rule` (ffa: only B)."""
-    return LORA_MARKER + "B" in name if rule == "ffa" else LORA_MARKER in name
 
 
 def with_adapters(model, spec: LoraSpec, seed: int):
