@@ -10,8 +10,8 @@ import json
 import logging
 import time
 
+from ..adapters import RULES
 from ..checks import check_count, check_writable
-from ..compress.lora import RULES
 from ..compress.task import PARTITIONINGS
 from ..compress.training import PRESETS
 from ..names import BACKENDS

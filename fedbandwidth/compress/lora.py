@@ -17,10 +17,9 @@ import warnings
 
 import numpy as np
 
-from ..adapters import RULES, LoraSpec, adapter_tensors, apply_lora, travels
+from ..adapters import LoraSpec, adapter_tensors, apply_lora, travels
 from . import task
 
-__all__ = ["RULES", "travels", "wire_name", "with_adapters", "adapter_arrays", "load_adapters", "adapter_shapes"]
 DEFAULT_TARGETS = "query_key_value,dense,dense_h_to_4h,dense_4h_to_h"  # every linear layer of the blocks
 PEFT_ADAPTER = ".default"  # the adapter's name peft puts in a parameter's name
 

@@ -11,6 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..adapters import travels
 from . import lora, task, warm
 
 
@@ -40,7 +41,7 @@ def load_sent(cfg, model, arrays: dict[str, np.ndarray]) -> None:
 def trainable(cfg, up_codec):
     """Which parameters train: the adapters that travel, or the tensors the uplink codec sends."""
     if cfg.lora_spec is not None:
-        return lambda name: lora.travels(name, cfg.lora_rule)
+        return lambda name: travels(name, cfg.lora_rule)
     return up_codec.selects
 
 

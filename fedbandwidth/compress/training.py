@@ -15,7 +15,7 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
-from ..adapters import LoraSpec, parse_targets
+from ..adapters import RULES, LoraSpec, parse_targets
 from ..checks import ConfigError, check_choice, check_count, check_fraction
 from ..ledger import Ledger
 from ..names import ARRAYS, BACKENDS, CONFIG, METRICS, NUM_EXAMPLES, NUM_PARTITIONS, PARTITION_ID
@@ -81,7 +81,7 @@ class TrainConfig:
         check_fraction("fraction", self.fraction)
         check_choice("partitioning", self.partitioning, task.PARTITIONINGS)
         check_choice("backend", self.backend, BACKENDS)
-        check_choice("lora-rule", self.lora_rule, lora.RULES)
+        check_choice("lora-rule", self.lora_rule, RULES)
         check_positive("lr", self.lr)
         if self.partitioning == "topic" and self.supernodes > len(task.part_topics(self.part, self.seq_len)):
             raise ConfigError(
