@@ -147,9 +147,6 @@ def summary_table(summary: dict, regime: str):
     import pandas as pd
 
     result = summary["regimes"][regime]
-    reference = {"name": REFERENCE, **result["reference"], "ratio_to_reference": 1.0}
-    complete = result["reference"]["up_bytes_to_target_mean"] is not None  # its mean needs every seed
-    reference["seeds_reaching_target"] = len(reference["seeds"]) if complete else "some"
     rows = [
         {
             "setting": s["name"],
@@ -159,9 +156,16 @@ def summary_table(summary: dict, regime: str):
             "final loss (mean)": s["final_loss_mean"],
             "final loss (sd)": s["final_loss_sd"],
         }
-        for s in [reference, *result["settings"]]
+        for s in [reference_entry(result), *result["settings"]]
     ]
     return pd.DataFrame(rows).set_index("setting")
+
+
+def reference_entry(result: dict) -> dict:
+    """A regime's reference shaped like one of its settings (ratio 1; seeds reaching L*: all, or "some")."""
+    reference = {"name": REFERENCE, **result["reference"], "ratio_to_reference": 1.0}
+    complete = result["reference"]["up_bytes_to_target_mean"] is not None  # its mean needs every seed
+    return {**reference, "seeds_reaching_target": len(reference["seeds"]) if complete else "some"}
 
 
 MARKDOWN_HEADER = [
@@ -182,24 +186,22 @@ def bytes_cell(rows) -> str:
     return f"seed(s) {seeds} never reached L* in {int(missed.rounds_run.max())} rounds (sent {sent} B)"
 
 
-def markdown_row(frame, regime: str, name: str, ratio: float | None, loss: tuple[float, float]) -> str:
-    """One line of the findings table: a setting of a regime over its seeds."""
-    rows = chase_runs(frame, regime, name)
-    label = "reference (float32)" if name == REFERENCE else name
-    fewer = "—" if ratio is None else "1x" if name == REFERENCE else f"{ratio:.2f}x"
+def markdown_row(frame, regime: str, setting: dict) -> str:
+    """One line of the findings table: a setting of a regime (a summary entry) over its seeds."""
+    rows = chase_runs(frame, regime, setting["name"])
+    label = "reference (float32)" if setting["name"] == REFERENCE else setting["name"]
+    ratio = setting["ratio_to_reference"]
+    fewer = "1x" if setting["name"] == REFERENCE else "—" if ratio is None else f"{ratio:.2f}x"
     reach = f"{int(rows.bytes_to_target.notna().sum())}/{len(rows)}"
-    return f"| {regime} | {label} | {reach} | {bytes_cell(rows)} | {fewer} | {loss[0]:.4f} ± {loss[1]:.4f} |"
+    loss = f"{setting['final_loss_mean']:.4f} ± {setting['final_loss_sd']:.4f}"
+    return f"| {regime} | {label} | {reach} | {bytes_cell(rows)} | {fewer} | {loss} |"
 
 
 def findings_markdown(summary: dict, frame) -> list[str]:
     """The findings table (markdown lines): both references, then each setting run at every reference seed."""
-    lines = list(MARKDOWN_HEADER)
-    for regime, result in summary["regimes"].items():
-        ref = result["reference"]
-        lines.append(markdown_row(frame, regime, REFERENCE, 1.0, (ref["final_loss_mean"], ref["final_loss_sd"])))
-    for regime, result in summary["regimes"].items():
-        for s in result["settings"]:
-            if set(s["seeds"]) >= set(result["reference"]["seeds"]):
-                loss = (s["final_loss_mean"], s["final_loss_sd"])
-                lines.append(markdown_row(frame, regime, s["name"], s["ratio_to_reference"], loss))
+    regimes = summary["regimes"].items()
+    lines = [*MARKDOWN_HEADER, *(markdown_row(frame, r, reference_entry(result)) for r, result in regimes)]
+    for regime, result in regimes:
+        seeds = set(result["reference"]["seeds"])
+        lines += [markdown_row(frame, regime, s) for s in result["settings"] if set(s["seeds"]) >= seeds]
     return lines
