@@ -21,6 +21,8 @@ class Transfer:
     direction: str  # "down" (server -> client) or "up" (client -> server)
     payload_bytes: int  # bytes as Flower counts them (ArrayRecord.count_bytes())
     tensor_bytes: int  # raw tensor bytes (numel x itemsize), what the course formula counts
+    delivered: bool = True  # False: pushed for a node that never fetched it (kept, but not counted as moved)
+    late: bool = False  # a reply that came after its round closed: it crossed, but its bytes were wasted
 
 
 COLUMNS = [f.name for f in fields(Transfer)]
@@ -56,15 +58,26 @@ class Ledger:
                         row["direction"],
                         int(row["payload_bytes"]),
                         int(row["tensor_bytes"]),
+                        row["delivered"] == "True",
+                        row["late"] == "True",
                     )
                 )
         return ledger
 
     def record(
-        self, round: int, phase: str, node_id: int, direction: str, payload_bytes: int, tensor_bytes: int
+        self,
+        round: int,
+        phase: str,
+        node_id: int,
+        direction: str,
+        payload_bytes: int,
+        tensor_bytes: int,
+        delivered: bool = True,
+        late: bool = False,
     ) -> Transfer:
         """Add one transfer (and append it to the CSV file, if any)."""
-        row = Transfer(int(round), phase, int(node_id), direction, int(payload_bytes), int(tensor_bytes))
+        sizes = int(payload_bytes), int(tensor_bytes)
+        row = Transfer(int(round), phase, int(node_id), direction, *sizes, bool(delivered), bool(late))
         with self._lock:
             self.transfers.append(row)
             if self.csv_path:
@@ -80,14 +93,12 @@ class Ledger:
             listener(server_round)
 
     def total_bytes(self, direction: str | None = None, column: str = "payload_bytes") -> int:
-        """Sum of payload (or tensor) bytes, optionally for one direction."""
-        return sum(getattr(t, column) for t in self.transfers if direction in (None, t.direction))
+        """Sum of payload (or tensor) bytes moved (undelivered messages left out), optionally for one direction."""
+        return sum(getattr(t, column) for t in self.transfers if t.delivered and direction in (None, t.direction))
 
     def to_frame(self):
         """All transfers as a pandas DataFrame, one row per message."""
-        import pandas as pd
-
-        return pd.DataFrame([astuple(t) for t in self.transfers], columns=COLUMNS)
+        return transfer_frame(self.transfers)
 
     def to_csv(self, path: str | Path) -> Path:
         """Write all transfers to `path` as CSV."""
@@ -99,9 +110,20 @@ class Ledger:
         return per_round(self.to_frame())
 
 
-def per_round(frame):
-    """Aggregate a transfer frame to rounds: nodes, down_bytes, up_bytes, total_bytes, cumulative_bytes."""
+def transfer_frame(transfers):
+    """Transfers (or tuples of Transfer's fields, defaults allowed) as a DataFrame with the ledger's COLUMNS."""
     import pandas as pd
+
+    rows = [astuple(t if isinstance(t, Transfer) else Transfer(*t)) for t in transfers]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def per_round(frame):
+    """Aggregate a transfer frame to rounds (delivered messages only): nodes, down/up, total and cumulative bytes."""
+    import pandas as pd
+
+    if "delivered" in frame:
+        frame = frame[frame["delivered"].astype(bool)]
 
     rounds = sorted(frame["round"].unique()) if len(frame) else []
     rows = []

@@ -39,6 +39,8 @@ def test_csv_is_written_as_rows_arrive(tmp_path):
             "direction": "down",
             "payload_bytes": "123",
             "tensor_bytes": "100",
+            "delivered": "True",
+            "late": "False",
         }
     ]
 
@@ -64,3 +66,17 @@ def test_round_listeners_are_called():
     ledger.end_round(1)
     ledger.end_round(2)
     assert seen == [1, 2]
+
+
+def test_undelivered_is_kept_but_not_moved_and_late_is_read_back(tmp_path):
+    path = tmp_path / "ledger.csv"
+    ledger = Ledger(csv_path=path)
+    ledger.record(1, "train", 7, "down", 123, 100)
+    ledger.record(1, "train", 8, "down", 123, 100, delivered=False)  # its node never fetched it
+    ledger.record(1, "train", 7, "up", 50, 40, late=True)  # crossed after the round closed
+    assert ledger.total_bytes() == 173 and ledger.total_bytes("down") == 123
+    assert ledger.per_round().to_dict("records")[0]["down_bytes"] == 123
+    back = Ledger.from_csv(path)
+    assert back.transfers == ledger.transfers
+    assert [t.delivered for t in back.transfers] == [True, False, True]
+    assert [t.late for t in back.transfers] == [False, False, True]

@@ -4,10 +4,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import pandas as pd
 import pytest
 
-from fedbandwidth.ledger import COLUMNS
+from fedbandwidth.ledger import transfer_frame
 from fedbandwidth.wire.links import (
     MBIT,
     PROFILES,
@@ -27,7 +26,7 @@ FAST = LinkProfile.from_mbit("fast", down_mbit=80, up_mbit=80, latency_ms=0)
 
 
 def frame(rows):
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return transfer_frame(rows)
 
 
 def test_units_are_bits_per_second():

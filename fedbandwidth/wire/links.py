@@ -177,9 +177,7 @@ def scale_payload(frame, ratio: float, direction: str | None = None):
 
 def planned_ledger(message_bytes: int, supernodes: int, rounds: int, fraction: float = 1.0):
     """The ledger frame a no-op FedAvg run would write (Flower's sampling rule; nodes 0..N-1, first sampled)."""
-    import pandas as pd
-
-    from ..ledger import COLUMNS
+    from ..ledger import transfer_frame
     from ..theory import sampled_nodes
 
     sampled = min(sampled_nodes(supernodes, fraction), supernodes)
@@ -189,7 +187,7 @@ def planned_ledger(message_bytes: int, supernodes: int, rounds: int, fraction: f
         for node in range(sampled)
         for direction in (DOWN, UP)
     ]
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return transfer_frame(rows)
 
 
 def compare_scenarios(
