@@ -1,4 +1,8 @@
-"""The ledger: one row per message that carried a model, written to CSV as it is recorded."""
+"""The ledger: one row per message, written to CSV as it is recorded.
+
+Two meters write it: the lesson's strategy hooks (`tracking`: one row per message that carried a model) and the
+Grid meter (`meter`: every message the ServerApp pushed or pulled, whatever its records, with its stage).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
-from .names import DOWN, TRAIN, UP
+from .names import DOWN, STRATEGY, TRAIN, UP
 
 
 @dataclass(frozen=True)
@@ -23,9 +27,16 @@ class Transfer:
     tensor_bytes: int  # raw tensor bytes (numel x itemsize), what the course formula counts
     delivered: bool = True  # False: pushed for a node that never fetched it (kept, but not counted as moved)
     late: bool = False  # a reply that came after its round closed: it crossed, but its bytes were wasted
+    stage: str = ""  # Grid meter: the message type, or the SecAgg+ stage ("setup", "share_keys", ...)
+    array_bytes: int = 0  # Grid meter: ArrayRecords' bytes (count_bytes(): .npy data + keys)
+    config_bytes: int = 0  # Grid meter: ConfigRecords' bytes as Flower counts them (8 B a number, + keys)
+    metric_bytes: int = 0  # Grid meter: MetricRecords' bytes as Flower counts them
+    meter: str = STRATEGY  # who wrote the row: "strategy" (the lesson's hooks) or "grid" (the Grid meter)
 
 
 COLUMNS = [f.name for f in fields(Transfer)]
+PARSERS = {int: int, str: str, bool: lambda text: text == "True"}  # CSV text -> a field's value, by its type
+FIELD_TYPES = {f.name: {"int": int, "str": str, "bool": bool}[f.type] for f in fields(Transfer)}
 
 
 class Ledger:
@@ -50,18 +61,7 @@ class Ledger:
             if reader.fieldnames != COLUMNS:
                 raise ValueError(f"{str(path)!r} has columns {reader.fieldnames}, expected {COLUMNS}")
             for row in reader:
-                ledger.transfers.append(
-                    Transfer(
-                        int(row["round"]),
-                        row["phase"],
-                        int(row["node_id"]),
-                        row["direction"],
-                        int(row["payload_bytes"]),
-                        int(row["tensor_bytes"]),
-                        row["delivered"] == "True",
-                        row["late"] == "True",
-                    )
-                )
+                ledger.transfers.append(Transfer(**{k: PARSERS[FIELD_TYPES[k]](v) for k, v in row.items()}))
         return ledger
 
     def record(
@@ -74,10 +74,11 @@ class Ledger:
         tensor_bytes: int,
         delivered: bool = True,
         late: bool = False,
+        **extra,
     ) -> Transfer:
-        """Add one transfer (and append it to the CSV file, if any)."""
+        """Add one transfer (and append it to the CSV file, if any); `extra`: the Grid meter's fields."""
         sizes = int(payload_bytes), int(tensor_bytes)
-        row = Transfer(int(round), phase, int(node_id), direction, *sizes, bool(delivered), bool(late))
+        row = Transfer(int(round), phase, int(node_id), direction, *sizes, bool(delivered), bool(late), **extra)
         with self._lock:
             self.transfers.append(row)
             if self.csv_path:

@@ -22,3 +22,7 @@ CLIENTS = ("echo", "perturb")  # the Flower App's client: send the model back as
 def node_config_text(partition: int, partitions: int) -> str:
     """A SuperNode's --node-config value, e.g. 'partition-id=0 num-partitions=2'."""
     return f"{PARTITION_ID}={partition} {NUM_PARTITIONS}={partitions}"
+
+
+# Who wrote a ledger row: the lesson's strategy hooks, or the Grid meter (every message the ServerApp moved).
+STRATEGY, GRID = "strategy", "grid"

@@ -18,6 +18,7 @@ from .catalog import resolve
 from .checks import check_choice, check_count, check_fraction
 from .ledger import Ledger
 from .logs import QUIET_RAY
+from .meter import MeteredServerApp
 from .model import iter_random_arrays
 from .names import APIS, BACKENDS
 from .theory import default_min_nodes, sampled_nodes
@@ -145,9 +146,11 @@ def simulate(
     arrays: Mapping[str, np.ndarray] | None = None,
     ledger: Ledger | None = None,
     client_app: ClientApp | None = None,
+    grid_ledger: Ledger | None = None,
 ) -> Ledger:
     """Run `cfg` with no-op clients from `arrays` (name -> ndarray), or from random arrays of
-    `cfg.model` made one at a time as they are serialized (None); return the ledger."""
+    `cfg.model` made one at a time as they are serialized (None); return the ledger.
+    With `grid_ledger`, the Grid meter also writes every message the ServerApp moves into it."""
     from . import client_app as clients
 
     ledger = ledger if ledger is not None else Ledger()
@@ -158,6 +161,8 @@ def simulate(
     else:
         server = message_server_app(cfg, pairs, ledger)
         client = client_app or clients.app
+    if grid_ledger is not None:
+        server = MeteredServerApp(server, grid_ledger)
     attempts = 2 if cfg.backend == "ray" else 1  # Ray's start-up can time out on a busy machine
     for attempt in range(1, attempts + 1):
         try:

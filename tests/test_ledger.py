@@ -41,6 +41,11 @@ def test_csv_is_written_as_rows_arrive(tmp_path):
             "tensor_bytes": "100",
             "delivered": "True",
             "late": "False",
+            "stage": "",
+            "array_bytes": "0",
+            "config_bytes": "0",
+            "metric_bytes": "0",
+            "meter": "strategy",
         }
     ]
 
