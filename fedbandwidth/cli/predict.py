@@ -8,6 +8,7 @@ import json
 from ..adapters import RULES
 from ..checks import ConfigError, check_count
 from .args import add_phase_arguments, add_size_arguments, typed
+from .privacy_args import add_secagg_arguments, render_secagg, secagg_config, with_secagg
 
 HELP = "the exact bytes of a federated run for any model and adapter, without running it"
 DTYPE_CHOICES = ("float32", "bfloat16", "float16")  # fedbandwidth.architecture.DTYPES (not imported: no torch here)
@@ -44,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dtype", choices=DTYPE_CHOICES, default="float32", help="dtype the arrays travel in")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
+    add_secagg_arguments(parser)
 
 
 def lora_spec(args: argparse.Namespace, model_type: str):
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from ..catalog import resolve
-    from ..forecast import ForecastConfig, forecast, render_forecast
+    from ..forecast import ForecastConfig, forecast, message_specs, render_forecast
     from ..wire.links import forecast_links
 
     started = time.perf_counter()
@@ -82,8 +84,11 @@ def run(args: argparse.Namespace) -> int:
         args.api,
         args.lora_rule,
     )
+    secagg = secagg_config(args)
     report = forecast(cfg)
+    report = with_secagg(report, secagg, message_specs(cfg)) if secagg else report
     report["links"] = forecast_links(report)
     report["wall_seconds"] = round(time.perf_counter() - started, 2)
-    print(json.dumps(report) if args.json else render_forecast(report))
+    text = "\n".join([render_forecast(report), *([render_secagg(report)] if secagg else [])])
+    print(json.dumps(report) if args.json else text)
     return 0

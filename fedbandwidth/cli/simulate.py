@@ -12,6 +12,7 @@ from pathlib import Path
 from ..checks import check_writable
 from ..names import BACKENDS
 from .args import add_output_arguments, add_phase_arguments, add_size_arguments
+from .privacy_args import add_secagg_arguments, run_secagg_simulation, secagg_config
 
 HELP = "run no-op FedAvg clients and measure every model message"
 
@@ -35,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_output_arguments(parser, "build/simulate", "ledger.csv, bandwidth_per_round.png, summary.json")
     parser.add_argument("--verbose", action="store_true", help="show Flower's own log lines")
+    add_secagg_arguments(parser)
 
 
 def progress_bar(total: int, ledger) -> None:
@@ -101,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
     from ..simulation import SimulationConfig, simulate
     from ..theory import predict
 
+    if secagg := secagg_config(args):
+        return run_secagg_simulation(args, secagg)
     cfg = SimulationConfig(
         args.supernodes, args.rounds, args.fraction, args.fraction_evaluate, args.api, args.model, args.backend
     )

@@ -101,6 +101,11 @@ def masked_bytes(plan: SecAggPlan) -> int:
     return entry(MASKED_KEY, packed_width(plan.modulus_range) * values) + scalars + lists
 
 
+def upload_bytes(plan: SecAggPlan) -> int:
+    """One 'collect masked vectors' reply: the largest message of SecAgg+, one object Flower does not chunk."""
+    return STATUS_BYTES + NUM_EXAMPLES_BYTES + masked_bytes(plan)
+
+
 def stage_bytes(plan: SecAggPlan) -> list[dict]:
     """Messages and bytes of one round, per (stage, direction): what the Grid meter will record."""
     n, k, d = plan.nodes, plan.k, plan.dropped
@@ -111,7 +116,7 @@ def stage_bytes(plan: SecAggPlan) -> list[dict]:
     model = predicted_payload_bytes(plan.specs, legacy_keys(len(plan.specs)))
     forwarded = entry(Key.CIPHERTEXT_LIST, 0) + entry(Key.SOURCE_LIST, 0) + (k - 1) * (CIPHERTEXT_BYTES + NUMBER_BYTES)
     collect_down = n * (model + entry(Key.STAGE, len(Stage.COLLECT_MASKED_VECTORS)) + forwarded)
-    collect_up = (n - d) * (STATUS_BYTES + NUM_EXAMPLES_BYTES + masked_bytes(plan))  # the dead reply errors: 0 B
+    collect_up = (n - d) * upload_bytes(plan)  # the dead nodes' error replies: 0 B
     alive = n - d
     unmask_lists = entry(Key.STAGE, len(Stage.UNMASK)) + len(Key.ACTIVE_NODE_ID_LIST) + len(Key.DEAD_NODE_ID_LIST)
     unmask_down = alive * (unmask_lists + k * NUMBER_BYTES)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from ..ledger import Ledger
 from ..names import DOWN
+from ..report import render_table
 from .formula import STAGES, SecAggPlan, stage_bytes
 
 STAGE_FIELDS = ("round", "stage", "direction", "messages", "bytes", "predicted_bytes")  # --json "stages" entries
@@ -42,6 +43,23 @@ def stage_rows(ledger: Ledger, plan_of: Callable[[int], SecAggPlan]) -> list[dic
     return [{**row, "predicted_bytes": predicted.get((row["round"], row["stage"], row["direction"]))} for row in rows]
 
 
-def predicted_stages(plan: SecAggPlan, rounds: int) -> list[dict]:
+def predicted_stages(plan_of: Callable[[int], SecAggPlan], rounds: int) -> list[dict]:
     """The formula's stages for `rounds` rounds, in the --json shape (no measurement: bytes is the prediction)."""
-    return [{"round": r, **p, "predicted_bytes": p["bytes"]} for r in range(1, rounds + 1) for p in stage_bytes(plan)]
+    return [
+        {"round": r, **p, "predicted_bytes": p["bytes"]} for r in range(1, rounds + 1) for p in stage_bytes(plan_of(r))
+    ]
+
+
+STAGE_COLUMNS = [
+    ("round", 5, lambda r: str(r["round"])),
+    ("stage", 22, lambda r: r["stage"]),
+    ("dir", 4, lambda r: r["direction"]),
+    ("msgs", 5, lambda r: str(r["messages"])),
+    ("bytes", 15, lambda r: f"{r['bytes']:,}"),
+    ("predicted", 15, lambda r: "" if r["predicted_bytes"] is None else f"{r['predicted_bytes']:,}"),
+]
+
+
+def render_stages(rows: list[dict]) -> list[str]:
+    """SecAgg+'s stages as text lines: round, stage, direction, messages, bytes, predicted bytes."""
+    return render_table(STAGE_COLUMNS, rows)
