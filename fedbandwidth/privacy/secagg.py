@@ -107,9 +107,9 @@ def dropout_mod(partitions: Collection[int]) -> Callable:
     return mod
 
 
-def secagg_client_app(cfg: SecAggConfig) -> ClientApp:
+def secagg_client_app(cfg: SecAggConfig, outer_mods: Iterable[Callable] = ()) -> ClientApp:
     """The lesson's no-op clients behind secaggplus_mod (and the packing and dropout mods the config asks for)."""
-    mods = [dropout_mod(cfg.drop_partitions)] if cfg.drop_partitions else []
+    mods = [*outer_mods, *([dropout_mod(cfg.drop_partitions)] if cfg.drop_partitions else [])]
     mods += [pack_mod(cfg.modulus_range)] if cfg.pack else []
     return make_legacy_app(mods=[*mods, secaggplus_mod])
 
@@ -157,15 +157,16 @@ def secagg_server_app(cfg: SecAggConfig, pairs: Callable[[], Iterable], ledger: 
     return app
 
 
-def run_secagg(cfg: SecAggConfig, arrays: dict[str, np.ndarray], ledger: Ledger | None = None):
-    """Run `cfg` from `arrays` in simulation; return (the Grid meter's ledger, each round's aggregate)."""
+def run_secagg(cfg: SecAggConfig, arrays: dict[str, np.ndarray], ledger: Ledger | None = None, outer_mods=()):
+    """Run `cfg` from `arrays` in simulation; return (the Grid meter's ledger, each round's aggregate).
+    `outer_mods`: client mods placed before all others (e.g. one that seeds the quantizer's random rounding)."""
     ledger = ledger if ledger is not None else Ledger()
     n = cfg.sampled
     strategy = KeepingFedAvg(
         fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=n, min_available_clients=cfg.supernodes
     )
     server = secagg_server_app(cfg, lambda: arrays.items(), ledger, strategy)
-    run(server, secagg_client_app(cfg), cfg.supernodes, NOOP_BACKEND_CONFIG)
+    run(server, secagg_client_app(cfg, outer_mods), cfg.supernodes, NOOP_BACKEND_CONFIG)
     return ledger, strategy.aggregates
 
 
