@@ -61,7 +61,8 @@ def test_formula_per_message_for_three_nodes():
 @pytest.mark.parametrize(
     "cfg",
     [
-        SecAggConfig(3, 2, shares=3, threshold=2),  # round 2: the model goes down as float64
+        SecAggConfig(3, 2, shares=3, threshold=2),  # round 2: the aggregate goes down in float32, as the model
+        SecAggConfig(3, 2, keep_dtype=False),  # Flower's own aggregate: float64, twice the model's bytes
         SecAggConfig(5, 1, shares=3, threshold=2),
         SecAggConfig(4, 1, shares=4, threshold=3),  # an even count equal to the nodes: everyone shares
         SecAggConfig(7, 1, shares=5, threshold=3),
@@ -92,6 +93,12 @@ def test_a_node_that_dies_after_sharing_its_keys_is_measured_and_the_round_compl
     assert rows["unmask", "down"]["messages"] == 4
     assert rows["unmask", "up"]["bytes"] == rows["unmask", "up"]["predicted_bytes"] == 4 * 34 + 10 * 52 + 2 * 324
     assert all(r["bytes"] == r["predicted_bytes"] for r in rows.values())
+
+
+def test_flowers_float64_aggregate_doubles_the_model_from_round_2():
+    flower = stage_bytes(secagg_plan(SecAggConfig(3, 2, keep_dtype=False), SPECS, 2, id_digits=57))
+    ours = stage_bytes(secagg_plan(SecAggConfig(3, 2), SPECS, 2, id_digits=57))
+    assert flower[4]["bytes"] - ours[4]["bytes"] == 3 * 4 * 22  # 3 messages, 22 parameters, 4 B more each
 
 
 def test_predicted_plan_takes_the_longest_ids():

@@ -7,7 +7,7 @@ SubjectPublicKeyInfo of SECP384R1 (215 B), private keys PEM PKCS8 (306 B), Shami
 (a share is as long whatever the threshold). One thing varies between runs: in 'share keys' each public key
 travels under its node id written in decimal, and Flower's node ids are random 64-bit numbers (mostly 19 or
 20 digits). Given the run's ids, the formula is exact; without them it takes 20 digits each, the most.
-From round 2 on the model goes down as float64: SecAgg+ dequantizes the sum in float64 and FedAvg sends that.
+SecAgg+ dequantizes the sum in float64: sent as it is, the model goes down as float64 from round 2 on.
 With dropouts it assumes no two dropped nodes are neighbours (then each has k-1 surviving neighbours).
 """
 

@@ -17,7 +17,7 @@ import numpy as np
 from flwr.app import Context, Message
 from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
-from flwr.common import parameters_to_ndarrays
+from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.server import LegacyContext, ServerConfig
 from flwr.server.strategy import FedAvg
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
@@ -53,6 +53,7 @@ class SecAggConfig:
     modulus_range: int = MODULUS_RANGE  # masks and masked values live in [0, m); a power of 2, > q, <= 2**32
     pack: bool = False  # --secagg-pack: the masked vector travels in the bytes its modulus needs, not int64
     drop_partitions: tuple[int, ...] = field(default_factory=tuple)  # nodes that die after sharing their keys
+    keep_dtype: bool = True  # the aggregate back in the model's dtype; False: Flower's float64 (2x down from round 2)
     api: str = "legacy"  # Flower has SecAgg+ for the legacy API only
 
     def __post_init__(self) -> None:
@@ -115,17 +116,31 @@ def secagg_client_app(cfg: SecAggConfig, outer_mods: Iterable[Callable] = ()) ->
 
 
 class KeepingFedAvg(FedAvg):
-    """FedAvg that keeps the aggregate of every round (the unmasked sum SecAgg+ hands it), as ndarrays."""
+    """FedAvg under SecAgg+, which keeps each round's aggregate (as ndarrays).
 
-    def __init__(self, **kwargs) -> None:
+    SecAgg+ unmasks the weighted average itself and hands every result that same Parameters object;
+    FedAvg would deserialize it once per node to average N copies of it. Here it is taken as it is.
+    """
+
+    def __init__(self, dtypes: list | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.dtypes = dtypes  # cast the aggregate's arrays back to these (None: keep SecAgg+'s float64)
         self.aggregates: list[list[np.ndarray]] = []
 
     def aggregate_fit(self, server_round, results, failures):
-        """Average as FedAvg does; keep the result."""
-        parameters, metrics = super().aggregate_fit(server_round, results, failures)
-        if parameters is not None:
-            self.aggregates.append(parameters_to_ndarrays(parameters))
+        """The average SecAgg+ unmasked (every result carries it), kept; FedAvg's own path otherwise."""
+        shared = {id(res.parameters) for _, res in results}
+        if len(shared) != 1:
+            parameters, metrics = super().aggregate_fit(server_round, results, failures)
+        else:
+            parameters, metrics = results[0][1].parameters, {}
+        if parameters is None:
+            return parameters, metrics
+        arrays = parameters_to_ndarrays(parameters)
+        if self.dtypes is not None:
+            arrays = [a.astype(dtype, copy=False) for a, dtype in zip(arrays, self.dtypes, strict=True)]
+            parameters = ndarrays_to_parameters(arrays)
+        self.aggregates.append(arrays)
         return parameters, metrics
 
 
@@ -157,29 +172,42 @@ def secagg_server_app(cfg: SecAggConfig, pairs: Callable[[], Iterable], ledger: 
     return app
 
 
-def run_secagg(cfg: SecAggConfig, arrays: dict[str, np.ndarray], ledger: Ledger | None = None, outer_mods=()):
+def run_secagg(
+    cfg: SecAggConfig, arrays: dict[str, np.ndarray], ledger: Ledger | None = None, outer_mods=(), workers: int = 2
+):
     """Run `cfg` from `arrays` in simulation; return (the Grid meter's ledger, each round's aggregate).
-    `outer_mods`: client mods placed before all others (e.g. one that seeds the quantizer's random rounding)."""
+    `outer_mods`: client mods placed before all others (e.g. one that seeds the quantizer's random rounding);
+    `workers`: ClientApps at once (SecAgg+'s clients compute masks in numpy, so 2 use both cores)."""
     ledger = ledger if ledger is not None else Ledger()
     n = cfg.sampled
+    dtypes = [a.dtype for a in arrays.values()] if cfg.keep_dtype else None
     strategy = KeepingFedAvg(
-        fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=n, min_available_clients=cfg.supernodes
+        dtypes, fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=n, min_available_clients=cfg.supernodes
     )
     server = secagg_server_app(cfg, lambda: arrays.items(), ledger, strategy)
-    run(server, secagg_client_app(cfg, outer_mods), cfg.supernodes, NOOP_BACKEND_CONFIG)
+    backend = {**NOOP_BACKEND_CONFIG, "inprocess": {"workers": workers}}
+    run(server, secagg_client_app(cfg, outer_mods), cfg.supernodes, backend)
     return ledger, strategy.aggregates
 
 
-def round_specs(specs, round: int) -> tuple[TensorSpec, ...]:
-    """The model's tensors as they go down in `round`: as given in round 1, then float64 (SecAgg+'s dequantized sum)."""
-    return tuple(specs) if round == 1 else tuple(TensorSpec(s.name, s.shape, AGGREGATE_DTYPE) for s in specs)
+def round_specs(specs, round: int, keep_dtype: bool = True) -> tuple[TensorSpec, ...]:
+    """The model's tensors as they go down in `round`: as given, or from round 2 on float64 (SecAgg+'s own sum)."""
+    if keep_dtype or round == 1:
+        return tuple(specs)
+    return tuple(TensorSpec(s.name, s.shape, AGGREGATE_DTYPE) for s in specs)
 
 
 def secagg_plan(cfg: SecAggConfig, specs, round: int = 1, id_digits: int | None = None) -> SecAggPlan:
     """What the formula needs to know of `cfg`, the model's tensor specs and the round (node-id digits: or None)."""
     dropped = len([p for p in cfg.drop_partitions if p < cfg.supernodes])
     return SecAggPlan(
-        cfg.sampled, cfg.shares, round_specs(specs, round), cfg.modulus_range, cfg.pack, dropped, id_digits
+        cfg.sampled,
+        cfg.shares,
+        round_specs(specs, round, cfg.keep_dtype),
+        cfg.modulus_range,
+        cfg.pack,
+        dropped,
+        id_digits,
     )
 
 
