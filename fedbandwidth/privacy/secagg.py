@@ -173,11 +173,11 @@ def secagg_server_app(cfg: SecAggConfig, pairs: Callable[[], Iterable], ledger: 
 
 
 def run_secagg(
-    cfg: SecAggConfig, arrays: dict[str, np.ndarray], ledger: Ledger | None = None, outer_mods=(), workers: int = 2
+    cfg: SecAggConfig, arrays: dict[str, np.ndarray], ledger: Ledger | None = None, outer_mods=(), workers: int = 1
 ):
     """Run `cfg` from `arrays` in simulation; return (the Grid meter's ledger, each round's aggregate).
     `outer_mods`: client mods placed before all others (e.g. one that seeds the quantizer's random rounding);
-    `workers`: ClientApps at once (SecAgg+'s clients compute masks in numpy, so 2 use both cores)."""
+    `workers`: ClientApps at once (1: measured no faster with 2 on this machine)."""
     ledger = ledger if ledger is not None else Ledger()
     n = cfg.sampled
     dtypes = [a.dtype for a in arrays.values()] if cfg.keep_dtype else None
