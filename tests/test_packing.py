@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 
-from fedbandwidth.names import PARTITION_ID
 from fedbandwidth.privacy.packing import pack_values, packed_width, unpack_values
-from fedbandwidth.privacy.secagg import SecAggConfig, run_secagg
+from fedbandwidth.privacy.secagg import SecAggConfig, run_secagg, seeded_rounding
 from fedbandwidth.privacy.stages import measured_stages
 
 ARRAYS = {"a": np.linspace(-1, 1, 1000, dtype=np.float32), "b": np.full((30, 40), 0.25, dtype=np.float32)}
@@ -22,12 +21,6 @@ def test_values_round_trip_in_the_bytes_the_modulus_needs(modulus, width):
     assert all(
         b.dtype == np.int64 and b.shape == a.shape and np.array_equal(a, b) for a, b in zip(arrays, back, strict=True)
     )
-
-
-def seeded_rounding(msg, context, call_next):
-    """Seed numpy before each node's step, so its stochastic quantization is the same in both runs."""
-    np.random.seed(1000 * int(context.node_config[PARTITION_ID]) + int(msg.metadata.group_id or 0))
-    return call_next(msg, context)
 
 
 def upload(ledger) -> int:

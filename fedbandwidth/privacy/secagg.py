@@ -26,7 +26,7 @@ from flwr.serverapp import Grid, ServerApp
 from ..checks import ConfigError, check_count
 from ..client_app import make_legacy_app
 from ..ledger import Ledger
-from ..meter import SECAGG_CONFIGS, STAGE_KEY, metered
+from ..meter import SECAGG_CONFIGS, STAGE_KEY, message_stage, metered
 from ..model import TensorSpec
 from ..names import PARTITION_ID
 from ..simulation import NOOP_BACKEND_CONFIG, legacy_parameters, run
@@ -104,6 +104,27 @@ def dropout_mod(partitions: Collection[int]) -> Callable:
         if stage == "collect_masked_vectors" and context.node_config.get(PARTITION_ID) in dying:
             raise RuntimeError("this node died after sharing its keys")
         return call_next(msg, context)
+
+    return mod
+
+
+def seeded_rounding(msg: Message, context: Context, call_next) -> Message:
+    """A client mod: seed numpy's global generator per node and round, so SecAgg+'s stochastic quantization
+    draws the same in two runs (with one ClientApp at a time): their aggregates can then be compared bit by bit."""
+    np.random.seed(1000 * int(context.node_config[PARTITION_ID]) + int(msg.metadata.group_id or 0))
+    return call_next(msg, context)
+
+
+def size_mod_view(seen: list[dict]) -> Callable:
+    """A client mod that notes, per reply, the bytes Flower's `arrays_size_mod` logs as sent (its ArrayRecords)."""
+    from flwr.clientapp.mod.comms_mods import _get_array_record_size_stats  # what arrays_size_mod logs
+
+    def mod(msg: Message, context: Context, call_next) -> Message:
+        stage = message_stage(msg)
+        reply = call_next(msg, context)
+        sent = sum(stat["bytes"] for stat in _get_array_record_size_stats(reply).values())
+        seen.append({"stage": stage, "node_id": msg.metadata.dst_node_id, "size_mod_bytes": sent})
+        return reply
 
     return mod
 
