@@ -80,3 +80,44 @@ def test_grid_rows_are_read_back_from_csv(tmp_path):
     ledger.record(1, "train", 7, "up", 0, 0, delivered=False)
     back = Ledger.from_csv(tmp_path / "ledger.csv")
     assert back.transfers == ledger.transfers and back.transfers[0].stage == "setup"
+
+
+class EchoGrid:
+    """A stand-in Grid: push stores messages under ids, pull answers each with a reply carrying a MetricRecord."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, Message] = {}
+
+    def push_messages(self, messages):
+        ids = []
+        for i, msg in enumerate(messages):
+            msg.metadata.__dict__["_message_id"] = f"m{len(self.stored) + i}"
+            ids.append(msg.metadata.message_id)
+        self.stored.update({m.metadata.message_id: m for m in messages})
+        return ids
+
+    def pull_messages(self, message_ids):
+        return [Message(RecordDict({"metrics": MetricRecord({"x": 1})}), reply_to=self.stored[i]) for i in message_ids]
+
+    def send_and_receive(self, messages, *, timeout=None):
+        return self.pull_messages(self.push_messages(messages))
+
+
+def test_metered_grid_writes_pushes_and_their_replies_under_the_pushed_stage(run_identity):
+    from fedbandwidth.meter import metered
+
+    ledger = Ledger()
+    grid = metered(EchoGrid(), ledger)
+    content = RecordDict({"secaggplus_configs": ConfigRecord({"stage": "unmask", "active_nids": [1, 2]})})
+    replies = grid.send_and_receive([Message(content=content, dst_node_id=9, message_type="train", group_id="2")])
+    assert len(replies) == 1
+    down, up = ledger.transfers
+    assert (down.round, down.stage, down.direction, down.node_id, down.config_bytes) == (2, "unmask", "down", 9, 38)
+    assert (up.round, up.stage, up.direction, up.metric_bytes, up.payload_bytes, up.meter) == (
+        2,
+        "unmask",
+        "up",
+        9,
+        9,
+        "grid",
+    )

@@ -43,3 +43,32 @@ def test_packed_aggregate_equals_flowers_to_the_bit_and_the_upload_is_under_half
     plain_masked, packed_masked = upload(plain_ledger) - 6 * status, upload(packed_ledger) - 6 * status
     assert packed_masked <= plain_masked / 2
     assert plain_masked == 6 * (13 + 3 * 128 + 8 * 2201) and packed_masked == 6 * (13 + 4 * 2201 + 20 + 15 + 36 + 43)
+
+
+def test_a_reply_is_packed_and_restored_to_the_same_npy_bytes(monkeypatch):
+    from flwr.app import ConfigRecord, Message, RecordDict
+    from flwr.common import ndarray_to_bytes
+    from flwr.supercore.task_identity import TaskIdentity
+
+    from fedbandwidth.privacy.packing import pack_reply, unpack_reply
+
+    monkeypatch.setattr(TaskIdentity, "_run_id", 7)
+    monkeypatch.setattr(TaskIdentity, "_node_id", 1)
+    monkeypatch.setattr(TaskIdentity, "_task_id", 3)
+    masked = [ndarray_to_bytes(np.array([4194], dtype=np.int64)), ndarray_to_bytes(np.arange(6).reshape(2, 3) * 2**29)]
+    content = RecordDict({"secaggplus_configs": ConfigRecord({"masked_params": list(masked)})})
+    reply = pack_reply(Message(content=content, dst_node_id=2, message_type="train"), width=4)
+    configs = reply.content.config_records["secaggplus_configs"]
+    assert len(configs["masked_params"][0]) == 4 * 7 and configs["packed_dims"] == [1, 2, 3]
+    assert unpack_reply(reply).content.config_records["secaggplus_configs"]["masked_params"] == masked
+
+
+def test_stage_plot_draws_a_bar_per_stage_and_direction():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from fedbandwidth.privacy.plots import plot_stage_bytes
+
+    rows = [{"round": 1, "stage": s, "direction": d, "bytes": 10} for s in ("setup", "unmask") for d in ("down", "up")]
+    ax = plot_stage_bytes(rows)
+    assert len(ax.patches) == 4 and ax.get_yscale() == "log"
