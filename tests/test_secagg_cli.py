@@ -54,3 +54,11 @@ def test_simulate_secagg_json_end_to_end(tmp_path, capsys):
     ledger = Ledger.from_csv(out / "ledger.csv")
     assert ledger.total_bytes() == report["total_bytes"] == sum(s["bytes"] for s in report["stages"])
     assert {t.meter for t in ledger.transfers} == {"grid"} and report["config"]["secagg"]["shares"] == 3
+
+
+def test_simulate_secagg_text_says_measured_equals_formula(tmp_path, capsys):
+    args = ["simulate", "--secagg", "--secagg-pack", "--model", "tiny-gptneox", "--supernodes", "3"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["round", "stage", "dir", "msgs", "bytes", "predicted"] and len(lines) == 1 + 8 + 3
+    assert lines[-1].startswith("measured = the formula, every stage")
