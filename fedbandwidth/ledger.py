@@ -32,6 +32,7 @@ class Transfer:
     config_bytes: int = 0  # Grid meter: ConfigRecords' bytes as Flower counts them (8 B a number, + keys)
     metric_bytes: int = 0  # Grid meter: MetricRecords' bytes as Flower counts them
     meter: str = STRATEGY  # who wrote the row: "strategy" (the lesson's hooks) or "grid" (the Grid meter)
+    object_bytes: int = 0  # Grid meter with objects=True: the message's objects as Flower deflates them, else 0
 
 
 COLUMNS = [f.name for f in fields(Transfer)]

@@ -46,6 +46,7 @@ def test_csv_is_written_as_rows_arrive(tmp_path):
             "config_bytes": "0",
             "metric_bytes": "0",
             "meter": "strategy",
+            "object_bytes": "0",
         }
     ]
 
