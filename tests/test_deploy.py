@@ -151,3 +151,18 @@ def test_links_without_root_is_one_line_exit_2_before_anything_starts(tmp_path):
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "--links needs root" in done.stderr
     assert not (tmp_path / "out" / "logs").exists()
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--over-commit", "0.5"], "argument --over-commit: must be a number >= 1, got 0.5"),
+        (["--deadline", "0"], "argument --deadline: must be a number >= 0.001, got 0.0"),
+        (["--deadline", "200", "--round-timeout", "100"], "deadline must lie in (0, round timeout 100] s, got 200"),
+        (["--compute-seconds", "0,slow"], "--compute-seconds must be comma-separated numbers, got '0,slow'"),
+    ],
+)
+def test_bad_straggler_settings_are_one_line_exit_2(tmp_path, args, needle):
+    code, stderr = cli(*args, "--out", str(tmp_path / "out"))
+    assert code == 2 and stderr.count("\n") == 1 and needle in stderr
+    assert not (tmp_path / "out" / "logs").exists()

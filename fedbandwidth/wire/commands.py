@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from ..checks import ConfigError
-from ..names import node_config_text
+from ..names import COMPUTE_SECONDS, node_config_text
 from .processes import MARKER
 from .tls import TlsFiles
 
@@ -127,8 +127,12 @@ def supernode_argv(
     partitions: int,
     tls: TlsFiles | None,
     superlink_host: str = "127.0.0.1",
+    compute_seconds: float = 0.0,
 ) -> list[str]:
-    """flower-supernode talking to `superlink_host`:`superlink_port` (its relay), its own runtime port."""
+    """flower-supernode talking to `superlink_host`:`superlink_port` (its relay), its own runtime port; a client
+    that waits `compute_seconds` before replying gets them in its node config."""
+    node_config = node_config_text(partition, partitions)
+    node_config += f" {COMPUTE_SECONDS}={float(compute_seconds)!r}" if compute_seconds else ""
     return [
         exe,
         *tls_args(tls, server=False),
@@ -139,7 +143,7 @@ def supernode_argv(
         "--port",
         str(own_port),
         "--node-config",
-        node_config_text(partition, partitions),
+        node_config,
     ]
 
 

@@ -92,6 +92,7 @@ class Deployment:
             self.cfg.supernodes,
             self.tls,
             superlink_host=host.host_address if host else "127.0.0.1",
+            compute_seconds=self.cfg.compute_seconds_of(i),
         )
         names = self.names.setdefault(i, [])
         names.append(f"supernode-{i}" if not names else f"supernode-{i}-restart{len(names)}")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psutil
 
+from ..app_rounds import check_at_least
 from ..checks import ConfigError, check_choice, check_count, check_fraction, check_writable
 from ..model import known_models
 from ..names import CLIENTS
@@ -57,6 +58,10 @@ class DeployConfig:
     model: str = "pythia-14m"  # architecture whose exact arrays are sent
     links: tuple[LinkProfile, ...] = ()  # emulated network: node i on its own host with links[i % len]; () = loopback
     client: str = "perturb"  # the ClientApp: "perturb" changes every array (every byte goes up), "echo" does not
+    over_commit: float = 1.0  # sample ceil(over_commit * K) nodes a round (K: from fraction; Flower's minimum 2)
+    close_at: int = 0  # close a round at this many replies (0: at K); later replies are late, their bytes wasted
+    deadline: float = 0.0  # close a round this many seconds after its models went out (0: none; the round timeout)
+    compute_seconds: tuple[float, ...] = ()  # node i's client waits compute_seconds[i % len] before replying
 
     def __post_init__(self) -> None:
         check_count("supernodes", self.supernodes)
@@ -72,6 +77,20 @@ class DeployConfig:
             raise ConfigError(f"timeout must be > 0 seconds, got {self.run_timeout}")
         if self.links and self.supernodes > MAX_EMULATED_NODES:
             raise ConfigError(f"--links emulates at most {MAX_EMULATED_NODES} SuperNodes, got {self.supernodes}")
+        self.check_stragglers()
+
+    def check_stragglers(self) -> None:
+        """Over-commit >= 1, a deadline > 0 within the round timeout, compute seconds >= 0; else ConfigError."""
+        check_at_least("over-commit", self.over_commit, 1.0)
+        check_count("close-at", self.close_at, minimum=0)
+        if self.deadline and not 0 < self.deadline <= self.round_timeout:
+            raise ConfigError(f"deadline must lie in (0, round timeout {self.round_timeout}] s, got {self.deadline}")
+        for seconds in self.compute_seconds:
+            check_at_least("compute-seconds", seconds, 0.0)
+
+    def compute_seconds_of(self, partition: int) -> float:
+        """How long node `partition`'s client waits before replying (0: no wait)."""
+        return self.compute_seconds[partition % len(self.compute_seconds)] if self.compute_seconds else 0.0
 
     @property
     def use_tls(self) -> bool:
@@ -107,6 +126,9 @@ def app_settings(cfg: DeployConfig, out: Path) -> dict:
         "model": cfg.model,
         "client": cfg.client,
         "out-dir": str(out),
+        "over-commit": float(cfg.over_commit),
+        "close-at": cfg.close_at,
+        "deadline": float(cfg.deadline),
     }
 
 
