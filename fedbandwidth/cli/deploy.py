@@ -109,12 +109,34 @@ STRAGGLER_OPTIONS = [  # over-commit, close early, slow nodes: late replies and 
 ]
 
 
+AUTH_OPTIONS = [  # who may join
+    (
+        "--auth",
+        {
+            "action": "store_true",
+            "help": "SuperNode authentication: a key pair per SuperNode, registered with `flwr supernode register`; "
+            "the SuperLink lets in no other (needs --tls or --certs)",
+        },
+    ),
+    (
+        "--unregistered",
+        {
+            "type": typed(check_count, minimum=0),
+            "default": 0,
+            "help": "also start N SuperNodes with a key nobody registered (with --auth, Flower refuses them)",
+        },
+    ),
+]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `fedbandwidth deploy` options."""
     add_size_arguments(parser, "SuperNode processes")
     for flag, keywords in OPTIONS:
         parser.add_argument(flag, **keywords)
     for flag, keywords in STRAGGLER_OPTIONS:
+        parser.add_argument(flag, **keywords)
+    for flag, keywords in AUTH_OPTIONS:
         parser.add_argument(flag, **keywords)
     add_output_arguments(parser, "build/deploy", "ledger.csv, timeline.csv, logs/, certs/, summary.json")
 
@@ -161,6 +183,8 @@ def config_from_args(args: argparse.Namespace):
         links=parse_links(args.links) if args.links else (),
         client=args.client,
         **straggler_settings(args),
+        auth=args.auth,
+        unregistered=args.unregistered,
     )
     find_executables(cfg.flower_bin)
     check_writable(cfg.out)

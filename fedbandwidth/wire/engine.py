@@ -23,7 +23,7 @@ from ..names import CLIENTS
 from ..server_app import LEDGER_CSV, TIMELINE_CSV
 from ..theory import default_min_nodes
 from .commands import find_executables
-from .deployment import Deployment
+from .deployment import Deployment, read_node_id, refusal_line
 from .links import LinkProfile
 from .network import EmulatedNetwork
 from .processes import (
@@ -62,6 +62,8 @@ class DeployConfig:
     close_at: int = 0  # close a round at this many replies (0: at K); later replies are late, their bytes wasted
     deadline: float = 0.0  # close a round this many seconds after its models went out (0: none; the round timeout)
     compute_seconds: tuple[float, ...] = ()  # node i's client waits compute_seconds[i % len] before replying
+    auth: bool = False  # SuperNode authentication: only SuperNodes whose key was registered may join (needs TLS)
+    unregistered: int = 0  # SuperNodes started besides, with a key nobody registered (--auth: Flower refuses them)
 
     def __post_init__(self) -> None:
         check_count("supernodes", self.supernodes)
@@ -78,6 +80,9 @@ class DeployConfig:
         if self.links and self.supernodes > MAX_EMULATED_NODES:
             raise ConfigError(f"--links emulates at most {MAX_EMULATED_NODES} SuperNodes, got {self.supernodes}")
         self.check_stragglers()
+        check_count("unregistered", self.unregistered, minimum=0)
+        if self.auth and not self.use_tls:
+            raise ConfigError("--auth needs --tls (or --certs): Flower authenticates SuperNodes over TLS only")
 
     def check_stragglers(self) -> None:
         """Over-commit >= 1, a deadline > 0 within the round timeout, compute seconds >= 0; else ConfigError."""
@@ -151,6 +156,8 @@ class DeployRun:
     events: list[dict] = field(default_factory=list)  # faults fired and SuperNodes that died, with their time
     rejoined_ids: dict[int, list[int]] = field(default_factory=dict)  # partition -> ids of its restarted node
     network: str = ""  # prefix of every namespace and veth of the emulated network ("" on loopback)
+    outsiders: list[dict] = field(default_factory=list)  # each unregistered SuperNode: relay bytes, what Flower said
+    registered_ids: list[int] = field(default_factory=list)  # node ids Flower gave the registered keys (--auth)
 
     def leftovers(self) -> list[int]:
         """PIDs of processes this run started that still live (should be none)."""
@@ -195,4 +202,20 @@ def deploy(cfg: DeployConfig, faults: list | tuple = ()) -> DeployRun:
         d.events,
         result["rejoined_ids"],
         network.prefix if network else "",
+        outsider_rows(d),
+        d.registered,
     )
+
+
+def outsider_rows(d: Deployment) -> list[dict]:
+    """What became of each SuperNode whose key nobody registered: its relay's bytes, its node id, its last words."""
+    return [
+        {
+            "name": f"unregistered-{j}",
+            "wire_bytes": relay.totals(),
+            "node_id": read_node_id(d.processes, f"unregistered-{j}"),
+            "refusal": refusal_line(d.processes, f"unregistered-{j}"),
+            "exit_code": d.processes.started[f"unregistered-{j}"].returncode,
+        }
+        for j, relay in enumerate(d.outsiders)
+    ]

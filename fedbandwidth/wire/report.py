@@ -25,6 +25,7 @@ from ..names import DOWN, UP
 from ..report import bytes_cell, prediction_summary, render_prediction, render_table, write_summary
 from ..server_app import LEDGER_CSV, ROUND_START, RUN_END, TIMELINE_CSV
 from ..theory import predict
+from .auth import auth_lines, auth_summary
 from .relay import Relay
 from .timing import kernel_rows, lost_rows, round_of, timing_rows
 
@@ -161,6 +162,7 @@ def deploy_summary(run) -> dict:
     report["kernel"] = kernel_rows(run)
     report["lost"] = lost_rows(run.out / TIMELINE_CSV, run)
     report["events"] = [{**e, "round": round_of(e["unix_time"], windows)} for e in run.events]
+    report["auth"] = auth_summary(run)
     report["run"] = {
         "id": run.run_id,
         "status": run.status,
@@ -263,11 +265,13 @@ def render_deploy_text(report: dict) -> str:
         *render_table(NODE_WIRE_COLUMNS, report["nodes"]),
         *(render_table(NODE_ROUND_COLUMNS, report["node_rounds"]) if len(report["rounds"]) > 1 else []),
         *straggler_lines(report),
+        *auth_lines(report),
         *(render_table(TIMING_COLUMNS, emulated) if emulated else []),
         *(render_table(KERNEL_COLUMNS, report["kernel"]) if report["kernel"] else []),
         *[f"lost: node {x['node']} (id {x['node_id']}) sent no reply in round {x['round']}" for x in report["lost"]],
         *[f"event: node {e['partition']} {e['event']} in round {e['round']}" for e in report["events"]],
         f"run {run['id']}: {run['status']}; TLS {'on' if report['config']['tls'] else 'off'}; "
+        f"SuperNode auth {'on' if report['auth']['enabled'] else 'off'}; "
         f"{run['processes_stopped']} processes stopped",
     ]
     return "\n".join(lines)
