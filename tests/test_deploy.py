@@ -12,8 +12,11 @@ import pytest
 from conftest import MESSAGE_BYTES, processes_with_flwr_home, start_deploy
 from fedbandwidth.wire.commands import find_executables
 from fedbandwidth.wire.engine import DeployConfig, deploy
+from fedbandwidth.wire.meters import object_costs
 from fedbandwidth.wire.report import deploy_summary, render_deploy_text
 from fedbandwidth.wire.tls import generate_tls
+
+APP_BYTES = 300_000  # at least the app (FAB) each SuperNode fetches with its first message
 
 
 def check_wire_against_payload(report):
@@ -46,6 +49,23 @@ def test_deployment_measures_payload_and_wire(deployed):
     check_wire_against_payload(report)
     assert all(relay.connections >= 1 for relay in run.relays)
     assert "wire/payload" in render_deploy_text(report)
+
+
+def test_flowers_own_counters_sit_between_the_ledger_and_the_relays(deployed):
+    run, report = deployed
+    costs = object_costs("pythia-14m")
+    assert costs == {"objects": 161, "framing": 24_655, "tree": 11_022}  # 76 arrays, 84 chunks, the record
+    down, up = report["meters"]
+    assert down["messages"] == up["messages"] == 2
+    for row in (down, up):
+        assert row["object_framing"] == 2 * costs["framing"] and row["object_trees"] == 2 * costs["tree"]
+        assert row["flower_bytes"] == sum(
+            row[k] for k in ("ledger_bytes", "object_framing", "object_trees", "flower_rest")
+        )
+        assert 0 < row["flower_rest"] < 2 * 20_000  # message objects, protobuf fields: 11.7 KB a message down here
+    assert down["relay_rest"] > 2 * APP_BYTES  # the app (GetFab) and every HTTP header, uncounted by Flower
+    assert 0 < up["relay_rest"] < 0.02 * up["relay_bytes"]
+    assert "Flower's counter" in render_deploy_text(report)
 
 
 def test_tls_mode_never_runs_insecure(deployed):

@@ -10,6 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
+from ..names import DOWN, UP
 from .auth import KEYS_FOLDER, make_key_pair, register
 from .commands import (
     CONNECTION,
@@ -182,16 +183,15 @@ class Deployment:
     def outcome(self, finished: bool) -> dict:
         """Run id, status and node ids, read back from `flwr` and the logs."""
         run_id = read_run_id(self.processes)
-        if not finished:
-            status = f"timed out after {self.cfg.run_timeout:g} s"
-        else:
-            status = run_status(self.exes["flwr"], run_id, self.processes) if run_id else "not started"
+        info = run_info(self.exes["flwr"], run_id, self.processes) if run_id else {"status": "not started"}
+        status = info["status"] if finished else f"timed out after {self.cfg.run_timeout:g} s"
         ids = {i: [read_node_id(self.processes, name) for name in names] for i, names in self.names.items()}
         return {
             "run_id": run_id,
             "status": status,
             "node_ids": [ids[i][0] for i in range(self.cfg.supernodes)],
             "rejoined_ids": {i: [n for n in found[1:] if n is not None] for i, found in ids.items() if len(found) > 1},
+            "flower_traffic": flower_traffic(info),
         }
 
 
@@ -219,8 +219,9 @@ def read_node_id(processes: Processes, name: str) -> int | None:
     return logged_number(processes, name, r"SuperNode ID: (\d+)")
 
 
-def run_status(flwr: str, run_id: int, processes: Processes, connection: str = CONNECTION) -> str:
-    """The run's final status from the SuperLink (`flwr ls --run-id N --format json`)."""
+def run_info(flwr: str, run_id: int, processes: Processes, connection: str = CONNECTION) -> dict:
+    """The run's row from the SuperLink (`flwr ls --run-id N --format json`): status, network traffic, ...;
+    {"status": "unknown: ..."} if it cannot be read."""
     env = {**processes.env, "NO_COLOR": "1", "TERM": "dumb"}  # plain JSON, also inside Jupyter
     done = subprocess.run(
         [flwr, "ls", connection, "--run-id", str(run_id), "--format", "json"],
@@ -231,9 +232,23 @@ def run_status(flwr: str, run_id: int, processes: Processes, connection: str = C
     )
     text = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)  # rich may colour it anyway
     try:
-        return json.loads(text[text.index("{") :])["runs"][0]["status"]
+        return json.loads(text[text.index("{") :])["runs"][0]
     except (ValueError, KeyError, IndexError):
-        return "unknown: " + " ".join((text or done.stderr).split())[:160]
+        return {"status": "unknown: " + " ".join((text or done.stderr).split())[:160]}
+
+
+def run_status(flwr: str, run_id: int, processes: Processes, connection: str = CONNECTION) -> str:
+    """The run's final status from the SuperLink (`flwr ls --run-id N --format json`)."""
+    return run_info(flwr, run_id, processes, connection)["status"]
+
+
+def flower_traffic(info: dict) -> dict[str, int] | None:
+    """Flower's own count of a run's Fleet API traffic, as the SuperLink sees it: outbound to the SuperNodes
+    ("down") and inbound from them ("up"); None if `flwr ls` gave none."""
+    traffic = info.get("network-traffic")
+    if not isinstance(traffic, dict):
+        return None
+    return {DOWN: int(traffic["outbound-bytes"]), UP: int(traffic["inbound-bytes"])}
 
 
 def refusal_line(processes: Processes, name: str) -> str:

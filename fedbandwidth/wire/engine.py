@@ -158,6 +158,7 @@ class DeployRun:
     network: str = ""  # prefix of every namespace and veth of the emulated network ("" on loopback)
     outsiders: list[dict] = field(default_factory=list)  # each unregistered SuperNode: relay bytes, what Flower said
     registered_ids: list[int] = field(default_factory=list)  # node ids Flower gave the registered keys (--auth)
+    flower_traffic: dict | None = None  # the SuperLink's own count of the run's Fleet traffic {"down", "up"}
 
     def leftovers(self) -> list[int]:
         """PIDs of processes this run started that still live (should be none)."""
@@ -204,6 +205,7 @@ def deploy(cfg: DeployConfig, faults: list | tuple = ()) -> DeployRun:
         network.prefix if network else "",
         outsider_rows(d),
         d.registered,
+        result["flower_traffic"],
     )
 
 

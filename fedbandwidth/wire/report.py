@@ -26,6 +26,7 @@ from ..report import bytes_cell, prediction_summary, render_prediction, render_t
 from ..server_app import LEDGER_CSV, ROUND_START, RUN_END, TIMELINE_CSV
 from ..theory import predict
 from .auth import auth_lines, auth_summary
+from .meters import meter_rows, object_costs, render_meters
 from .relay import Relay
 from .timing import kernel_rows, lost_rows, round_of, timing_rows
 
@@ -163,6 +164,7 @@ def deploy_summary(run) -> dict:
     report["lost"] = lost_rows(run.out / TIMELINE_CSV, run)
     report["events"] = [{**e, "round": round_of(e["unix_time"], windows)} for e in run.events]
     report["auth"] = auth_summary(run)
+    report["meters"] = meter_rows(report, ledger, run.flower_traffic, object_costs(run.cfg.model))
     report["run"] = {
         "id": run.run_id,
         "status": run.status,
@@ -266,6 +268,7 @@ def render_deploy_text(report: dict) -> str:
         *(render_table(NODE_ROUND_COLUMNS, report["node_rounds"]) if len(report["rounds"]) > 1 else []),
         *straggler_lines(report),
         *auth_lines(report),
+        *render_meters(report["meters"]),
         *(render_table(TIMING_COLUMNS, emulated) if emulated else []),
         *(render_table(KERNEL_COLUMNS, report["kernel"]) if report["kernel"] else []),
         *[f"lost: node {x['node']} (id {x['node_id']}) sent no reply in round {x['round']}" for x in report["lost"]],
