@@ -186,3 +186,16 @@ def test_bad_straggler_settings_are_one_line_exit_2(tmp_path, args, needle):
     code, stderr = cli(*args, "--out", str(tmp_path / "out"))
     assert code == 2 and stderr.count("\n") == 1 and needle in stderr
     assert not (tmp_path / "out" / "logs").exists()
+
+
+def test_object_costs_array_by_array_equal_deflating_the_whole_record():
+    from flwr.app import Array, ArrayRecord
+    from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects, get_object_tree
+
+    from fedbandwidth.model import random_arrays
+
+    record = ArrayRecord({k: Array(v) for k, v in random_arrays("tiny-gptneox").items()})
+    nested = get_all_nested_objects(record).values()
+    framing = sum(len(obj.deflate()) for obj in nested) - record.count_bytes()
+    whole = {"objects": len(nested), "framing": framing, "tree": get_object_tree(record).ByteSize()}
+    assert object_costs("tiny-gptneox") == whole == {"objects": 57, "framing": 8_835, "tree": 3_902}

@@ -28,18 +28,42 @@ from ..units import format_bytes
 DIRECTIONS = (DOWN, UP)
 
 
-def object_costs(model: str) -> dict[str, int]:
-    """What Flower adds to one model message's payload to move it: each object's header and the record's own
-    object (`framing`), and the object tree the message's protobuf carries (`tree`); `objects`: how many."""
-    from flwr.app import Array, ArrayRecord
+def varint_bytes(n: int) -> int:
+    """Bytes of `n` as a protobuf varint."""
+    return max(1, (n.bit_length() + 6) // 7)
+
+
+def array_costs(shape: tuple[int, ...], dtype: str) -> tuple[int, int, int]:
+    """(objects, header bytes, tree bytes) of one array as Flower moves it: the Array and its 5 MiB chunks.
+
+    They depend on the shape and dtype only, so one random array of that shape (one at a time) tells."""
+    import numpy as np
+    from flwr.app import Array
     from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects, get_object_tree
 
-    from ..model import random_arrays
+    array = Array(np.random.default_rng(0).standard_normal(shape).astype(dtype))
+    nested = get_all_nested_objects(array).values()
+    return len(nested), sum(len(obj.deflate()) for obj in nested) - len(array.data), get_object_tree(array).ByteSize()
 
-    record = ArrayRecord({name: Array(a) for name, a in random_arrays(model).items()})
-    objects = get_all_nested_objects(record).values()
-    framing = sum(len(obj.deflate()) for obj in objects) - record.count_bytes()
-    return {"objects": len(objects), "framing": framing, "tree": get_object_tree(record).ByteSize()}
+
+def object_costs(model: str) -> dict[str, int]:
+    """What Flower adds to one model message's payload to move it: each object's header and the record's own
+    object (`framing`), and the object tree the message's protobuf carries (`tree`); `objects`: how many.
+    Computed array by array (never the whole model in memory); equal to deflating the whole record."""
+    import numpy as np
+    from flwr.app import Array, ArrayRecord
+
+    from ..model import tensor_specs
+
+    specs, costs = tensor_specs(model), {}
+    for spec in specs:
+        costs.setdefault((tuple(spec.shape), spec.dtype), array_costs(tuple(spec.shape), spec.dtype))
+    parts = [costs[tuple(spec.shape), spec.dtype] for spec in specs]
+    # the record's own object: keys and child ids, whatever the arrays hold (distinct ones: no dedup)
+    small = ArrayRecord({s.name: Array(np.full((1,) * len(s.shape), i, s.dtype)) for i, s in enumerate(specs)})
+    record = len(small.deflate()) - sum(len(key) for key in small.keys())
+    tree = 2 + 64 + sum(1 + varint_bytes(t) + t for _, _, t in parts)  # the record's id, then each array's tree
+    return {"objects": 1 + sum(p[0] for p in parts), "framing": record + sum(p[1] for p in parts), "tree": tree}
 
 
 def meter_rows(report: dict, ledger, flower: dict | None, costs: dict[str, int]) -> list[dict]:
