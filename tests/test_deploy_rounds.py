@@ -89,6 +89,9 @@ def test_a_straggler_cut_off_at_the_kth_reply_is_late_and_its_bytes_wasted(tmp_p
     ]
     assert report["wasted_bytes"] == {"down": TINY_BYTES, "up": TINY_BYTES, "total": 2 * TINY_BYTES}
     assert report["late_replies"] == 1 and "wasted: 3,708,112 B" in render_deploy_text(report)
+    (crossed,) = [c for c in report["node_rounds"] if c["late_up_crossing_bytes"]]
+    assert crossed["partition"] == 2 and crossed["late_up_crossing_bytes"] == TINY_BYTES
+    assert TINY_BYTES <= crossed["wire_bytes"]["up"] <= OVERHEAD * TINY_BYTES + FIXED  # in the window it crossed in
     late_node = report["nodes"][2]  # its late reply crossed its relay: moved, and wasted
     assert late_node["payload_bytes"] == {"down": TINY_BYTES, "up": TINY_BYTES}
     assert TINY_BYTES <= late_node["wire_bytes"]["up"] <= OVERHEAD * TINY_BYTES + FIXED

@@ -23,7 +23,7 @@ from ..ledger import Ledger
 from ..model import tensor_specs
 from ..names import DOWN, UP
 from ..report import bytes_cell, prediction_summary, render_prediction, render_table, write_summary
-from ..server_app import LEDGER_CSV, ROUND_START, RUN_END, TIMELINE_CSV
+from ..server_app import LATE_REPLY, LEDGER_CSV, ROUND_START, RUN_END, TIMELINE_CSV
 from ..theory import predict
 from .auth import auth_lines, auth_summary
 from .meters import meter_rows, object_costs, render_meters
@@ -76,9 +76,25 @@ def payload_of(ledger: Ledger, nodes: set[int], rounds=None, delivered: bool = T
     }
 
 
+def late_crossings(timeline_csv: Path, ledger: Ledger, windows) -> dict[tuple[int, int], int]:
+    """(window round, node id) -> bytes of the late replies pulled in that round's window (a round's late reply
+    crosses while a later round runs; timeline.csv's late_reply events say when)."""
+    late = {(t.round, t.node_id): t.payload_bytes for t in ledger.transfers if t.late}
+    found: dict[tuple[int, int], int] = {}
+    if timeline_csv.exists():
+        with timeline_csv.open(newline="") as f:
+            for row in csv.DictReader(f):
+                key = (int(row["round"]), int(row["node_id"] or 0))
+                if row["event"] == LATE_REPLY and key in late:
+                    window = (round_of(float(row["unix_time"]), windows) or key[0], key[1])
+                    found[window] = found.get(window, 0) + late[key]
+    return found
+
+
 def node_round_rows(run, ledger: Ledger, windows: dict[int, tuple[float, float]]) -> list[dict]:
-    """One dict per SuperNode and round: moved payload, undelivered payload, and its relay's bytes in the round."""
-    rows = []
+    """One dict per SuperNode and round: moved payload, undelivered payload, its relay's bytes in the round's
+    window, and the late replies (of any round) that crossed in it."""
+    rows, late = [], late_crossings(run.out / TIMELINE_CSV, ledger, windows)
     for i, relay in enumerate(run.relays):
         nodes = partition_ids(run, i)
         for r, (start, end) in windows.items():
@@ -89,6 +105,7 @@ def node_round_rows(run, ledger: Ledger, windows: dict[int, tuple[float, float]]
                     "partition": i,
                     "payload_bytes": payload,
                     "undelivered_bytes": payload_of(ledger, nodes, {r}, delivered=False)[DOWN],
+                    "late_up_crossing_bytes": sum(late.get((r, n), 0) for n in nodes),
                     "wire_bytes": wire,
                     "wire_per_payload": {d: ratio(wire[d], payload[d]) for d in DIRECTIONS},
                 }
@@ -214,6 +231,7 @@ NODE_ROUND_COLUMNS = [
         )
     ],
     ("", 0, lambda r: f" (undelivered {r['undelivered_bytes']:,})" if r["undelivered_bytes"] else ""),
+    ("", 0, lambda r: f" (late up {r['late_up_crossing_bytes']:,})" if r["late_up_crossing_bytes"] else ""),
 ]
 
 
