@@ -86,25 +86,30 @@ STRAGGLER_OPTIONS = [  # over-commit, close early, slow nodes: late replies and 
         {
             "type": typed(check_at_least, minimum=1.0),
             "default": 1.0,
+            "metavar": "X",
             "help": "sample ceil(X * K) nodes a round, K from --fraction (Flower's minimum 2); the round closes at "
             "the K-th reply, later replies are late, their bytes wasted (default 1: no over-commit)",
         },
     ),
     (
         "--close-at",
-        {"type": typed(check_count), "help": "close each round at this many replies (default: K)"},
+        {"type": typed(check_count), "metavar": "N", "help": "close each round at this many replies (default: K)"},
     ),
     (
         "--deadline",
         {
             "type": typed(check_at_least, minimum=0.001),
+            "metavar": "S",
             "help": "close each round this many seconds after its models went out, whatever came back "
             "(at most --round-timeout; default: none)",
         },
     ),
     (
         "--compute-seconds",
-        {"help": "comma-separated seconds each node's client waits before replying, in turn (e.g. 0,0,8: a straggler)"},
+        {
+            "metavar": "S1,S2,...",
+            "help": "seconds each node's client waits before replying, in turn (e.g. 0,0,8: node 2 straggles)",
+        },
     ),
 ]
 
@@ -123,6 +128,7 @@ AUTH_OPTIONS = [  # who may join
         {
             "type": typed(check_count, minimum=0),
             "default": 0,
+            "metavar": "N",
             "help": "also start N SuperNodes with a key nobody registered (with --auth, Flower refuses them)",
         },
     ),
