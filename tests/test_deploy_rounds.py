@@ -32,7 +32,7 @@ def killed(tmp_path_factory):
     """3 nodes x 3 rounds; node 0 SIGKILLed as its round-2 model comes down; rounds time out after 15 s."""
     out = tmp_path_factory.mktemp("killed")
     cfg = DeployConfig(supernodes=3, rounds=3, model=TINY, round_timeout=15, out=out)
-    run = deploy(cfg, faults=[NodeFault(partition=0, after_down_bytes=TINY_BYTES + APP_BYTES + 2**10)])
+    run = deploy(cfg, faults=[NodeFault(partition=0, after_down_bytes=TINY_BYTES + APP_BYTES + 2**19)])  # 0.5 MiB in
     return run, deploy_summary(run)
 
 
