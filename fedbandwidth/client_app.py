@@ -4,11 +4,13 @@ Ray actors import this module, so it stays light: flwr and numpy only, no torch,
 Two flavours: ``legacy_app`` (the course's ``NumPyClient``) and ``app`` (Flower's Message API). The Message-API
 app reads the run config's ``client``: ``"echo"`` (the default) or ``"perturb"``, which changes every array a
 little, as training would, so a deployment's uplink really carries every byte (Flower does not upload objects
-the SuperLink still holds, and an echoed array is one of them).
+the SuperLink still holds, and an echoed array is one of them). A node whose node config has ``compute-seconds``
+waits that long before it replies (a straggler, as a slow device would be).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 
 import numpy as np
@@ -17,7 +19,7 @@ from flwr.client import Client, NumPyClient
 from flwr.clientapp import ClientApp
 
 from .checks import check_choice
-from .names import ARRAYS, CLIENTS, METRICS, NUM_EXAMPLES, PARTITION_ID
+from .names import ARRAYS, CLIENTS, COMPUTE_SECONDS, METRICS, NUM_EXAMPLES, PARTITION_ID
 
 
 class NoOpClient(NumPyClient):
@@ -76,6 +78,7 @@ def make_message_app(fail_partitions: Collection[int] = (), mods: list | None = 
 
     @client.train()
     def train(msg: Message, context: Context) -> Message:
+        time.sleep(float(context.node_config.get(COMPUTE_SECONDS, 0.0)))  # a slow node, as if it trained
         if check_choice("client", context.run_config.get("client", "echo"), CLIENTS) == "perturb":
             return perturb_reply(msg, context)
         return echo_reply(msg, context, failing)

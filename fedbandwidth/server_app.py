@@ -7,13 +7,17 @@ round started and when the run ended, Unix time), so wire bytes counted elsewher
 
 It never waits forever for a node: round 1 waits at most the round timeout for ``min-available-nodes``, later
 rounds sample from the nodes connected when they start (a node that is gone is not waited for; one that
-(re)joined is sampled), and a sampled node that sends no reply is written to the timeline as lost.
+(re)joined is sampled). A model message is written once its fate is known (app_rounds.py): delivered, or never
+fetched (its node written to the timeline as lost, and not sampled again until Flower sees it again). With
+``over-commit`` x a round samples ceil(x * K) nodes and closes at the K-th reply (or ``close-at``, or its
+``deadline``); later replies are written as late: their bytes crossed, but were wasted.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,16 +25,20 @@ from pathlib import Path
 from flwr.app import Array, ArrayRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
+from .app_rounds import LATE_REPLY as LATE_REPLY  # timeline events, also read by the wire report
+from .app_rounds import NODE_LOST as NODE_LOST
+from .app_rounds import RoundGrid, check_at_least, sample_size, wasted_bytes
 from .checks import check_choice, check_count, check_fraction
 from .ledger import Ledger
 from .model import known_models, random_arrays
-from .tracking import MessageTrackingFedAvg, sampling
+from .names import DOWN, TRAIN
+from .tracking import MessageTrackingFedAvg, record_messages, sampling
 
 log = logging.getLogger("flwr")
 
 LEDGER_CSV, TIMELINE_CSV = "ledger.csv", "timeline.csv"
 ROUND_START, RUN_END = "round_start", "run_end"  # timeline events
-NODE_LOST, NO_NODES = "node_lost", "no_nodes"  # a sampled node sent no reply; no node to sample
+NO_NODES = "no_nodes"  # no node to sample (NODE_LOST, LATE_REPLY: app_rounds.py)
 TIMELINE_COLUMNS = ("round", "event", "unix_time", "node_id")
 
 
@@ -46,6 +54,9 @@ class AppSettings:
     round_timeout: float = 600.0  # seconds to wait for a round's replies
     model: str = "pythia-14m"  # architecture whose exact arrays are sent
     out_dir: str = "build/app"  # ledger.csv and timeline.csv go here
+    over_commit: float = 1.0  # sample ceil(over_commit * K) nodes (K: from fraction and minimum) ...
+    close_at: int = 0  # ... and close the round at this many replies (0: at K)
+    deadline: float = 0.0  # close a round this many seconds after its models went out (0: no deadline)
 
 
 def read_settings(run_config: dict) -> AppSettings:
@@ -63,6 +74,9 @@ def read_settings(run_config: dict) -> AppSettings:
         round_timeout=float(check_count("round-timeout", get("round-timeout", int(d.round_timeout)))),
         model=check_choice("model", get("model", d.model), known_models()),
         out_dir=str(get("out-dir", d.out_dir)),
+        over_commit=check_at_least("over-commit", get("over-commit", d.over_commit), 1.0),
+        close_at=check_count("close-at", get("close-at", d.close_at), minimum=0),
+        deadline=check_at_least("deadline", get("deadline", d.deadline), 0.0),
     )
 
 
@@ -95,37 +109,37 @@ def connected_nodes(grid: Grid, wanted: int, seconds: float) -> list[int]:
 
 
 class TimedTrackingFedAvg(MessageTrackingFedAvg):
-    """MessageTrackingFedAvg that writes each round's start and lost nodes into a timeline CSV, and that
-    samples from the nodes connected now (Flower's own sampler waits forever for min_available_nodes)."""
+    """MessageTrackingFedAvg that writes each round's start into a timeline CSV, samples from the nodes connected
+    now (Flower's own sampler waits forever for min_available_nodes) that are not missing, and over-commits."""
 
-    def __init__(self, ledger: Ledger, timeline_csv: Path, wait_seconds: float = 600.0, **kwargs) -> None:
+    def __init__(
+        self, ledger: Ledger, timeline_csv: Path, wait_seconds: float = 600.0, over_commit: float = 1.0, **kwargs
+    ) -> None:
         super().__init__(ledger, **kwargs)
         self.timeline_csv = timeline_csv
         self.wait_seconds = wait_seconds  # round 1 waits at most this long for min_available_nodes
+        self.over_commit = over_commit  # sample ceil(over_commit * K) nodes
         self.wanted = (self.min_available_nodes, self.min_train_nodes)  # the minimums as configured
-        self.sampled: list[int] = []  # node ids sampled for this round's training
 
     def configure_train(self, server_round, arrays, config, grid):
-        """Note the round's start; sample from the nodes connected now (minimums lowered to them); record."""
+        """Note the round's start; sample ceil(x * K) of the nodes connected and not missing; tell the grid K.
+
+        On a RoundGrid the model messages are written once delivered (or not); on any other grid, now."""
         append_event(self.timeline_csv, server_round, ROUND_START)
         nodes = connected_nodes(grid, self.wanted[0] if server_round == 1 else 1, self.wait_seconds)
-        self.min_available_nodes, self.min_train_nodes = (min(w, len(nodes)) for w in self.wanted)
+        nodes = grid.sampleable(nodes) if isinstance(grid, RoundGrid) else nodes
         if not nodes:
             append_event(self.timeline_csv, server_round, NO_NODES)
-        messages = (
-            list(super().configure_train(server_round, arrays, config, NodeSnapshot(grid, nodes))) if nodes else []
-        )
-        self.sampled = [m.metadata.dst_node_id for m in messages]
+            return []
+        k, count = sample_size(len(nodes), self.fraction_train, self.wanted[1], self.over_commit)
+        self.min_available_nodes = self.min_train_nodes = count
+        chosen = NodeSnapshot(grid, random.sample(nodes, count))
+        messages = list(super(MessageTrackingFedAvg, self).configure_train(server_round, arrays, config, chosen))
+        if isinstance(grid, RoundGrid):
+            grid.wanted = grid.close_at or k
+        else:
+            record_messages(self.ledger, server_round, TRAIN, DOWN, messages, self.arrayrecord_key)
         return messages
-
-    def aggregate_train(self, server_round, replies):
-        """Write each sampled node that sent no valid reply as lost, then record and average."""
-        replies = list(replies)
-        replied = {r.metadata.src_node_id for r in replies if not r.has_error()}
-        for node in self.sampled:
-            if node not in replied:
-                append_event(self.timeline_csv, server_round, NODE_LOST, node)
-        return super().aggregate_train(server_round, replies)
 
 
 def run_app(grid: Grid, settings: AppSettings) -> Ledger:
@@ -138,18 +152,24 @@ def run_app(grid: Grid, settings: AppSettings) -> Ledger:
     sample = sampling(
         settings.fraction_train, settings.fraction_evaluate, settings.min_train_nodes, settings.min_available_nodes
     )
-    strategy = TimedTrackingFedAvg(ledger, timeline, wait_seconds=settings.round_timeout, **sample)
+    strategy = TimedTrackingFedAvg(
+        ledger, timeline, wait_seconds=settings.round_timeout, over_commit=settings.over_commit, **sample
+    )
+    event = lambda r, name, node: append_event(timeline, r, name, node)  # noqa: E731
+    rounds = RoundGrid(grid, ledger, event, close_at=settings.close_at, deadline=settings.deadline)
     initial = ArrayRecord({name: Array(a) for name, a in random_arrays(settings.model).items()})
     try:
         strategy.start(
-            grid=grid, initial_arrays=initial, num_rounds=settings.num_server_rounds, timeout=settings.round_timeout
+            grid=rounds, initial_arrays=initial, num_rounds=settings.num_server_rounds, timeout=settings.round_timeout
         )
+        rounds.drain()  # late replies of the last round
     finally:
         append_event(timeline, settings.num_server_rounds, RUN_END)
     log.info(
-        "fedbandwidth: %d messages, %d payload bytes; ledger in %s",
+        "fedbandwidth: %d messages, %d payload bytes moved (%d wasted); ledger in %s",
         len(ledger.transfers),
         ledger.total_bytes(),
+        wasted_bytes(ledger.transfers)["total"],
         ledger.csv_path,
     )
     return ledger

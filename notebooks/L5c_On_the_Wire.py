@@ -156,6 +156,18 @@ kernel.to_csv(out / "kernel_vs_relay.csv", index=False)
 kernel
 
 # %% [markdown]
+# ## Three meters: the ledger, Flower's own counters, the relays
+#
+# The SuperLink counts each run's traffic too (`flwr ls --run-id N`: outbound to the SuperNodes, inbound from
+# them). It sits between our two meters: the ledger counts the arrays (`count_bytes()`); Flower adds each
+# object's header (`object_framing`), the object tree a message lists (`object_trees`) and the message's own
+# objects and protobuf fields (`flower_rest`); the relays add what Flower does not count (`relay_rest`: HTTP,
+# heartbeats, polls, the app each node downloads once).
+
+# %%
+pd.DataFrame(deployment["meters"]).set_index("direction")
+
+# %% [markdown]
 # ## 3. Time: measured next to predicted
 #
 # For each model message, the relay knows when its first byte left the sender and when its last

@@ -12,8 +12,11 @@ import pytest
 from conftest import MESSAGE_BYTES, processes_with_flwr_home, start_deploy
 from fedbandwidth.wire.commands import find_executables
 from fedbandwidth.wire.engine import DeployConfig, deploy
+from fedbandwidth.wire.meters import object_costs
 from fedbandwidth.wire.report import deploy_summary, render_deploy_text
 from fedbandwidth.wire.tls import generate_tls
+
+APP_BYTES = 300_000  # at least the app (FAB) each SuperNode fetches with its first message
 
 
 def check_wire_against_payload(report):
@@ -46,6 +49,23 @@ def test_deployment_measures_payload_and_wire(deployed):
     check_wire_against_payload(report)
     assert all(relay.connections >= 1 for relay in run.relays)
     assert "wire/payload" in render_deploy_text(report)
+
+
+def test_flowers_own_counters_sit_between_the_ledger_and_the_relays(deployed):
+    run, report = deployed
+    costs = object_costs("pythia-14m")
+    assert costs == {"objects": 161, "framing": 24_655, "tree": 11_022}  # 76 arrays, 84 chunks, the record
+    down, up = report["meters"]
+    assert down["messages"] == up["messages"] == 2
+    for row in (down, up):
+        assert row["object_framing"] == 2 * costs["framing"] and row["object_trees"] == 2 * costs["tree"]
+        assert row["flower_bytes"] == sum(
+            row[k] for k in ("ledger_bytes", "object_framing", "object_trees", "flower_rest")
+        )
+        assert 0 < row["flower_rest"] < 2 * 20_000  # message objects, protobuf fields: 11.7 KB a message down here
+    assert down["relay_rest"] > 2 * APP_BYTES  # the app (GetFab) and every HTTP header, uncounted by Flower
+    assert 0 < up["relay_rest"] < 0.02 * up["relay_bytes"]
+    assert "Flower's counter" in render_deploy_text(report)
 
 
 def test_tls_mode_never_runs_insecure(deployed):
@@ -151,3 +171,31 @@ def test_links_without_root_is_one_line_exit_2_before_anything_starts(tmp_path):
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "--links needs root" in done.stderr
     assert not (tmp_path / "out" / "logs").exists()
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--over-commit", "0.5"], "argument --over-commit: must be a number >= 1, got 0.5"),
+        (["--deadline", "0"], "argument --deadline: must be a number >= 0.001, got 0.0"),
+        (["--deadline", "200", "--round-timeout", "100"], "deadline must lie in (0, round timeout 100] s, got 200"),
+        (["--compute-seconds", "0,slow"], "--compute-seconds must be comma-separated numbers, got '0,slow'"),
+    ],
+)
+def test_bad_straggler_settings_are_one_line_exit_2(tmp_path, args, needle):
+    code, stderr = cli(*args, "--out", str(tmp_path / "out"))
+    assert code == 2 and stderr.count("\n") == 1 and needle in stderr
+    assert not (tmp_path / "out" / "logs").exists()
+
+
+def test_object_costs_array_by_array_equal_deflating_the_whole_record():
+    from flwr.app import Array, ArrayRecord
+    from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects, get_object_tree
+
+    from fedbandwidth.model import random_arrays
+
+    record = ArrayRecord({k: Array(v) for k, v in random_arrays("tiny-gptneox").items()})
+    nested = get_all_nested_objects(record).values()
+    framing = sum(len(obj.deflate()) for obj in nested) - record.count_bytes()
+    whole = {"objects": len(nested), "framing": framing, "tree": get_object_tree(record).ByteSize()}
+    assert object_costs("tiny-gptneox") == whole == {"objects": 57, "framing": 8_835, "tree": 3_902}

@@ -47,8 +47,8 @@ def rows(path) -> list[dict]:
 
 def test_multi_round_tls_run_goes_on_without_a_killed_node_which_rejoins(emulation, tmp_path):
     # 3 nodes x 3 rounds over TLS; node 0 is SIGKILLed while its round-2 model comes down, restarted 3 s later as a
-    # new node. Rounds that sampled the dead node wait their 20 s timeout (it stays listed until Flower's heartbeat
-    # check drops it), no longer.
+    # new node. Round 2 waits its 20 s timeout for the dead node; round 3 does not sample it (still listed until
+    # Flower's heartbeat check drops it, but the app samples no node that missed a round until Flower sees it again).
     cfg = DeployConfig(
         supernodes=3, rounds=3, tls=True, model=TINY, links=parse_links("100/100/2"), round_timeout=20, out=tmp_path
     )
@@ -70,6 +70,7 @@ def test_multi_round_tls_run_goes_on_without_a_killed_node_which_rejoins(emulati
         ("3", "down"),
         ("3", "up"),
     }  # sampled again, and it replied
+    assert {r["round"] for r in ledger if int(r["node_id"]) == run.node_ids[0]} == {"1", "2"}  # its old id: not in 3
     for node in run.node_ids[1:]:  # the others took part in every round
         assert {r["round"] for r in ledger if int(r["node_id"]) == node and r["direction"] == "up"} == {"1", "2", "3"}
     assert_timed_and_reconciled(report)

@@ -13,7 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..checks import check_count, check_writable
+from ..app_rounds import check_at_least
+from ..checks import ConfigError, check_count, check_writable
 from ..model import known_models
 from ..names import CLIENTS
 from .args import add_output_arguments, add_size_arguments, typed
@@ -79,12 +80,89 @@ OPTIONS = [  # flag, argparse keywords: the options besides size and output
 ]
 
 
+STRAGGLER_OPTIONS = [  # over-commit, close early, slow nodes: late replies and wasted bytes
+    (
+        "--over-commit",
+        {
+            "type": typed(check_at_least, minimum=1.0),
+            "default": 1.0,
+            "metavar": "X",
+            "help": "sample ceil(X * K) nodes a round, K from --fraction (Flower's minimum 2); the round closes at "
+            "the K-th reply, later replies are late, their bytes wasted (default 1: no over-commit)",
+        },
+    ),
+    (
+        "--close-at",
+        {"type": typed(check_count), "metavar": "N", "help": "close each round at this many replies (default: K)"},
+    ),
+    (
+        "--deadline",
+        {
+            "type": typed(check_at_least, minimum=0.001),
+            "metavar": "S",
+            "help": "close each round this many seconds after its models went out, whatever came back "
+            "(at most --round-timeout; default: none)",
+        },
+    ),
+    (
+        "--compute-seconds",
+        {
+            "metavar": "S1,S2,...",
+            "help": "seconds each node's client waits before replying, in turn (e.g. 0,0,8: node 2 straggles)",
+        },
+    ),
+]
+
+
+AUTH_OPTIONS = [  # who may join
+    (
+        "--auth",
+        {
+            "action": "store_true",
+            "help": "SuperNode authentication: a key pair per SuperNode, registered with `flwr supernode register`; "
+            "the SuperLink lets in no other (needs --tls or --certs)",
+        },
+    ),
+    (
+        "--unregistered",
+        {
+            "type": typed(check_count, minimum=0),
+            "default": 0,
+            "metavar": "N",
+            "help": "also start N SuperNodes with a key nobody registered (with --auth, Flower refuses them)",
+        },
+    ),
+]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `fedbandwidth deploy` options."""
     add_size_arguments(parser, "SuperNode processes")
     for flag, keywords in OPTIONS:
         parser.add_argument(flag, **keywords)
+    for flag, keywords in STRAGGLER_OPTIONS:
+        parser.add_argument(flag, **keywords)
+    for flag, keywords in AUTH_OPTIONS:
+        parser.add_argument(flag, **keywords)
     add_output_arguments(parser, "build/deploy", "ledger.csv, timeline.csv, logs/, certs/, summary.json")
+
+
+def straggler_settings(args: argparse.Namespace) -> dict:
+    """DeployConfig's over-commit, close-at, deadline and compute seconds from the flags (ConfigError if bad)."""
+    seconds = ()
+    if args.compute_seconds:
+        try:
+            seconds = tuple(float(x) for x in args.compute_seconds.split(","))
+        except ValueError:
+            raise ConfigError(
+                f"--compute-seconds must be comma-separated numbers, got {args.compute_seconds!r}"
+            ) from None
+    return {
+        "over_commit": args.over_commit,
+        "close_at": args.close_at or 0,
+        "deadline": args.deadline or 0.0,
+        "compute_seconds": seconds,
+    }
 
 
 def config_from_args(args: argparse.Namespace):
@@ -110,6 +188,9 @@ def config_from_args(args: argparse.Namespace):
         model=args.model,
         links=parse_links(args.links) if args.links else (),
         client=args.client,
+        **straggler_settings(args),
+        auth=args.auth,
+        unregistered=args.unregistered,
     )
     find_executables(cfg.flower_bin)
     check_writable(cfg.out)

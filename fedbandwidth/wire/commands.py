@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from ..checks import ConfigError
-from ..names import node_config_text
+from ..names import COMPUTE_SECONDS, node_config_text
 from .processes import MARKER
 from .tls import TlsFiles
 
@@ -106,8 +106,9 @@ def tls_args(tls: TlsFiles | None, server: bool) -> list[str]:
     return ["--root-certificates", str(tls.ca_cert)]
 
 
-def superlink_argv(exe: str, port: int, tls: TlsFiles | None) -> list[str]:
-    """flower-superlink on 127.0.0.1:`port` (Fleet, Control and runtime APIs share it), state in memory."""
+def superlink_argv(exe: str, port: int, tls: TlsFiles | None, auth: bool = False) -> list[str]:
+    """flower-superlink on 127.0.0.1:`port` (Fleet, Control and runtime APIs share it), state in memory;
+    with `auth`, only SuperNodes whose public key was registered may join."""
     return [
         exe,
         *tls_args(tls, server=True),
@@ -116,6 +117,7 @@ def superlink_argv(exe: str, port: int, tls: TlsFiles | None) -> list[str]:
         "127.0.0.1",
         "--port",
         str(port),
+        *(["--enable-supernode-auth"] if auth else []),
     ]
 
 
@@ -127,8 +129,13 @@ def supernode_argv(
     partitions: int,
     tls: TlsFiles | None,
     superlink_host: str = "127.0.0.1",
+    compute_seconds: float = 0.0,
+    private_key: Path | None = None,
 ) -> list[str]:
-    """flower-supernode talking to `superlink_host`:`superlink_port` (its relay), its own runtime port."""
+    """flower-supernode talking to `superlink_host`:`superlink_port` (its relay), its own runtime port; a client
+    that waits `compute_seconds` before replying gets them in its node config; `private_key`: it signs in."""
+    node_config = node_config_text(partition, partitions)
+    node_config += f" {COMPUTE_SECONDS}={float(compute_seconds)!r}" if compute_seconds else ""
     return [
         exe,
         *tls_args(tls, server=False),
@@ -139,7 +146,8 @@ def supernode_argv(
         "--port",
         str(own_port),
         "--node-config",
-        node_config_text(partition, partitions),
+        node_config,
+        *(["--auth-supernode-private-key", str(private_key)] if private_key else []),
     ]
 
 

@@ -10,6 +10,8 @@ import time
 import uuid
 from pathlib import Path
 
+from ..names import DOWN, UP
+from .auth import KEYS_FOLDER, make_key_pair, register
 from .commands import (
     CONNECTION,
     flower_env,
@@ -26,6 +28,7 @@ from .relay import Relay
 from .tls import TlsFiles
 
 POLL_SECONDS = 0.2  # how often the run, its processes and the faults are looked at
+REFUSED = re.compile(r"\[code: \d+\].*|Failed to activate SuperNode.*")  # a SuperNode's log when refused
 
 
 class Deployment:
@@ -42,6 +45,9 @@ class Deployment:
         self.events: list[dict] = []  # SuperNodes that died, faults fired
         self.counters: list[dict] = []  # each host's kernel counters over the run (after teardown)
         self.pids: list[int] = []  # every process stopped at teardown
+        self.keys: dict[str, Path] = {}  # process name -> its SuperNode's private key (with --auth)
+        self.outsiders: list[Relay] = []  # relays of the SuperNodes whose key nobody registered
+        self.registered: list[int] = []  # node ids `flwr supernode register` gave the keys (with --auth)
 
     def run(self, faults) -> dict:
         """Start everything, wait for `flwr run` (firing `faults`), stop everything; what happened, as a dict."""
@@ -53,9 +59,13 @@ class Deployment:
             with signals_as_interrupt():
                 self.start_superlink()
                 baseline = [h.counters() if h else None for h in self.hosts]
+                if self.cfg.auth:
+                    self.make_keys()
                 for i in range(self.cfg.supernodes):
                     self.relays.append(self.make_relay(i))
                     self.start_supernode(i)
+                for j in range(self.cfg.unregistered):
+                    self.start_outsider(j)
                 runner = self.processes.start("flwr-run", self.flwr_run_argv(app_dir), cwd=self.out)
                 finished = self.wait(runner, plan)
                 return {**self.outcome(finished), "wall_seconds": time.monotonic() - started}
@@ -63,14 +73,38 @@ class Deployment:
             with signals_ignored():  # a second Ctrl-C must not cut the teardown short
                 plan.finish()
                 self.pids = self.processes.stop()
-                for relay in self.relays:
+                for relay in self.relays + self.outsiders:
                     relay.close()
                 self.counters = [counter_delta(h, b) for h, b in zip(self.hosts, baseline, strict=False)]
 
     def start_superlink(self) -> None:
         """The SuperLink on 127.0.0.1; wait until it accepts connections."""
-        link = self.processes.start("superlink", superlink_argv(self.exes["flower-superlink"], self.port, self.tls))
+        argv = superlink_argv(self.exes["flower-superlink"], self.port, self.tls, auth=self.cfg.auth)
+        link = self.processes.start("superlink", argv)
         wait_for_port(self.port, link, self.processes, "superlink")
+
+    def make_keys(self) -> None:
+        """A key pair per SuperNode, each public key registered with the SuperLink by `flwr supernode register`."""
+        for i in range(self.cfg.supernodes):
+            private, public = make_key_pair(self.out / KEYS_FOLDER, f"supernode-{i}")
+            self.registered.append(register(self.exes["flwr"], public, CONNECTION, self.processes.env))
+            self.keys[f"supernode-{i}"] = private
+
+    def start_outsider(self, j: int) -> None:
+        """A SuperNode behind a relay of its own, with a key pair the SuperLink was never told of."""
+        relay = Relay(self.port, name=f"unregistered-{j}").start()
+        self.outsiders.append(relay)
+        private, _ = make_key_pair(self.out / KEYS_FOLDER, f"unregistered-{j}")
+        argv = supernode_argv(
+            self.exes["flower-supernode"],
+            relay.port,
+            free_port(),
+            j,
+            self.cfg.supernodes,
+            self.tls,
+            private_key=private,
+        )
+        self.processes.start(f"unregistered-{j}", argv)
 
     def make_relay(self, i: int) -> Relay:
         """Node i's relay: on its emulated host's address with its link's latency, or on loopback."""
@@ -92,6 +126,8 @@ class Deployment:
             self.cfg.supernodes,
             self.tls,
             superlink_host=host.host_address if host else "127.0.0.1",
+            compute_seconds=self.cfg.compute_seconds_of(i),
+            private_key=self.keys.get(f"supernode-{i}"),
         )
         names = self.names.setdefault(i, [])
         names.append(f"supernode-{i}" if not names else f"supernode-{i}-restart{len(names)}")
@@ -147,16 +183,15 @@ class Deployment:
     def outcome(self, finished: bool) -> dict:
         """Run id, status and node ids, read back from `flwr` and the logs."""
         run_id = read_run_id(self.processes)
-        if not finished:
-            status = f"timed out after {self.cfg.run_timeout:g} s"
-        else:
-            status = run_status(self.exes["flwr"], run_id, self.processes) if run_id else "not started"
+        info = run_info(self.exes["flwr"], run_id, self.processes) if run_id else {"status": "not started"}
+        status = info["status"] if finished else f"timed out after {self.cfg.run_timeout:g} s"
         ids = {i: [read_node_id(self.processes, name) for name in names] for i, names in self.names.items()}
         return {
             "run_id": run_id,
             "status": status,
             "node_ids": [ids[i][0] for i in range(self.cfg.supernodes)],
             "rejoined_ids": {i: [n for n in found[1:] if n is not None] for i, found in ids.items() if len(found) > 1},
+            "flower_traffic": flower_traffic(info),
         }
 
 
@@ -184,8 +219,9 @@ def read_node_id(processes: Processes, name: str) -> int | None:
     return logged_number(processes, name, r"SuperNode ID: (\d+)")
 
 
-def run_status(flwr: str, run_id: int, processes: Processes, connection: str = CONNECTION) -> str:
-    """The run's final status from the SuperLink (`flwr ls --run-id N --format json`)."""
+def run_info(flwr: str, run_id: int, processes: Processes, connection: str = CONNECTION) -> dict:
+    """The run's row from the SuperLink (`flwr ls --run-id N --format json`): status, network traffic, ...;
+    {"status": "unknown: ..."} if it cannot be read."""
     env = {**processes.env, "NO_COLOR": "1", "TERM": "dumb"}  # plain JSON, also inside Jupyter
     done = subprocess.run(
         [flwr, "ls", connection, "--run-id", str(run_id), "--format", "json"],
@@ -196,6 +232,27 @@ def run_status(flwr: str, run_id: int, processes: Processes, connection: str = C
     )
     text = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)  # rich may colour it anyway
     try:
-        return json.loads(text[text.index("{") :])["runs"][0]["status"]
+        return json.loads(text[text.index("{") :])["runs"][0]
     except (ValueError, KeyError, IndexError):
-        return "unknown: " + " ".join((text or done.stderr).split())[:160]
+        return {"status": "unknown: " + " ".join((text or done.stderr).split())[:160]}
+
+
+def run_status(flwr: str, run_id: int, processes: Processes, connection: str = CONNECTION) -> str:
+    """The run's final status from the SuperLink (`flwr ls --run-id N --format json`)."""
+    return run_info(flwr, run_id, processes, connection)["status"]
+
+
+def flower_traffic(info: dict) -> dict[str, int] | None:
+    """Flower's own count of a run's Fleet API traffic, as the SuperLink sees it: outbound to the SuperNodes
+    ("down") and inbound from them ("up"); None if `flwr ls` gave none."""
+    traffic = info.get("network-traffic")
+    if not isinstance(traffic, dict):
+        return None
+    return {DOWN: int(traffic["outbound-bytes"]), UP: int(traffic["inbound-bytes"])}
+
+
+def refusal_line(processes: Processes, name: str) -> str:
+    """The first line of a SuperNode's log that says the SuperLink refused it ("" if none does)."""
+    path = processes.logs / f"{name}.log"
+    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+    return next((found.group(0).strip() for line in lines if (found := REFUSED.search(line))), "")

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import psutil
 
+from ..app_rounds import check_at_least
 from ..checks import ConfigError, check_choice, check_count, check_fraction, check_writable
 from ..model import known_models
 from ..names import CLIENTS
 from ..server_app import LEDGER_CSV, TIMELINE_CSV
 from ..theory import default_min_nodes
 from .commands import find_executables
-from .deployment import Deployment
+from .deployment import Deployment, read_node_id, refusal_line
 from .links import LinkProfile
 from .network import EmulatedNetwork
 from .processes import (
@@ -57,6 +58,12 @@ class DeployConfig:
     model: str = "pythia-14m"  # architecture whose exact arrays are sent
     links: tuple[LinkProfile, ...] = ()  # emulated network: node i on its own host with links[i % len]; () = loopback
     client: str = "perturb"  # the ClientApp: "perturb" changes every array (every byte goes up), "echo" does not
+    over_commit: float = 1.0  # sample ceil(over_commit * K) nodes a round (K: from fraction; Flower's minimum 2)
+    close_at: int = 0  # close a round at this many replies (0: at K); later replies are late, their bytes wasted
+    deadline: float = 0.0  # close a round this many seconds after its models went out (0: none; the round timeout)
+    compute_seconds: tuple[float, ...] = ()  # node i's client waits compute_seconds[i % len] before replying
+    auth: bool = False  # SuperNode authentication: only SuperNodes whose key was registered may join (needs TLS)
+    unregistered: int = 0  # SuperNodes started besides, with a key nobody registered (--auth: Flower refuses them)
 
     def __post_init__(self) -> None:
         check_count("supernodes", self.supernodes)
@@ -72,6 +79,23 @@ class DeployConfig:
             raise ConfigError(f"timeout must be > 0 seconds, got {self.run_timeout}")
         if self.links and self.supernodes > MAX_EMULATED_NODES:
             raise ConfigError(f"--links emulates at most {MAX_EMULATED_NODES} SuperNodes, got {self.supernodes}")
+        self.check_stragglers()
+        check_count("unregistered", self.unregistered, minimum=0)
+        if self.auth and not self.use_tls:
+            raise ConfigError("--auth needs --tls (or --certs): Flower authenticates SuperNodes over TLS only")
+
+    def check_stragglers(self) -> None:
+        """Over-commit >= 1, a deadline > 0 within the round timeout, compute seconds >= 0; else ConfigError."""
+        check_at_least("over-commit", self.over_commit, 1.0)
+        check_count("close-at", self.close_at, minimum=0)
+        if self.deadline and not 0 < self.deadline <= self.round_timeout:
+            raise ConfigError(f"deadline must lie in (0, round timeout {self.round_timeout}] s, got {self.deadline}")
+        for seconds in self.compute_seconds:
+            check_at_least("compute-seconds", seconds, 0.0)
+
+    def compute_seconds_of(self, partition: int) -> float:
+        """How long node `partition`'s client waits before replying (0: no wait)."""
+        return self.compute_seconds[partition % len(self.compute_seconds)] if self.compute_seconds else 0.0
 
     @property
     def use_tls(self) -> bool:
@@ -107,6 +131,9 @@ def app_settings(cfg: DeployConfig, out: Path) -> dict:
         "model": cfg.model,
         "client": cfg.client,
         "out-dir": str(out),
+        "over-commit": float(cfg.over_commit),
+        "close-at": cfg.close_at,
+        "deadline": float(cfg.deadline),
     }
 
 
@@ -129,6 +156,9 @@ class DeployRun:
     events: list[dict] = field(default_factory=list)  # faults fired and SuperNodes that died, with their time
     rejoined_ids: dict[int, list[int]] = field(default_factory=dict)  # partition -> ids of its restarted node
     network: str = ""  # prefix of every namespace and veth of the emulated network ("" on loopback)
+    outsiders: list[dict] = field(default_factory=list)  # each unregistered SuperNode: relay bytes, what Flower said
+    registered_ids: list[int] = field(default_factory=list)  # node ids Flower gave the registered keys (--auth)
+    flower_traffic: dict | None = None  # the SuperLink's own count of the run's Fleet traffic {"down", "up"}
 
     def leftovers(self) -> list[int]:
         """PIDs of processes this run started that still live (should be none)."""
@@ -173,4 +203,21 @@ def deploy(cfg: DeployConfig, faults: list | tuple = ()) -> DeployRun:
         d.events,
         result["rejoined_ids"],
         network.prefix if network else "",
+        outsider_rows(d),
+        d.registered,
+        result["flower_traffic"],
     )
+
+
+def outsider_rows(d: Deployment) -> list[dict]:
+    """What became of each SuperNode whose key nobody registered: its relay's bytes, its node id, its last words."""
+    return [
+        {
+            "name": f"unregistered-{j}",
+            "wire_bytes": relay.totals(),
+            "node_id": read_node_id(d.processes, f"unregistered-{j}"),
+            "refusal": refusal_line(d.processes, f"unregistered-{j}"),
+            "exit_code": d.processes.started[f"unregistered-{j}"].returncode,
+        }
+        for j, relay in enumerate(d.outsiders)
+    ]

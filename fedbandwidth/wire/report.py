@@ -4,6 +4,10 @@ Wire bytes are split into rounds by time: the ServerApp writes when each round s
 run ends (timeline.csv, Unix time, same machine); the relay timestamps each chunk it forwards.
 Round r gets the bytes forwarded from its start to the next round's start (the last round: to the
 end of the run). Bytes outside every round (registration, heartbeats while waiting) are ``other``.
+Payload bytes are the ledger's moved ones: a model message its node never fetched is kept as undelivered and
+left out (app_rounds.py); ``node_rounds`` puts each node's payload next to its relay's bytes, round by round, and
+``wasted_bytes`` counts what crossed without making a counted update (downloads of nodes that did not reply in
+time, late uploads; a late upload crosses in a later round's window than its row's round).
 On an emulated network the summary also holds ``timing`` (each model message's measured and predicted
 seconds) and ``kernel`` (the veth counters next to the relay's counts); see timing.py.
 """
@@ -14,12 +18,15 @@ import csv
 import time
 from pathlib import Path
 
+from ..app_rounds import wasted_bytes
 from ..ledger import Ledger
 from ..model import tensor_specs
 from ..names import DOWN, UP
 from ..report import bytes_cell, prediction_summary, render_prediction, render_table, write_summary
-from ..server_app import LEDGER_CSV, ROUND_START, RUN_END, TIMELINE_CSV
+from ..server_app import LATE_REPLY, LEDGER_CSV, ROUND_START, RUN_END, TIMELINE_CSV
 from ..theory import predict
+from .auth import auth_lines, auth_summary
+from .meters import meter_rows, object_costs, render_meters
 from .relay import Relay
 from .timing import kernel_rows, lost_rows, round_of, timing_rows
 
@@ -55,14 +62,62 @@ def ratio(wire: int, payload: int) -> float | None:
     return round(wire / payload, 6) if payload else None
 
 
+def partition_ids(run, i: int) -> set[int]:
+    """Every Flower node id SuperNode `i` had: its first, and those it registered under when restarted."""
+    return {run.node_ids[i], *run.rejoined_ids.get(i, [])} - {None}
+
+
+def payload_of(ledger: Ledger, nodes: set[int], rounds=None, delivered: bool = True) -> dict[str, int]:
+    """Payload bytes of `nodes` per direction (delivered rows, or undelivered ones), in `rounds` (None: all)."""
+    rows = [t for t in ledger.transfers if t.node_id in nodes and t.delivered == delivered]
+    return {
+        d: sum(t.payload_bytes for t in rows if t.direction == d and (rounds is None or t.round in rounds))
+        for d in DIRECTIONS
+    }
+
+
+def late_crossings(timeline_csv: Path, ledger: Ledger, windows) -> dict[tuple[int, int], int]:
+    """(window round, node id) -> bytes of the late replies pulled in that round's window (a round's late reply
+    crosses while a later round runs; timeline.csv's late_reply events say when)."""
+    late = {(t.round, t.node_id): t.payload_bytes for t in ledger.transfers if t.late}
+    found: dict[tuple[int, int], int] = {}
+    if timeline_csv.exists():
+        with timeline_csv.open(newline="") as f:
+            for row in csv.DictReader(f):
+                key = (int(row["round"]), int(row["node_id"] or 0))
+                if row["event"] == LATE_REPLY and key in late:
+                    window = (round_of(float(row["unix_time"]), windows) or key[0], key[1])
+                    found[window] = found.get(window, 0) + late[key]
+    return found
+
+
+def node_round_rows(run, ledger: Ledger, windows: dict[int, tuple[float, float]]) -> list[dict]:
+    """One dict per SuperNode and round: moved payload, undelivered payload, its relay's bytes in the round's
+    window, and the late replies (of any round) that crossed in it."""
+    rows, late = [], late_crossings(run.out / TIMELINE_CSV, ledger, windows)
+    for i, relay in enumerate(run.relays):
+        nodes = partition_ids(run, i)
+        for r, (start, end) in windows.items():
+            payload, wire = payload_of(ledger, nodes, {r}), relay.bytes_between(start, end)
+            rows.append(
+                {
+                    "round": r,
+                    "partition": i,
+                    "payload_bytes": payload,
+                    "undelivered_bytes": payload_of(ledger, nodes, {r}, delivered=False)[DOWN],
+                    "late_up_crossing_bytes": sum(late.get((r, n), 0) for n in nodes),
+                    "wire_bytes": wire,
+                    "wire_per_payload": {d: ratio(wire[d], payload[d]) for d in DIRECTIONS},
+                }
+            )
+    return rows
+
+
 def node_rows(run, ledger: Ledger) -> list[dict]:
-    """One dict per SuperNode: partition, node id, payload and wire bytes per direction, their ratio."""
+    """One dict per SuperNode: partition, node id, moved payload and wire bytes per direction, their ratio."""
     rows = []
     for i, (relay, node_id) in enumerate(zip(run.relays, run.node_ids, strict=True)):
-        payload = {
-            d: sum(t.payload_bytes for t in ledger.transfers if t.node_id == node_id and t.direction == d)
-            for d in DIRECTIONS
-        }
+        payload = payload_of(ledger, partition_ids(run, i))
         wire = relay.totals()
         rows.append(
             {
@@ -117,10 +172,16 @@ def deploy_summary(run) -> dict:
     report["wire_bytes"] = {**totals, "other": {d: totals[d] - in_rounds[d] for d in DIRECTIONS}}
     report["wire_per_payload"] = {d: ratio(totals[d], report[f"{d}_bytes"]) for d in DIRECTIONS}
     report["nodes"] = node_rows(run, ledger)
+    report["node_rounds"] = node_round_rows(run, ledger, windows)
+    report["wasted_bytes"] = wasted_bytes(ledger.transfers)
+    report["late_replies"] = sum(1 for t in ledger.transfers if t.late)
+    report["undelivered_bytes"] = sum(t.payload_bytes for t in ledger.transfers if not t.delivered)
     report["timing"] = timing_rows(run, ledger, windows)
     report["kernel"] = kernel_rows(run)
     report["lost"] = lost_rows(run.out / TIMELINE_CSV, run)
     report["events"] = [{**e, "round": round_of(e["unix_time"], windows)} for e in run.events]
+    report["auth"] = auth_summary(run)
+    report["meters"] = meter_rows(report, ledger, run.flower_traffic, object_costs(run.cfg.model))
     report["run"] = {
         "id": run.run_id,
         "status": run.status,
@@ -158,6 +219,35 @@ NODE_WIRE_COLUMNS = [
 ]
 
 
+NODE_ROUND_COLUMNS = [
+    ("round", 5, lambda r: str(r["round"])),
+    ("node", 4, lambda r: str(r["partition"])),
+    *[
+        column
+        for d in DIRECTIONS
+        for column in (
+            (f"payload {d}", 14, bytes_cell("payload_bytes", d)),
+            (f"wire {d}", 14, bytes_cell("wire_bytes", d)),
+        )
+    ],
+    ("", 0, lambda r: f" (undelivered {r['undelivered_bytes']:,})" if r["undelivered_bytes"] else ""),
+    ("", 0, lambda r: f" (late up {r['late_up_crossing_bytes']:,})" if r["late_up_crossing_bytes"] else ""),
+]
+
+
+def straggler_lines(report: dict) -> list[str]:
+    """What was never fetched (left out of the moved bytes) and what crossed in vain, when anything did."""
+    wasted, lines = report["wasted_bytes"], []
+    if report["undelivered_bytes"]:
+        lines.append(f"undelivered: {report['undelivered_bytes']:,} B pushed for nodes that never fetched them")
+    if wasted["total"]:
+        lines.append(
+            f"wasted: {wasted['total']:,} B ({wasted[DOWN]:,} down to nodes without a counted reply, "
+            f"{wasted[UP]:,} up in {report['late_replies']} late replies)"
+        )
+    return lines
+
+
 def seconds_cell(key: str):
     """A cell showing seconds with 2 decimals, or '-' when there are none."""
     return lambda row: "-" if row[key] is None else f"{row[key]:.2f}"
@@ -193,11 +283,16 @@ def render_deploy_text(report: dict) -> str:
         "",
         *render_table(ROUND_WIRE_COLUMNS, report["rounds"]),
         *render_table(NODE_WIRE_COLUMNS, report["nodes"]),
+        *(render_table(NODE_ROUND_COLUMNS, report["node_rounds"]) if len(report["rounds"]) > 1 else []),
+        *straggler_lines(report),
+        *auth_lines(report),
+        *render_meters(report["meters"]),
         *(render_table(TIMING_COLUMNS, emulated) if emulated else []),
         *(render_table(KERNEL_COLUMNS, report["kernel"]) if report["kernel"] else []),
         *[f"lost: node {x['node']} (id {x['node_id']}) sent no reply in round {x['round']}" for x in report["lost"]],
         *[f"event: node {e['partition']} {e['event']} in round {e['round']}" for e in report["events"]],
         f"run {run['id']}: {run['status']}; TLS {'on' if report['config']['tls'] else 'off'}; "
+        f"SuperNode auth {'on' if report['auth']['enabled'] else 'off'}; "
         f"{run['processes_stopped']} processes stopped",
     ]
     return "\n".join(lines)
