@@ -30,13 +30,14 @@ from .app_rounds import NODE_LOST as NODE_LOST
 from .app_rounds import RoundGrid, check_at_least, sample_size, wasted_bytes
 from .checks import check_choice, check_count, check_fraction
 from .ledger import Ledger
+from .meter import metered
 from .model import known_models, random_arrays
 from .names import DOWN, TRAIN
 from .tracking import MessageTrackingFedAvg, record_messages, sampling
 
 log = logging.getLogger("flwr")
 
-LEDGER_CSV, TIMELINE_CSV = "ledger.csv", "timeline.csv"
+LEDGER_CSV, GRID_LEDGER_CSV, TIMELINE_CSV = "ledger.csv", "grid_ledger.csv", "timeline.csv"
 ROUND_START, RUN_END = "round_start", "run_end"  # timeline events
 NO_NODES = "no_nodes"  # no node to sample (NODE_LOST, LATE_REPLY: app_rounds.py)
 TIMELINE_COLUMNS = ("round", "event", "unix_time", "node_id")
@@ -156,6 +157,7 @@ def run_app(grid: Grid, settings: AppSettings) -> Ledger:
         ledger, timeline, wait_seconds=settings.round_timeout, over_commit=settings.over_commit, **sample
     )
     event = lambda r, name, node: append_event(timeline, r, name, node)  # noqa: E731
+    grid = metered(grid, Ledger(csv_path=out / GRID_LEDGER_CSV))  # every message pushed and pulled, any records
     rounds = RoundGrid(grid, ledger, event, close_at=settings.close_at, deadline=settings.deadline)
     initial = ArrayRecord({name: Array(a) for name, a in random_arrays(settings.model).items()})
     try:

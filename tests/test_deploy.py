@@ -49,6 +49,9 @@ def test_deployment_measures_payload_and_wire(deployed):
     check_wire_against_payload(report)
     assert all(relay.connections >= 1 for relay in run.relays)
     assert "wire/payload" in render_deploy_text(report)
+    grid = report["grid_meter"]  # the Grid meter in the deployment: the same arrays, plus configs and metrics
+    assert grid["down"]["array_bytes"] == grid["up"]["array_bytes"] == 2 * MESSAGE_BYTES
+    assert grid["down"]["config_bytes"] > 0 and grid["up"]["metric_bytes"] > 0
 
 
 def test_flowers_own_counters_sit_between_the_ledger_and_the_relays(deployed):

@@ -20,7 +20,7 @@ from ..app_rounds import check_at_least
 from ..checks import ConfigError, check_choice, check_count, check_fraction, check_writable
 from ..model import known_models
 from ..names import CLIENTS
-from ..server_app import LEDGER_CSV, TIMELINE_CSV
+from ..server_app import GRID_LEDGER_CSV, LEDGER_CSV, TIMELINE_CSV
 from ..theory import default_min_nodes
 from .commands import find_executables
 from .deployment import Deployment, read_node_id, refusal_line
@@ -171,7 +171,7 @@ def deploy(cfg: DeployConfig, faults: list | tuple = ()) -> DeployRun:
     exes = find_executables(cfg.flower_bin)
     out = check_writable(cfg.out).resolve()
     port = check_port_free(cfg.port) if cfg.port else free_port()
-    for name in (LEDGER_CSV, TIMELINE_CSV):
+    for name in (LEDGER_CSV, GRID_LEDGER_CSV, TIMELINE_CSV):
         (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / "logs", ignore_errors=True)
     with signals_as_interrupt():  # Ctrl-C or SIGTERM while the network is built still removes it

@@ -23,7 +23,7 @@ from ..ledger import Ledger
 from ..model import tensor_specs
 from ..names import DOWN, UP
 from ..report import bytes_cell, prediction_summary, render_prediction, render_table, write_summary
-from ..server_app import LATE_REPLY, LEDGER_CSV, ROUND_START, RUN_END, TIMELINE_CSV
+from ..server_app import GRID_LEDGER_CSV, LATE_REPLY, LEDGER_CSV, ROUND_START, RUN_END, TIMELINE_CSV
 from ..theory import predict
 from .auth import auth_lines, auth_summary
 from .meters import meter_rows, object_costs, render_meters
@@ -140,6 +140,16 @@ def read_ledger(out: Path) -> Ledger:
     return Ledger.from_csv(path) if path.exists() else Ledger()
 
 
+def grid_meter_summary(out: Path) -> dict:
+    """The Grid meter's bytes per direction (every message pushed or pulled, by record kind); {} without its CSV."""
+    path = out / GRID_LEDGER_CSV
+    if not path.exists():
+        return {}
+    rows = Ledger.from_csv(path).transfers
+    kinds = ("payload_bytes", "array_bytes", "config_bytes", "metric_bytes")
+    return {d: {k: sum(getattr(t, k) for t in rows if t.direction == d) for k in kinds} for d in DIRECTIONS}
+
+
 def app_run_summary(run, files: dict, **config) -> tuple[dict, Ledger]:
     """The common summary of a run of the Flower App (Message API, no evaluate phase) next to its prediction."""
     cfg = run.cfg
@@ -159,10 +169,12 @@ def app_run_summary(run, files: dict, **config) -> tuple[dict, Ledger]:
 def deploy_summary(run) -> dict:
     """The run as a JSON-ready dict: the app's summary, plus wire bytes per round and per node; summary.json."""
     files = {"ledger_csv": run.out / LEDGER_CSV, "timeline_csv": run.out / TIMELINE_CSV, "logs": run.out / "logs"}
+    files["grid_ledger_csv"] = run.out / GRID_LEDGER_CSV
     emulated = [link.describe() for link in run.cfg.links]
     report, ledger = app_run_summary(
         run, files, tls=run.cfg.use_tls, engine="deployment", links=emulated, client=run.cfg.client
     )
+    report["grid_meter"] = grid_meter_summary(run.out)
     windows = round_windows(run.out / TIMELINE_CSV, end=time.time())
     wire = wire_by_round(run.relays, windows)
     for row in report["rounds"]:
