@@ -262,8 +262,9 @@ def test_parse_and_print_round_trip():
         "delta+lowrank:4+int8",
     ]:
         assert str(parse_codec(text)) == text
-    with pytest.raises(ConfigError, match="applies to the uplink only"):
-        check_downlink(parse_codec("delta"))
+    assert check_downlink(parse_codec("delta+lowrank:4+int8")) == parse_codec("delta+lowrank:4+int8")
+    with pytest.raises(ConfigError, match="topk:noef means nothing on the downlink"):
+        check_downlink(parse_codec("delta+topk:0.1:noef"))
     with pytest.raises(ConfigError, match="selects none"):
         check_layers(parse_codec("layers:nothing*"), ["a", "b"])
 

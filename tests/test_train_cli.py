@@ -24,7 +24,7 @@ def run_train(*args):
         (["--up-codec", "delta+topk:1.5"], "up-codec: topk fraction must lie in (0, 1], got 1.5"),
         (["--up-codec", "int3"], "up-codec: unknown codec 'int3'"),
         (["--up-codec", "topk:0.01"], "up-codec: topk needs 'delta' before it"),
-        (["--down-codec", "delta"], "down-codec: delta applies to the uplink only"),
+        (["--down-codec", "delta+topk:0.1:noef"], "down-codec: topk:noef means nothing on the downlink"),
         (["--up-codec", "layers:nothing*"], "selects none of the model's tensors"),
         (["--down-codec", "layers:-lm_head.weight"], "layers on the downlink needs the same layers"),
         (["--local-steps", "0"], "argument --local-steps: must be >= 1, got 0"),

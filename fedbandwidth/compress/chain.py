@@ -2,7 +2,8 @@
 
 A codec is a chain of stages written left to right with ``+``, e.g. ``delta+topk:0.01+int8``:
 
-- ``delta``: send the update (local - global) instead of the weights (uplink only);
+- ``delta``: send the update instead of the weights: up, local - global; down, global - the model the
+  client holds (messages.py);
 - ``layers:<glob>[,<glob>...]``: send only the tensors whose name matches (``-<glob>`` excludes);
 - ``topk:<fraction>[:noef]`` / ``threshold:<tau>[:noef]``: keep the largest entries of the update;
   what is not sent is kept as a residual and added to the next update (error feedback) unless ``noef``;
@@ -124,13 +125,13 @@ def parse_codec(text: str | None, where: str = "codec") -> Codec:
 
 
 def check_downlink(codec: Codec, where: str = "down-codec") -> Codec:
-    """Clients keep no previous global model, so the downlink can't send deltas or sparsify them."""
-    for stage in codec.stages:
-        if stage.order in (DELTA, SPARSIFY):
-            raise ConfigError(
-                f"{where}: {stage.name} applies to the uplink only "
-                "(a client holds no previous global model to add a delta to)"
-            )
+    """On the downlink, what a lossy stage drops stays in the next delta; ':noef' would mean nothing there."""
+    sparsifier = codec.sparsifier
+    if sparsifier is not None and not sparsifier.error_feedback:
+        raise ConfigError(
+            f"{where}: {sparsifier.name}:noef means nothing on the downlink "
+            "(the next delta is taken from the model the client holds, so nothing is dropped for good)"
+        )
     return codec
 
 
