@@ -65,6 +65,7 @@ def test_mod_decodes_down_and_encodes_up_keeping_the_residual():
     # 52 of 512 and 7 of 64 entries: bitmaps (64 and 8 B) beat uint16 indices (104 and 14 B)
     assert set(parts) == {f"{k}#{p}" for k in glob for p in ("bit", "val#q8", "val#qp")}
     residual = to_numpy(context.state.array_records[RESIDUAL_KEY])
+    assert {"decode-seconds", "encode-seconds"} <= set(reply.content["metrics"])  # the mod times its work
     sent = decode(parse_codec(up), parts, shapes, {k: np.zeros_like(v) for k, v in glob.items()})
     for k in glob:  # update = local - received = 1 everywhere; sent + residual gives it back
         np.testing.assert_allclose(sent[k] + residual[k], np.ones_like(glob[k]), atol=1e-6)

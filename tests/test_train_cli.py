@@ -42,6 +42,9 @@ def run_train(*args):
         (["--target-loss", "0"], "target-loss must be a number > 0, got 0.0"),
         (["--max-rounds", "4"], "max-rounds needs --target-loss"),
         (["--target-loss", "3", "--max-rounds", "1"], "max-rounds must be >= rounds (2), got 1"),
+        (["--zeroth-seeds", "0"], "argument --zeroth-seeds: must be >= 1, got 0"),
+        (["--zeroth-seeds", "4", "--zeroth-eps", "0"], "zeroth-eps must be a number > 0"),
+        (["--zeroth-seeds", "4", "--up-codec", "int8"], "zeroth-seeds: the zeroth-order lever sends K scalars"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_before_ray(args, needle):

@@ -41,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-loss", type=float, help="after --rounds, go on until the held-out loss is this")
     parser.add_argument("--max-rounds", type=typed(check_count), help="rounds at most when chasing --target-loss")
     parser.add_argument(
+        "--zeroth-seeds",
+        type=typed(check_count),
+        help="zeroth-order lever (FedKSeed): K shared seeds; each message carries K scalars (set a small --lr)",
+    )
+    parser.add_argument("--zeroth-eps", type=float, default=1e-3, help="zeroth-order perturbation scale (default 1e-3)")
+    parser.add_argument(
         "--backend",
         choices=BACKENDS,
         default="inprocess",
@@ -66,6 +72,8 @@ def config_from_args(args: argparse.Namespace):
         lora_rule=args.lora_rule,
         target_loss=args.target_loss,
         max_rounds=args.max_rounds,
+        zeroth_seeds=args.zeroth_seeds,
+        zeroth_eps=args.zeroth_eps,
     )
 
 

@@ -16,6 +16,8 @@ message as it is encoded for its node.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.clientapp.typing import ClientAppCallable, Mod
@@ -31,6 +33,10 @@ UP_KEY, DOWN_KEY = "codec-up", "codec-down"  # config keys naming the codecs of 
 RESIDUAL_KEY = "codec-residual"  # context.state key of a client's error-feedback residual
 HOLD_KEY = "codec-hold"  # config key: True when the client must keep what it decoded (a delta downlink)
 HELD_KEY = "codec-held"  # context.state key of the model a client holds (the base of the next downlink delta)
+# A train reply's timing metrics (seconds): local steps, encoding the reply, decoding the broadcast.
+COMPUTE_SECONDS, ENCODE_SECONDS, DECODE_SECONDS = "compute-seconds", "encode-seconds", "decode-seconds"
+CLIENT_SECONDS = (COMPUTE_SECONDS, ENCODE_SECONDS, DECODE_SECONDS)
+SERVER_SECONDS = "server_seconds"  # a round's server time: decoding, aggregating and encoding the broadcast
 
 
 def to_numpy(record: ArrayRecord) -> dict[str, np.ndarray]:
@@ -84,21 +90,42 @@ def make_codec_mod(shapes: dict[str, tuple]) -> Mod:
     def codec_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
         if ARRAYS not in msg.content.array_records:
             return call_next(msg, context)
+        started = time.perf_counter()
         up, down = message_codecs(msg)
         received = decode_down(down, to_numpy(msg.content.array_records[ARRAYS]), shapes, context)
         msg.content[ARRAYS] = to_record(received)
+        decoded = time.perf_counter()
         reply = call_next(msg, context)
         if (
             msg.metadata.message_type == MessageType.TRAIN
             and not reply.has_error()
             and ARRAYS in reply.content.array_records
         ):
+            encoding = time.perf_counter()
             encode_reply(reply, up, received, context)
             if msg.content.config_records.get(CONFIG, ConfigRecord()).get(HOLD_KEY, False):
                 context.state[HELD_KEY] = to_record(received)
+            add_seconds(reply, {DECODE_SECONDS: decoded - started, ENCODE_SECONDS: time.perf_counter() - encoding})
         return reply
 
     return codec_mod
+
+
+def add_seconds(reply: Message, seconds: dict[str, float]) -> None:
+    """Add timing entries to a reply's metrics (if it has a MetricRecord)."""
+    if METRICS in reply.content.metric_records:
+        for key, value in seconds.items():
+            reply.content.metric_records[METRICS][key] = float(value)
+
+
+def mean_client_seconds(replies: list[Message]) -> dict[str, float]:
+    """Per timing metric: its mean over the replies that report it, keyed as the train JSON's rounds are."""
+    means = {}
+    for key in CLIENT_SECONDS:
+        values = [float(r.content[METRICS][key]) for r in replies if key in r.content.metric_records.get(METRICS, {})]
+        if values:
+            means[key.replace("-", "_")] = float(np.mean(values))
+    return means
 
 
 def partition_order(reply: Message) -> tuple:
@@ -124,11 +151,18 @@ class CompressedFedAvg(MessageTrackingFedAvg):
     """
 
     def __init__(
-        self, ledger: Ledger, up_codec: Codec = Codec(), down_codec: Codec = Codec(), stop=lambda: False, **kwargs
+        self,
+        ledger: Ledger,
+        up_codec: Codec = Codec(),
+        down_codec: Codec = Codec(),
+        stop=lambda: False,
+        timing: dict | None = None,
+        **kwargs,
     ) -> None:
         super().__init__(ledger, **{"train_metrics_aggr_fn": metrics_but_partition, **kwargs})
         self.up_codec, self.down_codec = up_codec, down_codec
         self.stop = stop  # called before each round: True = train no more
+        self.timing = timing if timing is not None else {}  # round -> {compute_seconds, ..., server_seconds}
         self.global_arrays: dict[str, np.ndarray] = {}  # this round's full-precision global model
         self.held: dict[int, dict[str, np.ndarray]] = {}  # node -> the model it holds (delta downlink only)
         self.sent: dict[int, dict[str, np.ndarray]] = {}  # node -> what it decodes from this round's message
@@ -138,12 +172,28 @@ class CompressedFedAvg(MessageTrackingFedAvg):
         return [] if self.stop() else super().configure_train(server_round, arrays, config, grid)
 
     def aggregate_train(self, server_round, replies):
-        """Average the replies (nothing in a round that trained no node)."""
+        """Average the replies (nothing in a round that trained no node); time it and note the clients' times."""
+        started = time.perf_counter()
         replies = list(replies)
-        return super().aggregate_train(server_round, replies) if replies else (None, None)
+        if not replies:
+            return None, None
+        self.record_client_seconds(server_round, [r for r in replies if not r.has_error()])
+        result = super().aggregate_train(server_round, replies)
+        self.add_server_seconds(server_round, time.perf_counter() - started)
+        return result
+
+    def record_client_seconds(self, server_round: int, replies: list[Message]) -> None:
+        """Keep the mean client timings of this round's replies."""
+        self.timing.setdefault(server_round, {}).update(mean_client_seconds(replies))
+
+    def add_server_seconds(self, server_round: int, seconds: float) -> None:
+        """Add server time (encoding the broadcast, decoding and aggregating the replies) to a round."""
+        entry = self.timing.setdefault(server_round, {})
+        entry[SERVER_SECONDS] = entry.get(SERVER_SECONDS, 0.0) + seconds
 
     def encode_train(self, messages, arrays, config):
         """Send each sampled node its encoded model (or the delta from the one it holds) and the codec names."""
+        started = time.perf_counter()
         self.global_arrays = to_numpy(arrays)
         shapes = {k: v.shape for k, v in self.global_arrays.items()}
         hold = self.down_codec.stage("delta") is not None
@@ -159,6 +209,7 @@ class CompressedFedAvg(MessageTrackingFedAvg):
             codec_config = ConfigRecord({**config, UP_KEY: str(self.up_codec), DOWN_KEY: str(codec), HOLD_KEY: hold})
             content = RecordDict({self.arrayrecord_key: to_record(parts), self.configrecord_key: codec_config})
             out.append(Message(content, message_type=m.metadata.message_type, dst_node_id=node))
+        self.add_server_seconds(int(config.get("server-round", 0)), time.perf_counter() - started)
         return out
 
     def decode_replies(self, replies):
