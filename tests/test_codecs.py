@@ -272,11 +272,12 @@ def test_parse_and_print_round_trip():
 def test_one_registry_names_every_lever_in_chain_order():
     from fedbandwidth.compress.chain import KNOWN, LEVERS, order_text
 
-    assert KNOWN == ("none", "delta", "layers", "topk", "threshold", "lowrank", "fp16", "bf16", "int8", "int4")
-    assert order_text() == "delta, layers, topk|threshold|lowrank, fp16|bf16|int8|int4"
+    assert KNOWN == ("none", "delta", "layers", "topk", "threshold", "lowrank", "dgc", "fp16", "bf16", "int8", "int4")
+    assert order_text() == "delta, layers, topk|threshold|lowrank|dgc, fp16|bf16|int8|int4"
     assert [lever.order for lever in LEVERS] == sorted(lever.order for lever in LEVERS)
     for lever in LEVERS:  # each stage knows its lever, and prints as it parses
         text = {"layers": "layers:a*", "topk": "topk:0.5", "threshold": "threshold:0.1", "lowrank": "lowrank:2"}
+        text["dgc"] = "dgc:0.001:0.9"
         stage = parse_codec(("delta+" if lever.needs_delta else "") + text.get(lever.name, lever.name)).stages[-1]
         assert stage.lever is lever and str(stage) == text.get(lever.name, lever.name)
 

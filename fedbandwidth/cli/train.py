@@ -29,8 +29,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--local-steps", type=typed(check_count), help="optimizer steps a client takes a round")
     parser.add_argument("--lr", type=float, help="AdamW learning rate of the clients")
     parser.add_argument("--seed", type=typed(check_count, minimum=0), default=0, help="model init, batches (default 0)")
-    parser.add_argument("--up-codec", default="none", help="uplink codec chain, e.g. delta+topk:0.01+int8")
-    parser.add_argument("--down-codec", default="none", help="downlink codec chain, e.g. fp16")
+    parser.add_argument(
+        "--up-codec",
+        default="none",
+        help="uplink codec chain, e.g. delta+topk:0.01+int8 or delta+dgc:0.001 (Deep Gradient Compression)",
+    )
+    parser.add_argument(
+        "--down-codec",
+        default="none",
+        help="downlink codec chain, e.g. fp16, or delta+int8 (the update from the model a client holds)",
+    )
     parser.add_argument("--partitioning", choices=PARTITIONINGS, help="iid sequences, or whole topics per client")
     parser.add_argument(
         "--warm-start", type=typed(check_count, minimum=0), help="pre-training steps of the starting checkpoint"

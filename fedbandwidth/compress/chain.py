@@ -10,6 +10,8 @@ A codec is a chain of stages written left to right with ``+``, e.g. ``delta+topk
 - ``lowrank:<rank>[:noef]``: send each matrix of the update as two thin factors P (m x r) and Q (n x r)
   with P Q^T its best rank-r approximation (truncated SVD; Konecny et al. 2016, PowerSGD); vectors and
   matrices too small to gain are sent whole; error feedback as for top-k;
+- ``dgc:<density>[:<momentum>[:<clip>]]``: Deep Gradient Compression's top-k of the momentum-corrected,
+  clipped, accumulated update, with a density warm-up (uplink only; dgc.py);
 - ``fp16``, ``bf16``, ``int8[:<block>]``, ``int4[:<block>]``: store the values in fewer bits
   (affine quantization per tensor, or per block of ``block`` values; int4 packs two values a byte).
 
@@ -26,7 +28,7 @@ from itertools import groupby, pairwise
 import numpy as np
 
 from ..checks import ConfigError
-from . import lowrank, sparse, values
+from . import dgc, lowrank, sparse, values
 from .stage import DELTA, LAYERS, SPARSIFY, VALUES, Lever, Stage
 
 __all__ = ["DELTA", "LAYERS", "SPARSIFY", "VALUES", "Codec", "Stage", "parse_codec"]
@@ -60,7 +62,7 @@ class Layers(Lever):
 
 
 # The one registry of levers, in chain order: a new lever is its module and a line here.
-LEVERS: tuple[Lever, ...] = (Delta(), Layers(), *sparse.LEVERS, lowrank.LEVER, *values.LEVERS)
+LEVERS: tuple[Lever, ...] = (Delta(), Layers(), *sparse.LEVERS, lowrank.LEVER, dgc.LEVER, *values.LEVERS)
 REGISTRY = {lever.name: lever for lever in LEVERS}
 VALUE_CODECS = tuple(lever.name for lever in LEVERS if lever.order == VALUES)
 KNOWN = ("none", *REGISTRY)
@@ -127,6 +129,8 @@ def parse_codec(text: str | None, where: str = "codec") -> Codec:
 def check_downlink(codec: Codec, where: str = "down-codec") -> Codec:
     """On the downlink, what a lossy stage drops stays in the next delta; ':noef' would mean nothing there."""
     sparsifier = codec.sparsifier
+    if sparsifier is not None and sparsifier.lever.uplink_only:
+        raise ConfigError(f"{where}: {sparsifier.name} applies to the uplink only (its state lives on the client)")
     if sparsifier is not None and not sparsifier.error_feedback:
         raise ConfigError(
             f"{where}: {sparsifier.name}:noef means nothing on the downlink "

@@ -51,8 +51,9 @@ def encode(
     arrays: dict[str, np.ndarray],
     reference: dict[str, np.ndarray] | None = None,
     residual: dict[str, np.ndarray] | None = None,
+    server_round: int = 1,
 ) -> Encoded:
-    """Encode named float32 tensors; `reference` is the global model (delta), `residual` the last one."""
+    """Encode named float32 tensors; `reference` is the global model (delta), `residual` the last state kept."""
     values = {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}
     if codec.stage("delta"):
         if reference is None:
@@ -62,10 +63,11 @@ def encode(
     if sparsifier is None or not sparsifier.error_feedback:
         return Encoded(encode_stages(codec.stages, values), {})
     values = {k: v for k, v in values.items() if codec.selects(k)}
-    update = {k: v + residual[k] if residual and k in residual else v for k, v in values.items()}
-    sent = encode_stages(codec.stages, update)
+    lever = sparsifier.lever
+    update, now, scratch = lever.prepare(sparsifier, values, residual or {}, server_round)
+    sent = encode_stages(tuple(now if s is sparsifier else s for s in codec.stages), update)
     received = decode_parts(sent, {k: v.shape for k, v in update.items()})
-    return Encoded(sent, {k: v - received[k] for k, v in update.items()})
+    return Encoded(sent, lever.keep(now, update, received, scratch))
 
 
 def decode(

@@ -61,10 +61,12 @@ def load_residual(context: Context) -> dict[str, np.ndarray]:
     return to_numpy(record) if record is not None else {}
 
 
-def encode_reply(reply: Message, up: Codec, received: dict[str, np.ndarray], context: Context) -> None:
-    """Replace the reply's arrays by their encoding; keep the new residual in context.state."""
+def encode_reply(
+    reply: Message, up: Codec, received: dict[str, np.ndarray], context: Context, server_round: int = 1
+) -> None:
+    """Replace the reply's arrays by their encoding; keep the new residual (or other codec state) in context.state."""
     local = to_numpy(reply.content.array_records[ARRAYS])
-    encoded = encode(up, local, received, load_residual(context))
+    encoded = encode(up, local, received, load_residual(context), server_round)
     if up.sparsifier is not None and up.sparsifier.error_feedback:
         context.state[RESIDUAL_KEY] = to_record(encoded.residual)
     reply.content[ARRAYS] = to_record(encoded.arrays)
@@ -102,8 +104,9 @@ def make_codec_mod(shapes: dict[str, tuple]) -> Mod:
             and ARRAYS in reply.content.array_records
         ):
             encoding = time.perf_counter()
-            encode_reply(reply, up, received, context)
-            if msg.content.config_records.get(CONFIG, ConfigRecord()).get(HOLD_KEY, False):
+            config = msg.content.config_records.get(CONFIG, ConfigRecord())
+            encode_reply(reply, up, received, context, int(config.get("server-round", 1)))
+            if config.get(HOLD_KEY, False):
                 context.state[HELD_KEY] = to_record(received)
             add_seconds(reply, {DECODE_SECONDS: decoded - started, ENCODE_SECONDS: time.perf_counter() - encoding})
         return reply

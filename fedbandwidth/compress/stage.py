@@ -29,6 +29,7 @@ class Stage:
     param: float | None = None  # fraction (topk), tau (threshold), rank (lowrank) or block size (int8/int4)
     patterns: tuple[str, ...] = ()  # globs of `layers`; a leading "-" excludes
     error_feedback: bool = True  # topk/threshold/lowrank: keep what was not sent for the next round
+    extra: tuple[float, ...] = ()  # further parameters (dgc: momentum, clipping norm)
 
     @property
     def name(self) -> str:
@@ -50,6 +51,7 @@ class Lever:
     name = ""  # how a chain spells it
     order = VALUES  # DELTA, LAYERS, SPARSIFY or VALUES
     needs_delta = False  # True: compresses an update, so 'delta' must come before it
+    uplink_only = False  # True: keeps client state the server could not keep for the downlink
 
     def parse(self, args: list[str], where: str) -> Stage:
         """The stage from the text after its name (split at ':'); this one takes no parameter."""
@@ -81,6 +83,14 @@ class Lever:
     def decode(self, parts: dict[str, np.ndarray], shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
         """Undo this lever's parts in a whole record; other keys pass through (here: all)."""
         return parts
+
+    def prepare(self, stage: Stage, update: dict, state: dict, server_round: int) -> tuple[dict, Stage, dict]:
+        """Error feedback, before sending: (update + what was not sent last time, the stage to apply, scratch)."""
+        return {k: v + state[k] if k in state else v for k, v in update.items()}, stage, {}
+
+    def keep(self, stage: Stage, sent: dict, received: dict, scratch: dict) -> dict:
+        """Error feedback, after sending: the state for next round (what was to be sent minus what arrives)."""
+        return {k: v - received[k] for k, v in sent.items()}
 
 
 def untag(parts: dict[str, np.ndarray], tags: tuple[str, ...], helpers: tuple[str, ...], fn) -> dict[str, np.ndarray]:
