@@ -63,3 +63,18 @@ def test_dgc_prints_as_it_parses_and_stays_on_the_uplink():
     assert str(parse_codec("delta+dgc:0.001:0.5:2+int8")) == "delta+dgc:0.001:0.5:2+int8"
     with pytest.raises(ConfigError, match="dgc applies to the uplink only"):
         check_downlink(parse_codec("delta+dgc:0.01"))
+
+
+def test_the_client_mod_warms_dgc_up_by_the_message_round():
+    """The mod reads server-round from the config: round 2 sends 6.25% of the update, not round 1's 25%."""
+    from flwr.app import ConfigRecord, Context, RecordDict
+    from test_compression import add_one, train_message
+
+    from fedbandwidth.compress.messages import make_codec_mod, to_numpy
+
+    weights = {"w": np.zeros(1000, np.float32)}
+    msg = train_message(weights, "delta+dgc:0.001", "")
+    msg.content["config"] = ConfigRecord({"codec-up": "delta+dgc:0.001", "codec-down": "", "server-round": 2})
+    context = Context(run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config={})
+    reply = make_codec_mod({"w": (1000,)})(msg, context, add_one)
+    assert to_numpy(reply.content["arrays"])["w#val"].size == 63  # ceil(0.0625 x 1,000)
