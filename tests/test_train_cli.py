@@ -90,6 +90,8 @@ def test_train_json_end_to_end(tmp_path):
     assert report["up_bytes"] < 4 * MESSAGE_BYTES / 70  # 1% of values as int8 + int32/uint16 indices
     assert [r["round"] for r in report["rounds"]] == [1, 2]
     assert report["rounds"][-1]["eval_loss"] == report["final_eval_loss"]
+    timing = {"compute_seconds", "encode_seconds", "decode_seconds", "server_seconds"}  # for the fleet planner
+    assert all(timing <= set(r) and r["compute_seconds"] > 0 for r in report["rounds"])
     assert report["final_eval_loss"] < report["initial_eval_loss"]
 
 
