@@ -262,7 +262,29 @@ def test_parse_and_print_round_trip():
         "delta+lowrank:4+int8",
     ]:
         assert str(parse_codec(text)) == text
-    with pytest.raises(ConfigError, match="applies to the uplink only"):
-        check_downlink(parse_codec("delta"))
+    assert check_downlink(parse_codec("delta+lowrank:4+int8")) == parse_codec("delta+lowrank:4+int8")
+    with pytest.raises(ConfigError, match="topk:noef means nothing on the downlink"):
+        check_downlink(parse_codec("delta+topk:0.1:noef"))
     with pytest.raises(ConfigError, match="selects none"):
         check_layers(parse_codec("layers:nothing*"), ["a", "b"])
+
+
+def test_one_registry_names_every_lever_in_chain_order():
+    from fedbandwidth.compress.chain import KNOWN, LEVERS, order_text
+
+    assert KNOWN == ("none", "delta", "layers", "topk", "threshold", "lowrank", "dgc", "fp16", "bf16", "int8", "int4")
+    assert order_text() == "delta, layers, topk|threshold|lowrank|dgc, fp16|bf16|int8|int4"
+    assert [lever.order for lever in LEVERS] == sorted(lever.order for lever in LEVERS)
+    for lever in LEVERS:  # each stage knows its lever, and prints as it parses
+        text = {"layers": "layers:a*", "topk": "topk:0.5", "threshold": "threshold:0.1", "lowrank": "lowrank:2"}
+        text["dgc"] = "dgc:0.001:0.9"
+        stage = parse_codec(("delta+" if lever.needs_delta else "") + text.get(lever.name, lever.name)).stages[-1]
+        assert stage.lever is lever and str(stage) == text.get(lever.name, lever.name)
+
+
+def test_untag_decodes_its_own_parts_and_drops_only_their_helpers():
+    from fedbandwidth.compress.stage import untag
+
+    parts = {"a#q8": np.array([1]), "a#qp": np.array([2]), "b#q4": np.array([3]), "b#qp": np.array([4]), "c": 5}
+    out = untag(parts, ("q8",), ("qp",), lambda base, tag, x: (base, tag, int(x[0])))
+    assert out == {"b#q4": parts["b#q4"], "b#qp": parts["b#qp"], "c": 5, "a": ("a", "q8", 1)}

@@ -65,6 +65,7 @@ def test_mod_decodes_down_and_encodes_up_keeping_the_residual():
     # 52 of 512 and 7 of 64 entries: bitmaps (64 and 8 B) beat uint16 indices (104 and 14 B)
     assert set(parts) == {f"{k}#{p}" for k in glob for p in ("bit", "val#q8", "val#qp")}
     residual = to_numpy(context.state.array_records[RESIDUAL_KEY])
+    assert {"decode-seconds", "encode-seconds"} <= set(reply.content["metrics"])  # the mod times its work
     sent = decode(parse_codec(up), parts, shapes, {k: np.zeros_like(v) for k, v in glob.items()})
     for k in glob:  # update = local - received = 1 everywhere; sent + residual gives it back
         np.testing.assert_allclose(sent[k] + residual[k], np.ones_like(glob[k]), atol=1e-6)
@@ -111,3 +112,57 @@ def test_a_real_output_layer_update_is_nearly_rank_one():
     assert energy_captured(update["gpt_neox.layers.0.mlp.dense_h_to_4h.weight"])[0] < 0.9
     ax = plot_spectrum({"lm_head": update["lm_head.weight"]})
     assert len(ax.lines) == 1 and ax.get_xscale() == "log"
+
+
+def delivered(strategy, global_arrays, nodes, server_round):
+    """The strategy's encoded train messages for `nodes`, as the clients' mod receives them."""
+    from flwr.app import Message as FlowerMessage
+
+    asked = [FlowerMessage(RecordDict(), dst_node_id=n, message_type=MessageType.TRAIN) for n in nodes]
+    sent = strategy.encode_train(asked, to_record(global_arrays), ConfigRecord({"server-round": server_round}))
+    out = {}
+    for m in sent:
+        msg = train_message(to_numpy(m.content["arrays"]), "", "")
+        msg.metadata.dst_node_id = m.metadata.dst_node_id
+        msg.content["config"] = m.content["config"]
+        out[m.metadata.dst_node_id] = msg
+    return out
+
+
+def test_delta_downlink_clients_train_from_exactly_what_the_server_decoded(monkeypatch):
+    """delta+int8 down: full int8 model first, then the delta from what each node holds (a missed round too)."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    from fedbandwidth.compress.chain import Codec
+
+    for attribute in ("_run_id", "_node_id", "_task_id"):  # a ServerApp's messages need its run, node and task
+        monkeypatch.setattr(TaskIdentity, attribute, 1)
+    from fedbandwidth.compress.messages import CompressedFedAvg
+
+    strategy = CompressedFedAvg(Ledger(), Codec(), parse_codec("delta+int8"))
+    shapes = {k: v.shape for k, v in small_model().items()}
+    mod, contexts = make_codec_mod(shapes), {n: Context(1, n, {}, RecordDict(), {}) for n in (1, 2)}
+    rounds = {1: (1, 2), 2: (1,), 3: (1, 2)}  # node 2 misses round 2
+    for server_round, nodes in rounds.items():
+        glob = small_model(server_round)
+        for node, msg in delivered(strategy, glob, nodes, server_round).items():
+            seen = {}
+            parts = to_numpy(msg.content["arrays"])
+            reply = mod(
+                msg,
+                contexts[node],
+                lambda m, ctx, seen=seen: seen.update(to_numpy(m.content["arrays"])) or add_one(m, ctx),
+            )
+            assert all(np.array_equal(seen[k], strategy.sent[node][k]) for k in shapes)  # trained from what was sent
+            is_delta = server_round > 1
+            assert msg.content["config"]["codec-down"] == ("delta+int8" if is_delta else "int8")
+            base = strategy.held[node] if is_delta else {k: np.zeros_like(v) for k, v in glob.items()}
+            assert payload_bytes(parts) == payload_bytes(
+                encode(parse_codec("int8"), {k: glob[k] - base[k] for k in glob}).arrays
+            )
+            strategy.decode_replies([reply])
+            assert all(np.array_equal(strategy.held[node][k], seen[k]) for k in shapes)
+            # int8 of the delta from the held model: within half a step of the global model
+            for k in shapes:
+                step = np.ptp(glob[k] - base[k]) / 255
+                assert np.abs(seen[k] - glob[k]).max() <= step / 2 + 1e-5

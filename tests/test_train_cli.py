@@ -24,7 +24,7 @@ def run_train(*args):
         (["--up-codec", "delta+topk:1.5"], "up-codec: topk fraction must lie in (0, 1], got 1.5"),
         (["--up-codec", "int3"], "up-codec: unknown codec 'int3'"),
         (["--up-codec", "topk:0.01"], "up-codec: topk needs 'delta' before it"),
-        (["--down-codec", "delta"], "down-codec: delta applies to the uplink only"),
+        (["--down-codec", "delta+topk:0.1:noef"], "down-codec: topk:noef means nothing on the downlink"),
         (["--up-codec", "layers:nothing*"], "selects none of the model's tensors"),
         (["--down-codec", "layers:-lm_head.weight"], "layers on the downlink needs the same layers"),
         (["--local-steps", "0"], "argument --local-steps: must be >= 1, got 0"),
@@ -42,6 +42,9 @@ def run_train(*args):
         (["--target-loss", "0"], "target-loss must be a number > 0, got 0.0"),
         (["--max-rounds", "4"], "max-rounds needs --target-loss"),
         (["--target-loss", "3", "--max-rounds", "1"], "max-rounds must be >= rounds (2), got 1"),
+        (["--zeroth-seeds", "0"], "argument --zeroth-seeds: must be >= 1, got 0"),
+        (["--zeroth-seeds", "4", "--zeroth-eps", "0"], "zeroth-eps must be a number > 0"),
+        (["--zeroth-seeds", "4", "--up-codec", "int8"], "zeroth-seeds: the zeroth-order lever sends K scalars"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_before_ray(args, needle):
@@ -87,6 +90,8 @@ def test_train_json_end_to_end(tmp_path):
     assert report["up_bytes"] < 4 * MESSAGE_BYTES / 70  # 1% of values as int8 + int32/uint16 indices
     assert [r["round"] for r in report["rounds"]] == [1, 2]
     assert report["rounds"][-1]["eval_loss"] == report["final_eval_loss"]
+    timing = {"compute_seconds", "encode_seconds", "decode_seconds", "server_seconds"}  # for the fleet planner
+    assert all(timing <= set(r) and r["compute_seconds"] > 0 for r in report["rounds"])
     assert report["final_eval_loss"] < report["initial_eval_loss"]
 
 

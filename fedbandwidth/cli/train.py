@@ -29,8 +29,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--local-steps", type=typed(check_count), help="optimizer steps a client takes a round")
     parser.add_argument("--lr", type=float, help="AdamW learning rate of the clients")
     parser.add_argument("--seed", type=typed(check_count, minimum=0), default=0, help="model init, batches (default 0)")
-    parser.add_argument("--up-codec", default="none", help="uplink codec chain, e.g. delta+topk:0.01+int8")
-    parser.add_argument("--down-codec", default="none", help="downlink codec chain, e.g. fp16")
+    parser.add_argument(
+        "--up-codec",
+        default="none",
+        help="uplink codec chain, e.g. delta+topk:0.01+int8 or delta+dgc:0.001 (Deep Gradient Compression)",
+    )
+    parser.add_argument(
+        "--down-codec",
+        default="none",
+        help="downlink codec chain, e.g. fp16, or delta+int8 (the update from the model a client holds)",
+    )
     parser.add_argument("--partitioning", choices=PARTITIONINGS, help="iid sequences, or whole topics per client")
     parser.add_argument(
         "--warm-start", type=typed(check_count, minimum=0), help="pre-training steps of the starting checkpoint"
@@ -40,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lora-rule", choices=RULES, default="ffa", help="adapter averaging: ffa (exact) or fedit")
     parser.add_argument("--target-loss", type=float, help="after --rounds, go on until the held-out loss is this")
     parser.add_argument("--max-rounds", type=typed(check_count), help="rounds at most when chasing --target-loss")
+    parser.add_argument(
+        "--zeroth-seeds",
+        type=typed(check_count),
+        help="zeroth-order lever (FedKSeed): K shared seeds; each message carries K scalars (set a small --lr)",
+    )
+    parser.add_argument("--zeroth-eps", type=float, default=1e-3, help="zeroth-order perturbation scale (default 1e-3)")
     parser.add_argument(
         "--backend",
         choices=BACKENDS,
@@ -66,6 +80,8 @@ def config_from_args(args: argparse.Namespace):
         lora_rule=args.lora_rule,
         target_loss=args.target_loss,
         max_rounds=args.max_rounds,
+        zeroth_seeds=args.zeroth_seeds,
+        zeroth_eps=args.zeroth_eps,
     )
 
 

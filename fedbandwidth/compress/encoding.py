@@ -12,10 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..payload import npy_header_length
-from .chain import SPARSIFY, VALUES, Codec, layer_selected
-from .lowrank import lowrank_decode, lowrank_encode
-from .sparse import sparse_decode, sparse_encode
-from .values import decode_values, encode_values, is_data_key
+from .chain import LEVERS, Codec
+
+DECODE_ORDER = sorted(LEVERS, key=lambda lever: -lever.order)  # value codecs first, then sparse and low rank
 
 
 def restore_shape(x: np.ndarray, shape: tuple) -> np.ndarray:
@@ -24,27 +23,18 @@ def restore_shape(x: np.ndarray, shape: tuple) -> np.ndarray:
 
 
 def encode_stages(stages, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Apply the layers/sparsifier/value stages in order (delta is applied by the caller)."""
+    """Apply each stage's lever in order (delta is applied by the caller)."""
     out = dict(arrays)
     for stage in stages:
-        if stage.name == "layers":
-            out = {k: v for k, v in out.items() if layer_selected(k, stage.patterns)}
-        elif stage.name == "lowrank":
-            out = {p: a for k, v in out.items() for p, a in lowrank_encode(stage, k, v).items()}
-        elif stage.order == SPARSIFY:
-            out = {p: a for k, v in out.items() for p, a in sparse_encode(stage, k, v).items()}
-        elif stage.order == VALUES:
-            out = {
-                p: a
-                for k, v in out.items()
-                for p, a in (encode_values(stage, k, v) if is_data_key(k) else {k: v}).items()
-            }
+        out = stage.lever.encode(stage, out)
     return out
 
 
 def decode_parts(parts: dict[str, np.ndarray], shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
-    """Undo the value and sparse stages: dense float32 tensors of the known shapes (sent ones only)."""
-    dense = lowrank_decode(sparse_decode(decode_values(parts), shapes), shapes)
+    """Undo every lever's parts (value codecs first): dense float32 tensors of the known shapes (sent ones only)."""
+    dense = dict(parts)
+    for lever in DECODE_ORDER:
+        dense = lever.decode(dense, shapes)
     return {k: restore_shape(v, shapes[k]).astype(np.float32, copy=False) for k, v in dense.items()}
 
 
@@ -61,8 +51,9 @@ def encode(
     arrays: dict[str, np.ndarray],
     reference: dict[str, np.ndarray] | None = None,
     residual: dict[str, np.ndarray] | None = None,
+    server_round: int = 1,
 ) -> Encoded:
-    """Encode named float32 tensors; `reference` is the global model (delta), `residual` the last one."""
+    """Encode named float32 tensors; `reference` is the global model (delta), `residual` the last state kept."""
     values = {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}
     if codec.stage("delta"):
         if reference is None:
@@ -72,10 +63,11 @@ def encode(
     if sparsifier is None or not sparsifier.error_feedback:
         return Encoded(encode_stages(codec.stages, values), {})
     values = {k: v for k, v in values.items() if codec.selects(k)}
-    update = {k: v + residual[k] if residual and k in residual else v for k, v in values.items()}
-    sent = encode_stages(codec.stages, update)
+    lever = sparsifier.lever
+    update, now, scratch = lever.prepare(sparsifier, values, residual or {}, server_round)
+    sent = encode_stages(tuple(now if s is sparsifier else s for s in codec.stages), update)
     received = decode_parts(sent, {k: v.shape for k, v in update.items()})
-    return Encoded(sent, {k: v - received[k] for k, v in update.items()})
+    return Encoded(sent, lever.keep(now, update, received, scratch))
 
 
 def decode(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .chain import SEP, Stage
+from ..checks import ConfigError
+from .stage import SEP, SPARSIFY, Lever, Stage, untag, value_and_feedback
 
 
 def lowrank_pays(shape: tuple, rank: int) -> bool:
@@ -27,26 +28,37 @@ def top_factors(x: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
     return p.astype(np.float32), q.astype(np.float32)
 
 
-def lowrank_encode(stage: Stage, key: str, x: np.ndarray) -> dict[str, np.ndarray]:
-    """A matrix as factors P = U_r S_r (m x r) and Q = V_r (n x r), its best rank-r approximation."""
-    rank = int(stage.param)
-    if not lowrank_pays(x.shape, rank):
-        return {key: x}
-    p, q = top_factors(x, rank)
-    return {key + SEP + "lrp": p, key + SEP + "lrq": q}
+class LowRank(Lever):
+    """``lowrank:<rank>[:noef]``: each matrix of the update as two thin factors; small ones whole."""
 
+    name, order, needs_delta = "lowrank", SPARSIFY, True
 
-def lowrank_decode(parts: dict[str, np.ndarray], shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
-    """Multiply factors back into matrices of the known shapes; other keys pass through."""
-    out = {}
-    for key, x in parts.items():
-        base, _, tag = key.rpartition(SEP)
-        if tag == "lrp":
+    def parse(self, args: list[str], where: str) -> Stage:
+        """A whole rank >= 1, optionally ':noef'."""
+        text, feedback = value_and_feedback(self.name, args, where)
+        if not text.isdigit() or int(text) < 1:
+            raise ConfigError(f"{where}: lowrank rank must be a whole number >= 1, got {text!r}")
+        return Stage(self, float(text), error_feedback=feedback)
+
+    def encode_tensor(self, stage: Stage, key: str, x: np.ndarray) -> dict[str, np.ndarray]:
+        """P = U_r S_r (m x r) and Q = V_r (n x r), the best rank-r approximation, when that is smaller."""
+        rank = int(stage.param)
+        if not lowrank_pays(x.shape, rank):
+            return {key: x}
+        p, q = top_factors(x, rank)
+        return {key + SEP + "lrp": p, key + SEP + "lrq": q}
+
+    def decode(self, parts: dict[str, np.ndarray], shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
+        """Multiply factors back into matrices of the known shapes."""
+
+        def matrix(base: str, tag: str, x: np.ndarray) -> np.ndarray:
             rows, cols = shapes[base]
             rank = x.size // rows  # int4 may have padded one value
             p = x.ravel()[: rows * rank].reshape(rows, rank)
             q = parts[base + SEP + "lrq"].ravel()[: cols * rank].reshape(cols, rank)
-            out[base] = p @ q.T
-        elif tag != "lrq":
-            out[key] = x
-    return out
+            return p @ q.T
+
+        return untag(parts, ("lrp",), ("lrq",), matrix)
+
+
+LEVER = LowRank()

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .chain import SEP, Stage
+from .stage import SEP, SPARSIFY, Lever, Stage, number, untag, value_and_feedback
 
 UINT16_INDEX_LIMIT = 2**16  # tensors up to this many elements can index with uint16
 
@@ -38,24 +38,64 @@ def index_part(indices: np.ndarray, size: int) -> tuple[str, np.ndarray]:
     return "idx", indices.astype(np.uint16 if form == "idx16" else np.int32)
 
 
-def sparse_encode(stage: Stage, key: str, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Keep the chosen entries of one tensor: their indices (or bitmap) and float32 values."""
-    pick = topk_indices(x, stage.param) if stage.name == "topk" else threshold_indices(x, stage.param)
-    form, index = index_part(pick, x.size)
-    return {key + SEP + form: index, key + SEP + "val": x.ravel()[pick].astype(np.float32)}
+class Sparsifier(Lever):
+    """A stage that keeps some entries of the update: their indices (or a bitmap) and float32 values."""
 
+    order, needs_delta = SPARSIFY, True
 
-def sparse_decode(parts: dict[str, np.ndarray], shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
-    """Scatter sparse values back into dense tensors of the known shapes; other keys pass through."""
-    out = {}
-    for key, x in parts.items():
-        base, _, tag = key.rpartition(SEP)
-        if tag in ("idx", "bit"):
+    def pick(self, x: np.ndarray, value: float) -> np.ndarray:
+        """Ascending flat indices of the entries to send."""
+        raise NotImplementedError
+
+    def encode_tensor(self, stage: Stage, key: str, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The chosen entries of one tensor: indices (or bitmap) and float32 values."""
+        pick = self.pick(x, stage.param)
+        form, index = index_part(pick, x.size)
+        return {key + SEP + form: index, key + SEP + "val": x.ravel()[pick].astype(np.float32)}
+
+    def decode(self, parts: dict[str, np.ndarray], shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
+        """Scatter sparse values back into dense tensors of the known shapes."""
+
+        def dense(base: str, tag: str, x: np.ndarray) -> np.ndarray:
             size = int(np.prod(shapes[base], dtype=np.int64))
             pick = x.astype(np.int64) if tag == "idx" else np.flatnonzero(np.unpackbits(x)[:size])
-            dense = np.zeros(size, dtype=np.float32)
-            dense[pick] = parts[base + SEP + "val"].ravel()[: pick.size]
-            out[base] = dense.reshape(shapes[base])
-        elif tag != "val":
-            out[key] = x
-    return out
+            out = np.zeros(size, dtype=np.float32)
+            out[pick] = parts[base + SEP + "val"].ravel()[: pick.size]
+            return out.reshape(shapes[base])
+
+        return untag(parts, ("idx", "bit"), ("val",), dense)
+
+
+class TopK(Sparsifier):
+    """``topk:<fraction>[:noef]``: the ceil(fraction x size) entries of largest magnitude."""
+
+    name = "topk"
+
+    def parse(self, args: list[str], where: str) -> Stage:
+        """A fraction in (0, 1], optionally ':noef'."""
+        text, feedback = value_and_feedback(self.name, args, where)
+        return Stage(self, number(f"{where}: topk fraction", text, 0, 1), error_feedback=feedback)
+
+    def pick(self, x: np.ndarray, value: float) -> np.ndarray:
+        """The top-k entries."""
+        return topk_indices(x, value)
+
+
+class Threshold(Sparsifier):
+    """``threshold:<tau>[:noef]``: the entries of magnitude >= tau."""
+
+    name = "threshold"
+
+    def parse(self, args: list[str], where: str) -> Stage:
+        """A tau >= 0, optionally ':noef'."""
+        text, feedback = value_and_feedback(self.name, args, where)
+        return Stage(
+            self, number(f"{where}: threshold tau", text, 0, math.inf, low_open=False), error_feedback=feedback
+        )
+
+    def pick(self, x: np.ndarray, value: float) -> np.ndarray:
+        """The entries at or above tau."""
+        return threshold_indices(x, value)
+
+
+LEVERS = (TopK(), Threshold())  # the sparsifiers, in the order chain.py lists them

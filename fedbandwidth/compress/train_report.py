@@ -26,6 +26,7 @@ def train_summary(result, seconds: float, files: dict) -> dict:
     report = ledger_summary(result.ledger, seconds, files)
     for row in report["rounds"]:
         row["eval_loss"] = result.eval_loss.get(row["round"])
+        row.update(result.timing.get(row["round"], {}))  # compute/encode/decode_seconds (client means), server_seconds
     message = uncompressed_message_bytes()
     uncompressed = message * sum(r["nodes"] for r in report["rounds"])
     up = report["up_bytes"]

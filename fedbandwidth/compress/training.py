@@ -8,7 +8,8 @@ updates with ``CompressedFedAvg`` and evaluates the held-out loss after every ro
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -20,9 +21,9 @@ from ..checks import ConfigError, check_choice, check_count, check_fraction
 from ..ledger import Ledger
 from ..names import ARRAYS, BACKENDS, CONFIG, METRICS, NUM_EXAMPLES, NUM_PARTITIONS, PARTITION_ID
 from ..tracking import sampling
-from . import lora, models, task, warm
+from . import lora, models, task, warm, zeroth
 from .chain import check_downlink, check_layers, parse_codec
-from .messages import CompressedFedAvg, make_codec_mod, message_codecs, to_numpy, to_record
+from .messages import COMPUTE_SECONDS, CompressedFedAvg, make_codec_mod, message_codecs, to_numpy, to_record
 
 # Sizes of a run by name. "ci" is small enough for a test. "scratch" and "warm-start" are the two regimes of
 # benchmarks/compression_study.py: 5 clients x 5 rounds x 20 local steps, evaluated on 1,024 held-out sequences
@@ -72,6 +73,8 @@ class TrainConfig:
     lora_rule: str = "ffa"  # how adapters are averaged: "ffa" (A frozen, exact) or "fedit" (A and B, inexact)
     target_loss: float | None = None  # after `rounds`, go on until the held-out loss is at most this ...
     max_rounds: int | None = None  # ... for at most this many rounds in all
+    zeroth_seeds: int | None = None  # zeroth-order lever (FedKSeed): K shared seeds; messages carry K scalars
+    zeroth_eps: float = 1e-3  # zeroth-order lever: perturbation scale of the two-point loss difference
 
     def __post_init__(self) -> None:
         for name in ("supernodes", "rounds", "local_steps", "batch_size", "seq_len", "eval_sequences"):
@@ -119,6 +122,13 @@ class TrainConfig:
 
     def codecs(self):
         """(uplink, downlink) codecs, checked against each other and the names of the tensors that travel."""
+        if self.zeroth_seeds is not None:
+            check_count("zeroth-seeds", self.zeroth_seeds)
+            check_positive("zeroth-eps", self.zeroth_eps)
+            if (self.up_codec, self.down_codec) != ("none", "none") or self.lora_rank is not None:
+                raise ConfigError(
+                    "zeroth-seeds: the zeroth-order lever sends K scalars, not weights (no codecs, no LoRA)"
+                )
         names = list(models.sent_shapes(self))
         up = check_layers(parse_codec(self.up_codec, "up-codec"), names, "up-codec")
         down = check_layers(check_downlink(parse_codec(self.down_codec, "down-codec")), names, "down-codec")
@@ -145,14 +155,24 @@ def client_train(msg: Message, context: Context, cfg: TrainConfig) -> Message:
         data, int(config["local-steps"]), cfg.batch_size, (cfg.seed, partition, int(config["server-round"]))
     )
     up, _ = message_codecs(msg)
+    started = time.perf_counter()
     loss = task.train_steps(model, batches, float(config["lr"]), trainable=models.trainable(cfg, up))
     metrics = {NUM_EXAMPLES: len(batches) * len(batches[0]), "train-loss": loss, PARTITION_ID: partition}
+    metrics[COMPUTE_SECONDS] = time.perf_counter() - started
     content = {ARRAYS: to_record(models.sent_arrays(cfg, model)), METRICS: MetricRecord(metrics)}
     return Message(RecordDict(content), reply_to=msg)
 
 
 def make_client_app(cfg: TrainConfig) -> ClientApp:
-    """The training ClientApp, with the codec mod around it."""
+    """The training ClientApp, with the codec mod around it (the zeroth-order lever has its own client round)."""
+    if cfg.zeroth_seeds is not None:
+        app, spec = ClientApp(), zeroth.zeroth_spec(cfg)
+
+        @app.train()
+        def train_zeroth(msg: Message, context: Context) -> Message:
+            return zeroth.client_round(msg, context, cfg, spec)
+
+        return app
     app = ClientApp(mods=[make_codec_mod(models.sent_shapes(cfg))])
 
     @app.train()
@@ -198,8 +218,13 @@ def initial_arrays(cfg: TrainConfig) -> dict[str, np.ndarray]:
     return models.sent_arrays(cfg, models.start_model(cfg))
 
 
-def make_server_app(cfg: TrainConfig, ledger: Ledger, eval_loss: dict[int, float]) -> ServerApp:
-    """The ServerApp: CompressedFedAvg for `rounds` (up to `max_rounds` chasing `target_loss`), loss each round."""
+def make_server_app(
+    cfg: TrainConfig, ledger: Ledger, eval_loss: dict[int, float], timing: dict | None = None
+) -> ServerApp:
+    """The ServerApp: CompressedFedAvg for `rounds` (up to `max_rounds` chasing `target_loss`), loss each round.
+
+    `timing` (if given) is filled with round -> mean client compute/encode/decode seconds and server seconds.
+    """
     initial = initial_arrays(cfg)
     evaluate_fn = make_evaluate_fn(cfg, eval_loss)
     server = ServerApp()
@@ -207,14 +232,16 @@ def make_server_app(cfg: TrainConfig, ledger: Ledger, eval_loss: dict[int, float
     @server.main()
     def main(grid: Grid, context: Context) -> None:
         up, down = cfg.codecs()
-        strategy = CompressedFedAvg(
-            ledger,
-            up,
-            down,
-            stop=lambda: should_stop(cfg, eval_loss),
-            expected_nodes=cfg.supernodes,  # round 1 samples from every node, not from those registered so far
+        common = {
+            "stop": lambda: should_stop(cfg, eval_loss),
+            "timing": timing,
+            "expected_nodes": cfg.supernodes,  # round 1 samples from every node, not from those registered so far
             **sampling(cfg.fraction, 0.0, 1, cfg.supernodes),
-        )
+        }
+        if cfg.zeroth_seeds is not None:
+            strategy = zeroth.ZerothFedAvg(ledger, zeroth.zeroth_spec(cfg), **common)
+        else:
+            strategy = CompressedFedAvg(ledger, up, down, **common)
         strategy.start(
             grid=grid,
             initial_arrays=to_record(initial),
@@ -233,6 +260,7 @@ class TrainResult:
     config: TrainConfig  # the run
     ledger: Ledger  # every encoded message, with its payload bytes
     eval_loss: dict[int, float]  # round -> held-out loss (round 0: the initial model)
+    timing: dict[int, dict] = field(default_factory=dict)  # round -> mean client compute/encode/decode s, server s
 
     @property
     def final_eval_loss(self) -> float:
@@ -248,8 +276,9 @@ def train(cfg: TrainConfig, ledger: Ledger | None = None) -> TrainResult:
         warm.checkpoint(cfg.pretraining)  # built (once) before any client thread asks for it
     ledger = ledger if ledger is not None else Ledger()
     eval_loss: dict[int, float] = {}
-    run(make_server_app(cfg, ledger, eval_loss), make_client_app(cfg), cfg.supernodes, backend=cfg.backend)
-    return TrainResult(cfg, ledger, dict(sorted(eval_loss.items())))
+    timing: dict[int, dict] = {}
+    run(make_server_app(cfg, ledger, eval_loss, timing), make_client_app(cfg), cfg.supernodes, backend=cfg.backend)
+    return TrainResult(cfg, ledger, dict(sorted(eval_loss.items())), timing)
 
 
 def uncompressed_message_bytes() -> int:

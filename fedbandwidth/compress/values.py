@@ -1,10 +1,11 @@
-"""Value codecs: fp16, bf16, and affine int8/int4 quantization (per tensor or per block), in numpy."""
+"""Value codecs: fp16, bf16, and affine int8/int4 quantization (per tensor or per block), in numpy, as levers."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .chain import SEP, Stage
+from ..checks import ConfigError
+from .stage import SEP, VALUES, Lever, Stage, untag
 
 
 def is_data_key(key: str) -> bool:
@@ -58,30 +59,83 @@ def unpack_nibbles(packed: np.ndarray) -> np.ndarray:
     return out
 
 
-def encode_values(stage: Stage, key: str, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Encode one float32 array with fp16/bf16/int8/int4."""
-    if stage.name == "fp16":
+class ValueLever(Lever):
+    """A value codec: stores each float array (a tensor, sparse values, low-rank factors) in fewer bits."""
+
+    order = VALUES
+
+    def applies(self, key: str) -> bool:
+        """Only keys that hold float values."""
+        return is_data_key(key)
+
+
+class Fp16(ValueLever):
+    """``fp16``: IEEE half precision."""
+
+    name = "fp16"
+
+    def encode_tensor(self, stage: Stage, key: str, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The array as float16."""
         return {key + SEP + "f16": x.astype(np.float16)}
-    if stage.name == "bf16":
+
+    def decode(self, parts: dict[str, np.ndarray], shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
+        """float16 parts back to float32."""
+        return untag(parts, ("f16",), (), lambda base, tag, x: x.astype(np.float32))
+
+
+class Bf16(ValueLever):
+    """``bf16``: the upper 16 bits of float32, rounded to nearest even."""
+
+    name = "bf16"
+
+    def encode_tensor(self, stage: Stage, key: str, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The array as bfloat16 bits."""
         return {key + SEP + "bf16": bf16_encode(x)}
-    bits = 8 if stage.name == "int8" else 4
-    codes, params = quantize(x, bits, int(stage.param) if stage.param else None)
-    data = codes.reshape(x.shape) if bits == 8 else pack_nibbles(codes)
-    return {key + SEP + f"q{bits}": data, key + SEP + "qp": params}
+
+    def decode(self, parts: dict[str, np.ndarray], shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
+        """bfloat16 parts back to float32."""
+        return untag(parts, ("bf16",), (), lambda base, tag, x: bf16_decode(x))
 
 
-def decode_values(parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Undo encode_values on a whole record; other keys pass through. int4 output is flat, padded."""
-    out = {}
-    for key, x in parts.items():
-        base, _, tag = key.rpartition(SEP)
-        if tag == "f16":
-            out[base] = x.astype(np.float32)
-        elif tag == "bf16":
-            out[base] = bf16_decode(x)
-        elif tag in ("q8", "q4"):
-            codes = x.ravel() if tag == "q8" else unpack_nibbles(x)
-            out[base] = dequantize(codes, parts[base + SEP + "qp"]).reshape(x.shape if tag == "q8" else -1)
-        elif tag != "qp":
-            out[key] = x
-    return out
+class Quantize(ValueLever):
+    """``int8[:<block>]`` / ``int4[:<block>]``: affine codes per tensor or per block; int4 packs two a byte."""
+
+    bits = 8  # bits per code
+
+    def parse(self, args: list[str], where: str) -> Stage:
+        """The optional block size (a whole number >= 2)."""
+        if not args:
+            return Stage(self)
+        if len(args) > 1 or not args[0].isdigit() or int(args[0]) < 2:
+            raise ConfigError(f"{where}: {self.name} block size must be a whole number >= 2, got {':'.join(args)!r}")
+        return Stage(self, float(int(args[0])))
+
+    def encode_tensor(self, stage: Stage, key: str, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Codes (int8: in the tensor's shape; int4: packed, flat) and the blocks' (scale, min)."""
+        codes, params = quantize(x, self.bits, int(stage.param) if stage.param else None)
+        data = codes.reshape(x.shape) if self.bits == 8 else pack_nibbles(codes)
+        return {key + SEP + f"q{self.bits}": data, key + SEP + "qp": params}
+
+    def decode(self, parts: dict[str, np.ndarray], shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
+        """Codes and params back to float32 (int4: flat, possibly padded by one value)."""
+
+        def values(base: str, tag: str, x: np.ndarray) -> np.ndarray:
+            codes = x.ravel() if self.bits == 8 else unpack_nibbles(x)
+            return dequantize(codes, parts[base + SEP + "qp"]).reshape(x.shape if self.bits == 8 else -1)
+
+        return untag(parts, (f"q{self.bits}",), ("qp",), values)
+
+
+class Int8(Quantize):
+    """``int8[:<block>]``: 256 levels."""
+
+    name, bits = "int8", 8
+
+
+class Int4(Quantize):
+    """``int4[:<block>]``: 16 levels, two codes a byte."""
+
+    name, bits = "int4", 4
+
+
+LEVERS = (Fp16(), Bf16(), Int8(), Int4())  # the value codecs, in the order chain.py lists them
