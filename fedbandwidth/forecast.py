@@ -22,7 +22,7 @@ from .names import APIS
 from .payload import CHUNK_BYTES, chunk_count
 from .report import render_table
 from .shapes import adapter_facts, model_facts
-from .theory import Prediction, course_formula_bytes, predict
+from .theory import FLOWERTUNE_BUDGET_MB, Prediction, course_formula_bytes, flowertune_mib, predict
 from .units import format_bytes
 
 
@@ -140,6 +140,7 @@ def forecast(cfg: ForecastConfig) -> dict:
         "up_bytes": cfg.rounds * p.up_bytes_per_round,
         "total_bytes": p.total_bytes,
         "course_formula_bytes": formula,
+        "flowertune_mib": flowertune_mib(specs, p.train_nodes, cfg.rounds),
     }
 
 
@@ -182,6 +183,15 @@ def describe_model(report: dict) -> list[str]:
     return lines
 
 
+def flowertune_line(mib: dict) -> str:
+    """One line: what FlowerTune's CommunicationTracker would print at the end, next to its budget."""
+    over = " (over budget)" if max(mib.values()) > FLOWERTUNE_BUDGET_MB else ""
+    return (
+        f"FlowerTune's tracker: used {mib['legacy']:.2f} MB (legacy API) / {mib['message']:.2f} MB (Message API) "
+        f"of {FLOWERTUNE_BUDGET_MB:,} MB{over} (its MB are MiB; train messages only)"
+    )
+
+
 LINK_COLUMNS = [
     ("link", 15, lambda r: r["link"]),
     ("s a round", 12, lambda r: f"{r['round_seconds']:,.1f}"),
@@ -201,6 +211,7 @@ def render_forecast(report: dict) -> str:
         f"down  {format_bytes(report['down_bytes'])}",
         f"up    {format_bytes(report['up_bytes'])}",
         f"total {format_bytes(report['total_bytes'])}",
+        flowertune_line(report["flowertune_mib"]),
     ]
     links = [{"link": name, **times} for name, times in report.get("links", {}).items()]
     return "\n".join(lines + (render_table(LINK_COLUMNS, links) if links else []))

@@ -104,5 +104,6 @@ def test_dora_and_targets_matching_nothing_as_peft_goes_on(capsys):
     # 16 layers: q_proj 2048 -> 2048 and v_proj 2048 -> 512, each A, B and a magnitude vector of its outputs
     assert report["adapter"]["parameters"] == 16 * (8 * (4096 + 2560) + 2048 + 512) == 892_928
     assert report["adapter"]["peft_trainable_parameters"] == 892_928 and report["adapter"]["tensors"] == 96
+    assert set(report["flowertune_mib"]) == {"legacy", "message"}
     assert main(["predict", *args]) == 0
     assert "  warning: c_attn matched no module (peft goes on without)" in capsys.readouterr().out.splitlines()
