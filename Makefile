@@ -40,7 +40,7 @@ browser:
 
 # Regenerate the README's figure with the project's own code.
 docs: $(STAMP) browser
-	$(BIN)/fedbandwidth simulate --supernodes 2 --rounds 3 --out build/docs
+	$(BIN)/fedbandwidth simulate --supernodes 2 --rounds 3 --plot --out build/docs
 	cp build/docs/bandwidth_per_round.png docs/bandwidth_per_round.png
 	$(BIN)/python -m pytest -m browser -k explorer tests/test_browser.py
 	cp build/browser/explorer.png docs/explorer.png

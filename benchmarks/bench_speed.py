@@ -1,11 +1,14 @@
-"""Wall time of a whole run, as a learner waits for it: the course's code path against ours.
+"""Wall time of a whole run, as a learner waits for it, against the course's code and against the floor.
 
-Runs, alternating, K times each: benchmarks/course_baseline.py and `fedbandwidth simulate` for
-each API (legacy, as the course; message) and backend (inprocess, our default; ray, as the
-course). Prints every run, the medians and the ratio ours/course (target <= 0.12), and the fixed
-cost of a run (one round's wall time less the per-round time; target <= 2 s); writes
-benchmarks/results/speed.json.
-Usage: python benchmarks/bench_speed.py [--supernodes 10] [--rounds 3] [--repeat 3]
+Runs, alternating, K times each: benchmarks/course_baseline.py, `fedbandwidth simulate` for each API
+(legacy, as the course; message) and backend (inprocess, our default; ray, as the course) for R rounds and
+for 1 round, `fedbandwidth simulate --supernodes 1 --rounds 1`, and `python -c "import flwr.simulation"`.
+It also times, in this process, copying one round's bytes once with numpy (the memory-copy floor: every
+sampled node's model down and its update up, each byte once). Prints every run, the medians and three
+ratios, each against something measured in the same run: ours/course (target <= 0.10, legacy), the marginal
+cost of a round ((R rounds - 1 round) / (R - 1)) over the floor (target <= 4), and 1 node x 1 round over
+the import of flwr.simulation (target <= 1.5). Writes benchmarks/results/speed.json.
+Usage: python benchmarks/bench_speed.py [--supernodes 10] [--rounds 3] [--repeat 3] [--backends inprocess]
 """
 
 from __future__ import annotations
@@ -13,12 +16,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 import benchlib
 
-TARGET_RATIO = 0.12  # ours / course, medians of wall time (in-process backend)
+TARGET_RATIO = 0.10  # ours / course, medians of wall time (legacy API, in-process backend)
+FLOOR_TARGET = 4.0  # marginal cost of a round / the memory-copy floor of its bytes
+IMPORT_TARGET = 1.5  # `simulate --supernodes 1 --rounds 1` / `python -c "import flwr.simulation"`
 STARTUP_TARGET_SECONDS = 2.0  # fixed cost of a run: wall time not spent in rounds
 COURSE = "course"
+IMPORT = "import-flwr.simulation"  # the wall of importing Flower's Simulation Engine in a fresh Python
+SMALLEST = "ours-1x1"  # `fedbandwidth simulate --supernodes 1 --rounds 1`
 ONE_ROUND = "-1round"  # suffix of our commands run for one round, to split fixed cost from per-round cost
 
 
@@ -52,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def commands(args: argparse.Namespace, use_cli: bool) -> dict[str, list[str]]:
     """The commands to time, by name: 'course', then 'ours-<api>-<backend>' for each pair."""
     cmds = {} if args.skip_course else {COURSE: benchlib.course_command(args.supernodes, args.rounds)}
+    cmds[IMPORT] = [sys.executable, "-c", "import flwr.simulation"]
+    cmds[SMALLEST] = benchlib.ours_command(1, 1, use_cli=use_cli)
     for api in args.apis.split(","):
         for backend in args.backends.split(","):
             cmds[f"ours-{api}-{backend}"] = benchlib.ours_command(
@@ -72,6 +82,42 @@ def fixed_seconds(meds: dict[str, float | None], rounds: int) -> dict[str, float
             per_round = (meds[name.removesuffix(ONE_ROUND)] - one) / (rounds - 1)
             fixed[name.removesuffix(ONE_ROUND)] = round(one - per_round, 2)
     return fixed
+
+
+def round_bytes(supernodes: int, api: str = "legacy") -> int:
+    """Payload bytes of one round of pythia-14m with every node sampled: each model down and each update up."""
+    from fedbandwidth.model import tensor_specs
+    from fedbandwidth.theory import predict
+
+    prediction = predict(tensor_specs("pythia-14m"), supernodes, 1, api=api)
+    return prediction.down_bytes_per_round + prediction.up_bytes_per_round
+
+
+def copy_floor_seconds(nbytes: int, repeat: int = 5) -> float:
+    """Seconds to copy `nbytes` once with numpy (best of `repeat`, both buffers touched first)."""
+    import numpy as np
+
+    source, target = np.ones(nbytes, np.uint8), np.zeros(nbytes, np.uint8)
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        np.copyto(target, source)
+        best = min(best, time.perf_counter() - started)
+    return round(best, 4)
+
+
+def floor_ratios(meds: dict, rounds: int, floor: float) -> dict[str, dict]:
+    """Each of our R-round commands: its marginal round (seconds) and that over the memory-copy floor."""
+    ratios_ = {}
+    for name, one in meds.items():
+        full = meds.get(name.removesuffix(ONE_ROUND))
+        if name.endswith(ONE_ROUND) and one is not None and full is not None and rounds > 1:
+            per_round = (full - one) / (rounds - 1)
+            ratios_[name.removesuffix(ONE_ROUND)] = {
+                "round_seconds": round(per_round, 3),
+                "ratio": round(per_round / floor, 2),
+            }
+    return ratios_
 
 
 def time_once(name: str, cmd: list[str], quiet_below: float = 0.0, timeout: float = 600.0) -> dict:
@@ -127,7 +173,7 @@ def ratios(meds: dict[str, float | None]) -> dict[str, float | None]:
     return {
         n: (round(m / course, 3) if m and course else None)
         for n, m in meds.items()
-        if n != COURSE and not n.endswith(ONE_ROUND)
+        if n not in (COURSE, IMPORT, SMALLEST) and not n.endswith(ONE_ROUND)
     }
 
 
@@ -181,6 +227,17 @@ def main(argv: list[str] | None = None) -> int:
     for name, seconds in fixed.items():
         verdict = "meets" if seconds <= STARTUP_TARGET_SECONDS else "MISSES"
         print(f"fixed cost {name} = {seconds:.2f} s (target <= {STARTUP_TARGET_SECONDS} s: {verdict})")
+    nbytes = round_bytes(args.supernodes)
+    floor = copy_floor_seconds(nbytes)
+    print(f"floor: copying one round's {nbytes:,} B once with numpy takes {floor:.3f} s")
+    per_round = floor_ratios(meds, args.rounds, floor)
+    for name, row in per_round.items():
+        verdict = "meets" if row["ratio"] <= FLOOR_TARGET else "MISSES"
+        print(f"marginal round {name} = {row['round_seconds']:.3f} s = {row['ratio']:.2f}x the floor "
+              f"(target <= {FLOOR_TARGET}: {verdict})")  # fmt: skip
+    smallest = meds.get(SMALLEST) / meds[IMPORT] if meds.get(SMALLEST) and meds.get(IMPORT) else None
+    verdict = "n/a" if smallest is None else ("meets" if smallest <= IMPORT_TARGET else "MISSES")
+    print(f"{SMALLEST}/{IMPORT} = {_fmt(smallest, '', 2)} (target <= {IMPORT_TARGET}: {verdict})")
     facts["load_average_after"] = benchlib.machine_facts()["load_average_1_5_15"]
     path = benchlib.write_json(
         args.output,
@@ -199,6 +256,12 @@ def main(argv: list[str] | None = None) -> int:
             "target_ratio": TARGET_RATIO,
             "fixed_seconds": fixed,
             "fixed_target_seconds": STARTUP_TARGET_SECONDS,
+            "round_bytes": nbytes,
+            "copy_floor_seconds": floor,
+            "marginal_round": per_round,
+            "floor_target": FLOOR_TARGET,
+            "smallest_over_import": round(smallest, 3) if smallest else None,
+            "import_target": IMPORT_TARGET,
         },
     )
     print(f"wrote {path.relative_to(benchlib.ROOT)}")

@@ -7,17 +7,21 @@ The same helpers serve a real model (training) and a model on torch's `meta` dev
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from .checks import ConfigError, check_count
 
-LORA_MARKER = "lora_"  # peft names adapter tensors "...lora_A..." / "...lora_B..."
+log = logging.getLogger("fedbandwidth")
+
+LORA_MARKER = "lora_"  # peft names adapter tensors "...lora_A..." / "...lora_B..." / "...lora_magnitude_vector"
+MAGNITUDE = "lora_magnitude_vector"  # DoRA's magnitude vector (one value per output feature): it trains too
 RULES = ("ffa", "fedit")  # what travels: FFA-LoRA (A frozen at a shared seeded init, only B) or FedIT (A and B)
 
 
 def travels(name: str, rule: str) -> bool:
-    """True if the adapter tensor `name` trains and travels under `rule` (ffa: only B; fedit: A and B)."""
-    return LORA_MARKER + "B" in name if rule == "ffa" else LORA_MARKER in name
+    """True if the adapter tensor `name` trains and travels under `rule` (ffa: B and DoRA's magnitude; fedit: all)."""
+    return (LORA_MARKER + "B" in name or MAGNITUDE in name) if rule == "ffa" else LORA_MARKER in name
 
 
 def parse_targets(text: str) -> tuple[str, ...]:
@@ -35,6 +39,7 @@ class LoraSpec:
     rank: int  # r: adapters' inner dimension (A is r x in, B is out x r)
     targets: tuple[str, ...]  # module names (or their last parts), e.g. ("query_key_value", "dense")
     alpha: float | None = None  # lora_alpha: updates are scaled by alpha / rank; None = rank (scale 1)
+    dora: bool = False  # DoRA (peft's use_dora): a magnitude vector per adapted layer trains and travels too
 
     def __post_init__(self) -> None:
         check_count("lora-rank", self.rank)
@@ -47,16 +52,25 @@ def matches(module_name: str, target: str) -> bool:
     return module_name == target or module_name.endswith("." + target)
 
 
-def check_targets(model, spec: LoraSpec) -> LoraSpec:
-    """Every target must name at least one module of `model`; ConfigError names the first that names none."""
-    names = [name for name, _ in model.named_modules()]
-    for target in spec.targets:
-        if not any(matches(name, target) for name in names):
-            leaves = sorted({name.rsplit(".", 1)[-1] for name in names} - {""} - set(map(str, range(len(names)))))
-            raise ConfigError(
-                f"lora-targets: {target!r} matches no module of the model; module names end in: {', '.join(leaves)}"
-            )
-    return spec
+def unmatched_targets(names: list[str], spec: LoraSpec) -> list[str]:
+    """The targets naming no module in `names`, as peft goes on without them; ConfigError if none names any."""
+    unmatched = [t for t in spec.targets if not any(matches(name, t) for name in names)]
+    if len(unmatched) == len(spec.targets):
+        leaves = sorted({name.rsplit(".", 1)[-1] for name in names} - {""} - set(map(str, range(len(names)))))
+        quoted = ", ".join(map(repr, unmatched))
+        raise ConfigError(
+            f"lora-targets: {quoted} {'matches' if len(unmatched) == 1 else 'match'} no module of the model; "
+            f"module names end in: {', '.join(leaves)}"
+        )
+    return unmatched
+
+
+def check_targets(model, spec: LoraSpec) -> list[str]:
+    """The targets naming no module of `model` (logged, as peft goes on); ConfigError if none names any."""
+    unmatched = unmatched_targets([name for name, _ in model.named_modules()], spec)
+    if unmatched:
+        log.warning("lora-targets: %s matched no module of the model (peft goes on without)", ", ".join(unmatched))
+    return unmatched
 
 
 def lora_config(spec: LoraSpec):
@@ -69,14 +83,18 @@ def lora_config(spec: LoraSpec):
         target_modules=list(spec.targets),
         lora_dropout=0.0,
         bias="none",
+        use_dora=spec.dora,
     )
 
 
-def apply_lora(model, spec: LoraSpec):
+def apply_lora(model, spec: LoraSpec, warn: bool = True):
     """Wrap `model` with peft LoRA adapters (base weights frozen); ConfigError if peft refuses a target."""
     from peft import get_peft_model
 
-    check_targets(model, spec)
+    if warn:
+        check_targets(model, spec)
+    else:
+        unmatched_targets([name for name, _ in model.named_modules()], spec)
     try:
         return get_peft_model(model, lora_config(spec))
     except ValueError as err:  # e.g. a target that is a LayerNorm, which LoRA does not support

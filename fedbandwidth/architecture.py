@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .adapters import LoraSpec, apply_lora
+from .adapters import LoraSpec, adapter_state, apply_lora, unmatched_targets
 from .catalog import ModelSource, resolve
 from .model import TensorSpec, known_models, tensor_specs
 
@@ -40,25 +40,65 @@ def meta_model(name: str):
     return build_meta(resolve(name))
 
 
-@lru_cache(maxsize=64)
-def lora_meta_model(name: str, lora: LoraSpec):
-    """A meta-device model of `name` wrapped with peft LoRA adapters `lora` (cached)."""
+def lora_on_meta(model, lora: LoraSpec):
+    """`model` (on the meta device) wrapped with peft LoRA adapters `lora`."""
     import warnings
 
     import torch
 
     with torch.device("meta"), warnings.catch_warnings():  # on meta: no real adapter tensors (slow for 7B)
         warnings.simplefilter("ignore", FutureWarning)  # peft calls a transformers method deprecated in v5
-        return apply_lora(build_meta(resolve(name)), lora)
+        return apply_lora(model, lora, warn=False)  # the forecast names unmatched targets itself
+
+
+@lru_cache(maxsize=64)
+def lora_meta_model(name: str, lora: LoraSpec):
+    """A meta-device model of `name` wrapped with peft LoRA adapters `lora` (cached)."""
+    return lora_on_meta(build_meta(resolve(name)), lora)
+
+
+def state_rows(state: dict) -> list[list]:
+    """A state dict as JSON-ready rows: [name, shape, is floating point, torch dtype name]."""
+    return [[k, list(t.shape), t.is_floating_point(), str(t.dtype).removeprefix("torch.")] for k, t in state.items()]
+
+
+def specs_from(rows: list[list], dtype: str = "float32") -> list[TensorSpec]:
+    """TensorSpecs of state rows: floating-point tensors travel in `dtype`, the others as they are."""
+    npy = NPY_DTYPES[dtype]
+    return [TensorSpec(name, tuple(shape), npy if floating else kind) for name, shape, floating, kind in rows]
 
 
 def specs_of(state: dict, dtype: str = "float32") -> list[TensorSpec]:
     """TensorSpecs of a state dict: floating-point tensors travel in `dtype`, the others as they are."""
-    npy = NPY_DTYPES[dtype]
-    return [
-        TensorSpec(name, tuple(t.shape), npy if t.is_floating_point() else str(t.dtype).removeprefix("torch."))
-        for name, t in state.items()
-    ]
+    return specs_from(state_rows(state), dtype)
+
+
+def facts_of(model) -> dict:
+    """What a forecast needs of a (meta-device) model, JSON-ready; "modules" holds nn.Linear's [in, out], else None."""
+    from torch import nn
+
+    return {
+        "architecture": type(model).__name__,
+        "state": state_rows(model.state_dict()),
+        "parameters": unique_parameters(model),
+        "tied_keys": tied_keys(model),
+        "modules": {
+            name: [m.in_features, m.out_features] if type(m) is nn.Linear else None
+            for name, m in model.named_modules()
+            if name
+        },
+    }
+
+
+def adapter_facts_of(model, lora: LoraSpec) -> dict:
+    """What a forecast needs of `lora` on a meta-device `model`, from peft itself: adapter rows, peft's count."""
+    unmatched = unmatched_targets([name for name, _ in model.named_modules()], lora)
+    adapted = lora_on_meta(model, lora)
+    return {
+        "state": state_rows(adapter_state(adapted)),
+        "peft_trainable_parameters": adapted.get_nb_trainable_parameters()[0],
+        "unmatched_targets": unmatched,
+    }
 
 
 def tied_keys(model) -> list[str]:
@@ -80,8 +120,10 @@ def default_lora_targets(model_type: str) -> tuple[str, ...]:
 
 
 def model_specs(name: str) -> list[TensorSpec]:
-    """The float32 state-dict specs of any model name: pythia's without torch, others from the meta device."""
-    return tensor_specs(name) if name in known_models() else specs_of(meta_model(name).state_dict())
+    """The float32 state-dict specs of any model name: pythia's without torch, others from their facts (`shapes`)."""
+    from .shapes import model_facts
+
+    return tensor_specs(name) if name in known_models() else specs_from(model_facts(name)["state"])
 
 
 def zero_arrays(specs: list[TensorSpec]) -> dict[str, np.ndarray]:

@@ -1,6 +1,7 @@
 """The exact bytes of a federated run without running it, for any model and LoRA adapter.
 
-The model's tensors come from its real architecture on the meta device (`architecture`). One train message
+The model's tensors come from its real architecture on the meta device (`architecture`), read back from the
+facts kept of it when its config was seen before (`shapes`: no torch then). One train message
 carries the whole state dict, as ``ArrayRecord(model.state_dict())`` sends it (tied weights under both
 keys), or with LoRA the adapters alone, as FlowerTune sends them; each array travels as an .npy file under
 its key, cut into Flower's chunks. The run's total follows the lesson's prediction (`theory.predict`).
@@ -12,15 +13,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .adapters import RULES, LoraSpec, adapter_state, travels
-from .architecture import DTYPES, lora_meta_model, meta_model, specs_of, tied_keys, unique_parameters, zero_arrays
+from .adapters import RULES, LoraSpec, travels
+from .architecture import DTYPES, specs_from, zero_arrays
 from .catalog import resolve
 from .checks import check_choice, check_count, check_fraction
 from .model import TensorSpec
 from .names import APIS
 from .payload import CHUNK_BYTES, chunk_count
 from .report import render_table
-from .theory import Prediction, course_formula_bytes, predict
+from .shapes import adapter_facts, model_facts
+from .theory import FLOWERTUNE_BUDGET_MB, Prediction, course_formula_bytes, flowertune_mib, predict
 from .units import format_bytes
 
 
@@ -52,9 +54,9 @@ class ForecastConfig:
 def message_specs(cfg: ForecastConfig) -> list[TensorSpec]:
     """What one train message carries: the adapters' specs with LoRA, else the whole state dict's."""
     if cfg.lora:
-        state = adapter_state(lora_meta_model(cfg.model, cfg.lora))
-        return specs_of({k: v for k, v in state.items() if travels(k, cfg.lora_rule)}, cfg.dtype)
-    return specs_of(meta_model(cfg.model).state_dict(), cfg.dtype)
+        rows = adapter_facts(cfg.model, cfg.lora)["state"]
+        return specs_from([row for row in rows if travels(row[0], cfg.lora_rule)], cfg.dtype)
+    return specs_from(model_facts(cfg.model)["state"], cfg.dtype)
 
 
 def message_arrays(cfg: ForecastConfig) -> dict[str, np.ndarray]:
@@ -73,30 +75,31 @@ def tensor_part(specs: list[TensorSpec]) -> dict:
 
 def model_part(cfg: ForecastConfig) -> dict:
     """The model: where its config came from, its class, parameters (tied once), state-dict tensors and bytes."""
-    source, model = resolve(cfg.model), meta_model(cfg.model)
+    source, facts = resolve(cfg.model), model_facts(cfg.model)
     return {
         "name": cfg.model,
         "origin": source.origin,
         "config": str(source.path),
-        "architecture": type(model).__name__,
-        **tensor_part(specs_of(model.state_dict(), cfg.dtype)),
-        "parameters": unique_parameters(model),
-        "tied_keys": tied_keys(model),
+        "architecture": facts["architecture"],
+        **tensor_part(specs_from(facts["state"], cfg.dtype)),
+        "parameters": facts["parameters"],
+        "tied_keys": facts["tied_keys"],
         "dtype": cfg.dtype,
     }
 
 
 def adapter_part(cfg: ForecastConfig, specs: list[TensorSpec]) -> dict:
-    """The LoRA adapters: rank, alpha, targets, their tensors, and peft's own count of trainable parameters."""
-    peft_count = lora_meta_model(cfg.model, cfg.lora).get_nb_trainable_parameters()[0]
+    """The LoRA adapters: rank, alpha, targets (and those matching nothing), tensors, peft's trainable count."""
+    facts = adapter_facts(cfg.model, cfg.lora)
     return {
-        "type": "lora",
+        "type": "dora" if cfg.lora.dora else "lora",
         "rank": cfg.lora.rank,
         "alpha": cfg.lora.alpha or cfg.lora.rank,
         "targets": list(cfg.lora.targets),
+        "unmatched_targets": facts["unmatched_targets"],
         "rule": cfg.lora_rule,
         **tensor_part(specs),
-        "peft_trainable_parameters": peft_count,
+        "peft_trainable_parameters": facts["peft_trainable_parameters"],
     }
 
 
@@ -137,6 +140,7 @@ def forecast(cfg: ForecastConfig) -> dict:
         "up_bytes": cfg.rounds * p.up_bytes_per_round,
         "total_bytes": p.total_bytes,
         "course_formula_bytes": formula,
+        "flowertune_mib": flowertune_mib(specs, p.train_nodes, cfg.rounds),
     }
 
 
@@ -167,11 +171,25 @@ def describe_model(report: dict) -> list[str]:
     if adapter := report.get("adapter"):
         share = adapter["parameters"] / model["parameters"]
         lines.append(
-            f"LoRA r={adapter['rank']} on {','.join(adapter['targets'])}: {adapter['parameters']:,} "
+            f"{'DoRA' if adapter['type'] == 'dora' else 'LoRA'} r={adapter['rank']} on {','.join(adapter['targets'])}: "
+            f"{adapter['parameters']:,} "
             f"parameters ({share:.3%} of the model) in {adapter['tensors']} tensors travel "
             f"({'B only, FFA-LoRA' if adapter['rule'] == 'ffa' else 'A and B, FedIT'})"
         )
+        if adapter["unmatched_targets"]:
+            lines.append(
+                f"  warning: {', '.join(adapter['unmatched_targets'])} matched no module (peft goes on without)"
+            )
     return lines
+
+
+def flowertune_line(mib: dict) -> str:
+    """One line: what FlowerTune's CommunicationTracker would print at the end, next to its budget."""
+    over = " (over budget)" if max(mib.values()) > FLOWERTUNE_BUDGET_MB else ""
+    return (
+        f"FlowerTune's tracker: used {mib['legacy']:.2f} MB (legacy API) / {mib['message']:.2f} MB (Message API) "
+        f"of {FLOWERTUNE_BUDGET_MB:,} MB{over} (its MB are MiB; train messages only)"
+    )
 
 
 LINK_COLUMNS = [
@@ -193,6 +211,7 @@ def render_forecast(report: dict) -> str:
         f"down  {format_bytes(report['down_bytes'])}",
         f"up    {format_bytes(report['up_bytes'])}",
         f"total {format_bytes(report['total_bytes'])}",
+        flowertune_line(report["flowertune_mib"]),
     ]
     links = [{"link": name, **times} for name, times in report.get("links", {}).items()]
     return "\n".join(lines + (render_table(LINK_COLUMNS, links) if links else []))

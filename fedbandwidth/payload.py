@@ -28,14 +28,29 @@ def npy_header_length(shape: tuple[int, ...], dtype: str = "float32") -> int:
     return buffer.tell()
 
 
-def npy_tensor_bytes(data: bytes) -> int:
-    """Raw tensor bytes of a serialized .npy array, read from its header only."""
+def npy_header(data: bytes) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """Shape, Fortran order, dtype and header length of a serialized .npy array, read from its header only."""
     stream = io.BytesIO(data[:4096])  # headers are < 4 KiB; never copy the tensor itself
     read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}[
         np.lib.format.read_magic(stream)
     ]
-    shape, _, dtype = read_header(stream)
+    shape, fortran, dtype = read_header(stream)
+    return shape, fortran, dtype, stream.tell()
+
+
+def npy_tensor_bytes(data: bytes) -> int:
+    """Raw tensor bytes of a serialized .npy array, read from its header only."""
+    shape, _, dtype, _ = npy_header(data)
     return int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+
+
+def npy_view(data: bytes) -> np.ndarray:
+    """A serialized .npy array as a read-only view of its bytes (no copy); np.load's copy if Fortran-ordered."""
+    shape, fortran, dtype, offset = npy_header(data)
+    if fortran or dtype.hasobject:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    count = int(np.prod(shape, dtype=np.int64))
+    return np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape)
 
 
 def legacy_keys(num_tensors: int) -> list[str]:

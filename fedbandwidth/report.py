@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from .names import DOWN, UP
+from .names import DOWN, TRAIN, UP
 from .units import format_bytes
 
 SUMMARY_JSON = "summary.json"  # the file every command writes into its --out folder
@@ -20,9 +20,19 @@ Column = tuple[str, int, Callable[[dict], str]]  # header, width, text of a row'
 
 
 def round_rows(ledger) -> list[dict]:
-    """One dict per round of the ledger: round, nodes, down/up/total payload bytes (ints)."""
-    table = ledger.per_round()
-    return [{k: int(row[k]) for k in ROUND_KEYS} for _, row in table.iterrows()]
+    """One dict per round of the ledger, as Ledger.per_round() counts (delivered messages; nodes that got the
+    model to train): round, nodes, down/up/total payload bytes; plain Python, so a run never imports pandas."""
+    rounds: dict[int, dict] = {}
+    for t in (t for t in ledger.transfers if t.delivered):
+        row = rounds.setdefault(t.round, {"round": t.round, "nodes": set(), "down_bytes": 0, "up_bytes": 0})
+        if t.phase == TRAIN and t.direction == DOWN:
+            row["nodes"].add(t.node_id)
+        if column := {DOWN: "down_bytes", UP: "up_bytes"}.get(t.direction):
+            row[column] += t.payload_bytes
+    return [
+        {**row, "nodes": len(row["nodes"]), "total_bytes": row["down_bytes"] + row["up_bytes"]}
+        for _, row in sorted(rounds.items())
+    ]
 
 
 def ledger_summary(ledger, seconds: float, files: dict) -> dict:

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 from .model import TensorSpec
 from .names import APIS
-from .payload import legacy_keys, predicted_payload_bytes
+from .payload import legacy_keys, npy_header_length, predicted_payload_bytes
 
 FLOWER_MIN_NODES = 2  # FedAvg's default min_fit_clients / min_train_nodes
+FLOWERTUNE_BUDGET_MB = 200_000  # FlowerTune's CommunicationTracker warns past this (its "MB" are MiB)
 
 
 def default_min_nodes(num_nodes: int) -> int:
@@ -85,6 +86,23 @@ def predict(
         message_payload_bytes=predicted_payload_bytes(specs, keys),
         message_tensor_bytes=sum(s.nbytes for s in specs),
     )
+
+
+def tracker_mib(message_bytes: int, nodes: int, rounds: int) -> float:
+    """What FlowerTune's CommunicationTracker prints last: one call down and one up a round, each adding
+    nodes x bytes / 1024**2 to a float, printed with two decimals (as "MB"); the evaluate phase is never tracked."""
+    used = 0.0
+    for _ in range(2 * rounds):
+        used += nodes * message_bytes / 1024**2
+    return float(f"{used:.2f}")
+
+
+def flowertune_mib(specs: list[TensorSpec], nodes: int, rounds: int) -> dict[str, float]:
+    """Both FlowerTune trackers' last figure: legacy (each array's .npy bytes, no key) and Message API
+    (ArrayRecord.count_bytes(): .npy bytes plus each state-dict key)."""
+    npy_bytes = sum(npy_header_length(s.shape, s.dtype) + s.nbytes for s in specs)
+    record_bytes = predicted_payload_bytes(specs, [s.name for s in specs])
+    return {"legacy": tracker_mib(npy_bytes, nodes, rounds), "message": tracker_mib(record_bytes, nodes, rounds)}
 
 
 def component_of(name: str) -> str:

@@ -1,21 +1,34 @@
 """FedAvg strategies that write every model they send and receive into a Ledger.
 
 The legacy one is the lesson's ``BandwidthTrackingFedAvg``; the other does the same on
-Flower's Message API. Both measure from lengths and headers, never by deserializing.
+Flower's Message API. Both measure from lengths and headers, never by deserializing, and both average
+the replies as Flower's FedAvg does, bit for bit, but on read-only views of the replies' bytes
+(Flower deserializes each reply into a copy first).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from logging import WARNING
 
-from flwr.app import ArrayRecord, Message
+import numpy as np
+from flwr.app import Array, ArrayRecord, Message
+from flwr.common import log, ndarrays_to_parameters
 from flwr.server.strategy import FedAvg as LegacyFedAvg
 from flwr.serverapp.strategy import FedAvg
 
 from .ledger import Ledger
 from .names import ARRAYS, DOWN, EVALUATE, TRAIN, UP
-from .payload import parameters_payload_bytes, parameters_tensor_bytes, record_payload_bytes, record_tensor_bytes
+from .payload import (
+    npy_view,
+    parameters_payload_bytes,
+    parameters_tensor_bytes,
+    record_payload_bytes,
+    record_tensor_bytes,
+)
+
+POLL_SECONDS = 0.01  # how often wait_for_nodes looks again (nodes register within the run's first second)
 
 
 def record_parameters(ledger: Ledger, server_round: int, phase: str, direction: str, pairs: Iterable) -> None:
@@ -52,7 +65,7 @@ def wait_for_nodes(count: Callable[[], int], expected: int, timeout: float = 60.
     """
     deadline = time.monotonic() + timeout
     while (seen := count()) < expected and time.monotonic() < deadline:
-        time.sleep(0.1)
+        time.sleep(POLL_SECONDS)
     return seen
 
 
@@ -92,6 +105,54 @@ def read_once_replies(replies: list[Message], key: str) -> list[Message]:
         if not msg.has_error() and key in msg.content.array_records:
             msg.content[key] = ReadOnceRecord(dict(msg.content.array_records[key].items()))
     return replies
+
+
+def scaled(x: np.ndarray, factor, out: np.ndarray) -> np.ndarray:
+    """x * factor into `out`, as Flower's in-place FedAvg scales (a factor x's dtype cannot take is cast to it)."""
+    y = factor if np.can_cast(factor, x.dtype, casting="same_kind") else np.array(factor, x.dtype)
+    return np.multiply(x, y, out=out)
+
+
+def scratch_like(buffer: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """An array shaped and typed like `x` on the start of `buffer` (one buffer serves every layer in turn)."""
+    return buffer[: x.nbytes].view(x.dtype).reshape(x.shape)
+
+
+def average_parameters(results: list) -> list[np.ndarray]:
+    """Flower's legacy aggregate_inplace, bit for bit, reading each reply's arrays as views of its bytes."""
+    total = sum(res.num_examples for _, res in results)
+    factors = np.asarray([res.num_examples / total for _, res in results])  # np.float64, as Flower's
+    params: list[np.ndarray] = []
+    for i, (_, res) in enumerate(results):
+        views = (npy_view(tensor) for tensor in res.parameters.tensors)
+        if i == 0:
+            params = [scaled(x, factors[0], np.empty(x.shape, x.dtype)) for x in views]
+            buffer = np.empty(max((p.nbytes for p in params), default=0), np.uint8)
+            continue
+        for acc, x in zip(params, views, strict=True):
+            np.add(acc, scaled(x, factors[i], scratch_like(buffer, x)), out=acc)
+    return params
+
+
+def array_view(array: Array) -> np.ndarray:
+    """A Message-API Array as a read-only view of its bytes (Array.numpy() copies them)."""
+    return npy_view(array.data) if array.stype == "numpy.ndarray" else array.numpy()
+
+
+def average_records(contents: list, weight_key: str) -> ArrayRecord:
+    """Flower's aggregate_arrayrecords, bit for bit, reading each reply's arrays as views of its bytes."""
+    weights = [next(iter(content.metric_records.values()))[weight_key] for content in contents]
+    total = sum(weights)
+    sums: dict[str, np.ndarray] = {}
+    for content, weight in zip(contents, weights, strict=True):
+        factor = weight / total  # a Python float, as Flower's
+        for record in content.array_records.values():
+            for key, array in record.items():
+                if key not in sums:
+                    sums[key] = array_view(array) * factor
+                else:
+                    sums[key] += array_view(array) * factor
+    return ArrayRecord({key: Array(np.asarray(value)) for key, value in sums.items()})
 
 
 # FedAvg's sampling settings are named differently in the two APIs: Message API name -> legacy name.
@@ -137,10 +198,18 @@ class BandwidthTrackingFedAvg(LedgerTracking, LegacyFedAvg):
         return instructions
 
     def aggregate_fit(self, server_round, results, failures):
-        """Record each model that came back (failed clients send none), then average."""
+        """Record each model that came back (failed clients send none), then average as FedAvg does."""
         record_parameters(self.ledger, server_round, TRAIN, UP, results)
         self.ledger.end_round(server_round)
-        return super().aggregate_fit(server_round, read_once_results(results), failures)
+        if not results or not self.inplace or (failures and not self.accept_failures):
+            return super().aggregate_fit(server_round, read_once_results(results), failures)
+        metrics = [(res.num_examples, res.metrics) for _, res in results]
+        parameters = ndarrays_to_parameters(average_parameters(read_once_results(results)))
+        if self.fit_metrics_aggregation_fn:
+            return parameters, self.fit_metrics_aggregation_fn(metrics)
+        if server_round == 1:  # as FedAvg: only once
+            log(WARNING, "No fit_metrics_aggregation_fn provided")
+        return parameters, {}
 
     def configure_evaluate(self, server_round, parameters, client_manager):
         """Record the model going down again for evaluation (none if fraction_evaluate is 0)."""
@@ -166,7 +235,12 @@ class MessageTrackingFedAvg(LedgerTracking, FedAvg):
         record_messages(self.ledger, server_round, TRAIN, UP, replies, self.arrayrecord_key)
         self.ledger.end_round(server_round)
         replies = read_once_replies(self.decode_replies(replies), self.arrayrecord_key)
-        return super().aggregate_train(server_round, replies)
+        valid, _ = self._check_and_log_replies(replies, is_train=True)  # FedAvg.aggregate_train's own checks
+        if not valid:
+            return None, None
+        contents = [msg.content for msg in valid]
+        arrays = average_records(contents, self.weighted_by_key)
+        return arrays, self.train_metrics_aggr_fn(contents, self.weighted_by_key)
 
     def encode_train(self, messages: list[Message], arrays, config) -> list[Message]:
         """Hook: what the train messages carry on the wire (unchanged here; codecs override it)."""

@@ -2,7 +2,7 @@
 
 import pytest
 
-from fedbandwidth.adapters import LoraSpec, adapter_tensors, apply_lora, matches, parse_targets
+from fedbandwidth.adapters import LoraSpec, adapter_tensors, apply_lora, matches, parse_targets, travels
 from fedbandwidth.checks import ConfigError
 
 
@@ -43,3 +43,20 @@ def test_matching_rule_is_pefts():
 def test_bad_specs_name_the_parameter(build, needle):
     with pytest.raises(ConfigError, match=needle):
         build()
+
+
+def test_dora_magnitudes_train_and_travel_under_both_rules():
+    magnitude = "base_model.model.layers.0.q_proj.lora_magnitude_vector"
+    assert travels(magnitude, "ffa") and travels(magnitude, "fedit")
+    assert not travels("base_model.model.layers.0.q_proj.lora_A.weight", "ffa")
+    model = apply_lora(meta_pythia(), LoraSpec(4, ("query_key_value", "nothing"), dora=True))
+    assert model.get_nb_trainable_parameters()[0] == 6 * (4 * (128 + 384) + 384)
+
+
+def test_targets_matching_nothing_are_logged_when_others_match(monkeypatch):
+    from fedbandwidth import adapters
+
+    said = []
+    monkeypatch.setattr(adapters.log, "warning", lambda text, *args: said.append(text % args))
+    apply_lora(meta_pythia(), LoraSpec(2, ("dense", "q_proj", "c_attn")))
+    assert said == ["lora-targets: q_proj, c_attn matched no module of the model (peft goes on without)"]

@@ -48,7 +48,7 @@ def test_module_entry_point_help():
 
 
 def test_simulate_json_end_to_end(tmp_path):
-    """One real run: JSON on stdout only, exact bytes, CSV and PNG written."""
+    """One real run: JSON on stdout only, exact bytes, CSV and (with --plot) PNG written."""
     done = subprocess.run(
         [
             sys.executable,
@@ -64,6 +64,7 @@ def test_simulate_json_end_to_end(tmp_path):
             "--out",
             str(tmp_path),
             "--json",
+            "--plot",
         ],
         capture_output=True,
         text=True,

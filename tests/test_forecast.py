@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord
@@ -103,3 +105,56 @@ def test_bad_values_name_their_parameter(kwargs, parameter):
 def test_lora_targets_that_match_nothing_are_named():
     with pytest.raises(ConfigError, match="^lora-targets: 'q_proj' matches no module"):
         forecast(ForecastConfig("pythia-14m", lora=LoraSpec(4, ("q_proj",))))
+
+
+# Published FlowerTune LLM Leaderboard entries: what their CommunicationTracker printed last, from their config.
+SMOLLM2_360M = {"model_type": "llama", "hidden_size": 960, "intermediate_size": 2560, "num_attention_heads": 15,
+                "num_hidden_layers": 32, "num_key_value_heads": 5, "vocab_size": 49152,
+                "tie_word_embeddings": True}  # fmt: skip  # HuggingFaceTB/SmolLM2-360M's config.json
+QWEN3_8B = {"model_type": "qwen3", "hidden_size": 4096, "intermediate_size": 12288, "num_attention_heads": 32,
+            "num_hidden_layers": 36, "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 151936,
+            "tie_word_embeddings": False}  # fmt: skip  # Qwen/Qwen3-8B's config.json
+ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "down_proj", "up_proj")
+FLOWERTUNE_ENTRIES = [
+    # github.com/TNI-playground/TNI-FlowerTune-LLM-Leaderboard-Medical-SmolLM2-Series @2dff17e, README.md "Comm"
+    # row; pyproject_SmolLM2-135M.toml: r=8, peft's default targets, 200 rounds, 20 supernodes, fraction-fit 0.1;
+    # strategy.py: the legacy tracker (FitIns/FitRes tensors' bytes).
+    ("smollm2-135m", LoraSpec(8, ("q_proj", "v_proj")), 200, 20, 0.1, "legacy", 1417.97),
+    # the same repository, SmolLM2-360M (same config otherwise): README "Comm" 2512.50 MB, and comm_cost.txt's
+    # "+6.28 MB this round" for each call
+    (SMOLLM2_360M, LoraSpec(8, ("q_proj", "v_proj")), 200, 20, 0.1, "legacy", 2512.50),
+    # github.com/0-1-ai/01AI-FlowerTune-LLM-Leaderboard-Medical @4c9260e, llama3.1-aloe-8b-v1: README
+    # "Communication budget: 2080.93 MB" (comm_cost.txt's last line); Llama 3.1 8B, r=32 on q_proj,v_proj,
+    # 10 rounds, 20 supernodes, fraction-train 0.1, the Message API tracker (ArrayRecord.count_bytes())
+    ("llama-3.1-8b", LoraSpec(32, ("q_proj", "v_proj")), 10, 20, 0.1, "message", 2080.93),
+    # github.com/0-1-ai/01AI-FlowerTune-LLM-Leaderboard-Code @1c065ff, qwen3-8b-v1: comm_cost.txt's last line
+    # "used 3549.28 MB"; Qwen3-8B, r=8, DoRA on every linear module ('all'), 10 rounds, 10 supernodes,
+    # fraction-train 0.2, the Message API tracker
+    (QWEN3_8B, LoraSpec(8, ALL_LINEAR, dora=True), 10, 10, 0.2, "message", 3549.28),
+]
+
+
+@pytest.mark.parametrize(("model", "lora", "rounds", "supernodes", "fraction", "tracker", "printed"),
+                         FLOWERTUNE_ENTRIES)  # fmt: skip
+def test_published_flowertune_entries_are_reproduced_to_the_two_decimals_printed(
+    model, lora, rounds, supernodes, fraction, tracker, printed, tmp_path
+):
+    if isinstance(model, dict):
+        (tmp_path / "config.json").write_text(json.dumps(model))
+        model = str(tmp_path / "config.json")
+    report = forecast(ForecastConfig(model, supernodes, rounds, fraction, lora=lora))
+    assert report["flowertune_mib"][tracker] == printed
+
+
+def test_flowertune_trackers_count_npy_bytes_or_the_record_and_never_evaluate():
+    lora = LoraSpec(8, ("q_proj", "v_proj"))
+    report = forecast(ForecastConfig("smollm2-135m", 20, 200, 0.1, fraction_evaluate=0.5, lora=lora))
+    assert report["evaluate_nodes"] == 10 and report["flowertune_mib"]["legacy"] == 1417.97  # evaluate not tracked
+    # legacy: 120 arrays of .npy bytes (1,843,200 B of tensors + 120 headers of 128 B), 2 nodes, 2 directions
+    assert report["flowertune_mib"]["legacy"] == round(200 * 2 * 2 * (1_843_200 + 120 * 128) / 2**20, 2)
+    names = sum(len(f"base_model.model.model.layers.{i}.self_attn.{m}_proj.lora_{x}.weight")
+                for i in range(30) for m in "qv" for x in "AB")  # fmt: skip
+    assert report["flowertune_mib"]["message"] == round(800 * (1_843_200 + 120 * 128 + names) / 2**20, 2)
+    assert "FlowerTune's tracker: used 1417.97 MB (legacy API) / 1423.71 MB (Message API) of 200,000 MB" in (
+        render_forecast(report)
+    )

@@ -76,6 +76,7 @@ def test_text_output_names_the_model_adapter_message_and_links(capsys):
         (["--dtype", "int8"], "--dtype"),
         (["--lora-rank", "4", "--lora-rule", "dora"], "--lora-rule"),
         (["--lora-targets", "q_proj"], "--lora-targets"),
+        (["--dora"], "--dora needs --lora-rank"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_before_any_work(args, names):
@@ -94,3 +95,15 @@ def test_simulate_accepts_a_config_path(tmp_path):
     assert main(["simulate", "--model", str(config), "--out", str(tmp_path / "out"), "--json"]) == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["total_bytes"] == summary["predicted_bytes"] > 0 and summary["model"]["name"] == str(config)
+
+
+def test_dora_and_targets_matching_nothing_as_peft_goes_on(capsys):
+    args = ["--model", "llama-3.2-1b", "--lora-rank", "8", "--lora-targets", "q_proj,v_proj,c_attn", "--dora"]
+    report = predict_json(capsys, *args)
+    assert report["adapter"]["type"] == "dora" and report["adapter"]["unmatched_targets"] == ["c_attn"]
+    # 16 layers: q_proj 2048 -> 2048 and v_proj 2048 -> 512, each A, B and a magnitude vector of its outputs
+    assert report["adapter"]["parameters"] == 16 * (8 * (4096 + 2560) + 2048 + 512) == 892_928
+    assert report["adapter"]["peft_trainable_parameters"] == 892_928 and report["adapter"]["tensors"] == 96
+    assert set(report["flowertune_mib"]) == {"legacy", "message"}
+    assert main(["predict", *args]) == 0
+    assert "  warning: c_attn matched no module (peft goes on without)" in capsys.readouterr().out.splitlines()

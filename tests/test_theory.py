@@ -42,3 +42,21 @@ def test_breakdown(specs):
     assert round(table.loc[["input embedding", "output embedding"], "share"].sum(), 3) == 0.915
     assert table.loc["layer norms", "tensors"] == 26 and table.loc["attention", "tensors"] == 24
     assert table.tensors.sum() == 76
+
+
+def test_flowertune_tracker_adds_a_float_per_call_and_prints_two_decimals():
+    from fedbandwidth.theory import tracker_mib
+
+    assert tracker_mib(2**20, 2, 3) == 12.0  # 3 rounds x (down + up) x 2 nodes x 1 MiB
+    assert tracker_mib(1_858_560, 2, 200) == 1417.97 and tracker_mib(0, 2, 5) == 0.0
+
+
+def test_flowertune_mib_legacy_omits_keys_and_message_counts_them():
+    from fedbandwidth.model import TensorSpec
+    from fedbandwidth.theory import flowertune_mib
+
+    specs = [TensorSpec("a" * 1000, (2**18,)), TensorSpec("b", (2**18,))]  # 1 MiB of tensors each
+    mib = flowertune_mib(specs, 1, 1)
+    assert mib["legacy"] == round(2 * (2 * 2**20 + 2 * 128) / 2**20, 2) == 4.0
+    assert mib["message"] == round(2 * (2 * 2**20 + 2 * 128 + 1001) / 2**20, 2) == 4.0
+    assert flowertune_mib(specs, 1, 1000) == {"legacy": 4000.49, "message": 4002.4}  # + 2,000 x 1,001 B of keys

@@ -88,3 +88,53 @@ def test_empty_parameters_stay_valid():
     results = [(Proxy("0"), FitRes(Status(Code.OK, ""), Parameters([], "numpy.ndarray"), 1, {}))]
     averaged, _ = BandwidthTrackingFedAvg(Ledger()).aggregate_fit(1, results, [])
     assert averaged.tensors == []
+
+
+def awkward_models(count: int = 10, seed: int = 1) -> list[list[np.ndarray]]:
+    """`count` models of every kind of array an average meets: float32/16/64, ints, 0-d, empty, one big layer."""
+    rng = np.random.default_rng(seed)
+    return [
+        [
+            rng.standard_normal((64, 33), dtype=np.float32) * np.float32(1e3),
+            rng.standard_normal(5).astype(np.float16),
+            rng.standard_normal((2, 2)),
+            rng.integers(-50, 50, (3, 4)),
+            np.array(rng.standard_normal(), dtype=np.float32),
+            np.zeros((0, 7), np.float32),
+        ]
+        for _ in range(count)
+    ]
+
+
+@pytest.mark.parametrize("weights", [(1,) * 10, (3, 1, 4, 1, 5, 9, 2, 6, 5, 3)])
+def test_zero_copy_averages_equal_flowers_to_the_bit_on_both_apis(weights):
+    ok, models_ = Status(Code.OK, ""), awkward_models()
+
+    def results():
+        pairs = enumerate(zip(models_, weights, strict=True))
+        return [(Proxy(str(i)), FitRes(ok, ndarrays_to_parameters(m), w, {})) for i, (m, w) in pairs]
+
+    expected, _ = LegacyFedAvg().aggregate_fit(1, results(), [])
+    assert BandwidthTrackingFedAvg(Ledger()).aggregate_fit(1, results(), [])[0].tensors == expected.tensors
+
+    def replies():
+        out = []
+        for node, (model, weight) in enumerate(zip(models_, weights, strict=True), start=1):
+            sent = Message(RecordDict(), dst_node_id=node, message_type="train")
+            sent.metadata.__dict__["_message_id"] = f"m{node}"
+            arrays = ArrayRecord({f"t{i}": Array(a) for i, a in enumerate(model)})
+            content = RecordDict({"arrays": arrays, "metrics": MetricRecord({"num-examples": weight})})
+            out.append(Message(content, reply_to=sent))
+        return out
+
+    flower, _ = FedAvg().aggregate_train(1, replies())
+    ours, _ = MessageTrackingFedAvg(Ledger()).aggregate_train(1, replies())
+    assert {k: a.data for k, a in ours.items()} == {k: a.data for k, a in flower.items()}
+
+
+def test_replies_are_read_as_views_of_their_bytes_not_copies():
+    from fedbandwidth.payload import npy_view
+
+    data = ndarrays_to_parameters([np.arange(6, dtype=np.float32).reshape(2, 3)]).tensors[0]
+    view = npy_view(data)
+    assert view.base is not None and not view.flags.writeable and view.tolist() == [[0, 1, 2], [3, 4, 5]]

@@ -29,14 +29,14 @@ def command(name: str):
     return importlib.import_module(f"{__name__}.{name}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The `fedbandwidth` argument parser with every subcommand."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The `fedbandwidth` argument parser with every subcommand (or only `only`: nothing else is imported)."""
     parser = OneLineParser(
         prog="fedbandwidth",
         description="Measure, predict and plot the bytes federated learning moves (Flower course, lesson 5).",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    for name in COMMANDS:
+    for name in (only,) if only in COMMANDS else COMMANDS:
         module = command(name)
         module.add_arguments(sub.add_parser(name, help=module.HELP))
     return parser
@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `fedbandwidth` command."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     try:
         return command(args.command).run(args)

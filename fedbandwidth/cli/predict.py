@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from ..adapters import RULES
 from ..checks import ConfigError, check_count
@@ -38,6 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--lora-alpha", type=float, default=None, help="LoRA alpha (default: the rank)")
     parser.add_argument(
+        "--dora",
+        action="store_true",
+        help="DoRA (peft's use_dora): a magnitude vector per adapted layer trains and travels too (needs --lora-rank)",
+    )
+    parser.add_argument(
         "--lora-rule",
         choices=RULES,
         default="fedit",
@@ -48,19 +54,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_secagg_arguments(parser)
 
 
-def lora_spec(args: argparse.Namespace, model_type: str):
+def lora_spec(args: argparse.Namespace, source):
     """The LoraSpec the arguments ask for (None without --lora-rank); targets default to peft's."""
     from ..adapters import LoraSpec, parse_targets
-    from ..architecture import default_lora_targets
+    from ..shapes import default_targets
 
     if args.lora_rank is None:
-        if args.lora_targets is not None:
-            raise ConfigError("--lora-targets needs --lora-rank")
+        for given, option in ((args.lora_targets is not None, "--lora-targets"), (args.dora, "--dora")):
+            if given:
+                raise ConfigError(f"{option} needs --lora-rank")
         return None
-    targets = parse_targets(args.lora_targets) if args.lora_targets is not None else default_lora_targets(model_type)
+    targets = parse_targets(args.lora_targets) if args.lora_targets is not None else default_targets(source.name)
     if not targets:
-        raise ConfigError(f"--lora-targets: peft knows no default modules for {model_type!r}; name them")
-    return LoraSpec(args.lora_rank, targets, args.lora_alpha)
+        raise ConfigError(f"--lora-targets: peft knows no default modules for {source.model_type!r}; name them")
+    return LoraSpec(args.lora_rank, targets, args.lora_alpha, args.dora)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         args.rounds,
         args.fraction,
         args.fraction_evaluate,
-        lora_spec(args, source.model_type),
+        lora_spec(args, source),
         args.dtype,
         args.api,
         args.lora_rule,
@@ -89,6 +96,10 @@ def run(args: argparse.Namespace) -> int:
     report = with_secagg(report, secagg, message_specs(cfg)) if secagg else report
     report["links"] = forecast_links(report)
     report["wall_seconds"] = round(time.perf_counter() - started, 2)
+    if args.json and (unmatched := report.get("adapter", {}).get("unmatched_targets")):
+        print(
+            f"fedbandwidth predict: warning: --lora-targets {', '.join(unmatched)} matched no module", file=sys.stderr
+        )
     text = "\n".join([render_forecast(report), *([render_secagg(report)] if secagg else [])])
     print(json.dumps(report) if args.json else text)
     return 0

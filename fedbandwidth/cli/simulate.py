@@ -15,6 +15,7 @@ from .args import add_output_arguments, add_phase_arguments, add_size_arguments
 from .privacy_args import add_secagg_arguments, run_secagg_simulation, secagg_config
 
 HELP = "run no-op FedAvg clients and measure every model message"
+PLOT_PNG = "bandwidth_per_round.png"  # the figure --plot draws into --out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Simulation Engine backend: inprocess (ClientApps in threads, no Ray; default) "
         "or ray (a Ray actor per worker, as the course); the bytes are the same",
     )
-    add_output_arguments(parser, "build/simulate", "ledger.csv, bandwidth_per_round.png, summary.json")
+    add_output_arguments(parser, "build/simulate", "ledger.csv, summary.json (and the --plot PNG)")
+    parser.add_argument(
+        "--plot",
+        action="store_true",
+        help=f"also draw {PLOT_PNG}, bytes per round and cumulative (matplotlib: about a second more)",
+    )
     parser.add_argument("--verbose", action="store_true", help="show Flower's own log lines")
     add_secagg_arguments(parser)
 
@@ -94,7 +100,7 @@ def check_memory(cfg, prediction, available: int | None = None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Validate, run the simulation, print the table or JSON, write CSV, PNG and summary.json."""
+    """Validate, run the simulation, print the table or JSON, write the CSV, summary.json (and the PNG if asked)."""
     from ..architecture import model_specs, zero_arrays
     from ..ledger import Ledger
     from ..logs import setup_logging
@@ -118,10 +124,9 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     arrays = None if cfg.model in known_models() else zero_arrays(specs)  # pythia's: made one at a time
     simulate(cfg, arrays, ledger=ledger)
-    files = {
-        "ledger_csv": ledger.csv_path,
-        "plot_png": save_plot(ledger, prediction.total_bytes, out / "bandwidth_per_round.png"),
-    }
+    files = {"ledger_csv": ledger.csv_path}
+    if args.plot:
+        files["plot_png"] = save_plot(ledger, prediction.total_bytes, out / PLOT_PNG)
     report = write_summary(
         prediction_summary(cfg.model, run_config(cfg), ledger, prediction, time.perf_counter() - started, files), out
     )

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 
 from ..adapters import LoraSpec
-from ..architecture import DTYPES, default_lora_targets
-from ..catalog import resolve, shipped_models
+from ..architecture import DTYPES
+from ..catalog import shipped_models
 from ..checks import ConfigError
 from ..forecast import ForecastConfig, forecast, message_arrays, predicted_rounds
 from ..ledger import Ledger
 from ..names import APIS
 from ..progress import round_progress
+from ..shapes import default_targets
 from ..units import format_bytes
 from ..wire.links import PROFILES, forecast_links
 from .figure import forecast_figure, png_bytes
@@ -45,9 +46,7 @@ class Choice:
 
     def config(self) -> ForecastConfig:
         """The ForecastConfig of this choice (LoRA on the architecture's usual attention modules)."""
-        lora = (
-            LoraSpec(self.lora_rank, default_lora_targets(resolve(self.model).model_type)) if self.lora_rank else None
-        )
+        lora = LoraSpec(self.lora_rank, default_targets(self.model)) if self.lora_rank else None
         return ForecastConfig(
             self.model, self.supernodes, self.rounds, self.fraction, lora=lora, dtype=self.dtype, api=self.api
         )
