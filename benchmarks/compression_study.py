@@ -81,6 +81,18 @@ PLAN = Plan(
     splits=((10, 10), (5, 20)),  # 100 local steps a client either way
     settings=SETTINGS,
 )
+SMOKE = Plan(  # --smoke: the same machinery on train's ci preset, results under build/ (a check, not a study)
+    regimes={"ci": ("train", "--preset", "ci")},
+    tuning_lrs={"ci": (1e-3, 2e-3, 4e-3, 8e-3)},
+    splits=((2, 2), (1, 4)),
+    settings=(Setting("int8", "bits", ("--up-codec", "int8"), ("ci",)),),
+)
+
+
+def use_results(folder: Path) -> None:
+    """Read and write the study's files in `folder` instead of benchmarks/results/ (--smoke)."""
+    global RESULTS, CSV_PATH, SUMMARY_PATH
+    RESULTS, CSV_PATH, SUMMARY_PATH = folder, folder / CSV_PATH.name, folder / SUMMARY_PATH.name
 
 
 def refusal(argv: list[str]) -> str | None:
@@ -99,14 +111,15 @@ def refusal(argv: list[str]) -> str | None:
     return None
 
 
-def accepted_plan() -> tuple[Plan, dict[str, str]]:
-    """PLAN without the settings `train` does not accept yet, and why each was left out."""
+def accepted_plan(plan: Plan = PLAN) -> tuple[Plan, dict[str, str]]:
+    """The plan without the settings `train` does not accept yet, and why each was left out."""
     left_out = {}
-    for s in SETTINGS:
-        argv = [*PLAN.regimes[s.regimes[0]], *(a.format(R=4, S=4, R4=1, S4=16) for a in s.argv)]
+    for s in plan.settings:
+        argv = [*plan.regimes[s.regimes[0]], *(a.format(R=4, S=4, R4=1, S4=16) for a in s.argv)]
         if reason := refusal(argv):
             left_out[s.name] = reason
-    return Plan(**{**PLAN.__dict__, "settings": tuple(s for s in SETTINGS if s.name not in left_out)}), left_out
+    settings = tuple(s for s in plan.settings if s.name not in left_out)
+    return Plan(**{**plan.__dict__, "settings": settings}), left_out
 
 
 def read_frame():
@@ -215,12 +228,15 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=float("inf"), help="start no run after this many minutes")
     parser.add_argument("--markdown", action="store_true", help="print the findings table (markdown) and exit")
     parser.add_argument("--summary", action="store_true", help="write the summary and plots from the CSV and exit")
+    parser.add_argument("--smoke", action="store_true", help="the ci preset, results in build/study-smoke/")
     args = parser.parse_args()
+    if args.smoke:
+        use_results(REPO / "build" / "study-smoke")
     if args.markdown:
         return print_markdown()
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     os.chdir(REPO)  # the warm-start checkpoint is cached under build/ here
-    plan, left_out = accepted_plan()
+    plan, left_out = accepted_plan(SMOKE if args.smoke else PLAN)
     for name, why in left_out.items():
         print(f"left out until train accepts it: {name} ({why})")
     if not args.summary:
