@@ -147,22 +147,28 @@ def run_train(argv: list[str], seed: int) -> dict:
 
 
 def sweep(plan: Plan, minutes: float) -> bool:
-    """Run what the plan needs next until `minutes` have passed; True when nothing is left."""
+    """Run what the plan needs next until `minutes` have passed (a run that fails is skipped for this chunk, and
+    named); True when nothing is left."""
     import pandas as pd
 
-    started = time.monotonic()
+    started, failed = time.monotonic(), []
     while True:
         frame = read_frame()
-        todo, _ = planned(plan, frame)
+        todo = [r for r in planned(plan, frame)[0] if (r["argv"], r["seed"]) not in failed]
         if not todo:
-            return True
+            return not failed and not planned(plan, frame)[0]
         if time.monotonic() - started > 60 * minutes:
             print(f"{len(todo)}+ runs left; run again to resume", flush=True)
             return False
         r = todo[0]
         print(f"[{r['regime']} / {r['stage']} / {r['setting']} / lr {r['lr']:g} / seed {r['seed']}] "
               f"{' '.join(r['argv'])}", flush=True)  # fmt: skip
-        row = csv_row(r, run_train(r["argv"], r["seed"]))
+        try:
+            row = csv_row(r, run_train(r["argv"], r["seed"]))
+        except (RuntimeError, subprocess.TimeoutExpired) as err:  # the others go on; a rerun retries it
+            print(f"  FAILED: {err}", flush=True)
+            failed.append((r["argv"], r["seed"]))
+            continue
         write_frame(pd.concat([frame, pd.DataFrame([row], columns=COLUMNS)], ignore_index=True))
         print(f"  up {row['up_bytes']:,} B, down {row['down_bytes']:,} B, rounds {row['rounds_run']}, "
               f"test loss {row['final_test_loss']:.4f}, {row['run_seconds']} s", flush=True)  # fmt: skip

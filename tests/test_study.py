@@ -87,6 +87,9 @@ def test_the_reference_is_chosen_by_total_bytes_and_trains_until_flat():
     frame = add(frame, todo, curves)  # its validation loss: 1.9 -> 1.895 over the last quarter, < 1%
     todo, _ = planned(PLAN, frame)
     assert [r["seed"] for r in todo] == [1, 2] and todo[0]["argv"] == json.loads(frame.command.iloc[-1])
+    other = frame[(frame.lr == 0.001) & (frame.rounds == 4)]  # another tuning run's command, at another seed
+    seed_9 = other.assign(seed=9, final_val_loss=1.0, val_losses="1.0 1.0 1.0 1.0")
+    assert planned(PLAN, pd.concat([frame, seed_9]))[0] == todo  # the choice reads the tuning seed only
 
 
 def with_reference():

@@ -112,7 +112,8 @@ def chosen_split(plan: Plan, frame, regime: str) -> tuple[float, int, int] | Non
     runs = tuning_runs(plan, regime)
     if missing(frame, runs):
         return None
-    rows = frame[frame.command.isin([json.dumps(r["argv"]) for r in runs]) & (frame.regime == regime)]
+    rows = rows_of(frame, regime, REFERENCE)
+    rows = rows[rows.command.isin([json.dumps(r["argv"]) for r in runs]) & (rows.seed == plan.tuning_seed)]
     best = fewest_bytes(rows, 1.01 * rows.final_val_loss.min())
     return float(best.lr), int(best.rounds), int(best.local_steps)
 
