@@ -8,8 +8,9 @@ continues where it stopped. Per regime:
   2. reference  that lr and split, trained until its validation loss has flattened (< 1% better over its last
                 quarter of rounds), at seeds 0-4; L* = 1.01 (1.02, 1.05) x its mean final test loss;
   3. tuning     each lever family at >= 3 learning rates around the reference's (widened past an edge);
-  4. setting    every setting of SETTINGS at its family's lr, seeds 0-2, chasing L* for up to twice the
-                reference's rounds; then seeds 3, 4 for the best 3 of the regime.
+  4. setting    every setting of SETTINGS at its family's lr, seeds 0-2, stopping at the validation target
+                (1.01 x the reference's mean final validation loss) or twice the reference's rounds; bytes
+                to L* are read from each run's test curve; then seeds 3, 4 for the best 3 of the regime.
 Each run is `fedbandwidth train ... --seed S --json` in its own process; its row (up / down / total bytes to
 each target, validation and test losses, per-round timing) goes into results/compression_study.csv. A setting
 whose arguments this checkout's `train` does not accept yet is left out (and named). --minutes M starts no

@@ -109,7 +109,7 @@ def test_targets_are_factors_of_the_references_mean_final_test_loss():
     assert regime_targets(frame, "scratch") == pytest.approx({1.01: 2.02, 1.02: 2.04, 1.05: 2.1})
     todo, waiting = planned(PLAN, frame)  # stage 3: one family, lrs around the reference's, seed 0
     assert [r["lr"] for r in todo] == [0.001, 0.002, 0.004] and {r["setting"] for r in todo} == {"int8"}
-    assert todo[0]["argv"][-4:] == ["--target-loss", "2.020000", "--max-rounds", "8"]
+    assert todo[0]["argv"][-4:] == ["--target-loss", "1.913950", "--max-rounds", "8"]  # 1.01 x its final val
     assert waiting[0] == "scratch: int8 settings wait for their lr"
 
 

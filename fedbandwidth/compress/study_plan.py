@@ -10,8 +10,9 @@ Per regime, four stages, each waiting for the one before:
 3. lever tuning: each lever family at learning rates around the reference's (x its lr_scale), a factor 2
    apart, seed 0; while the best (fewest total bytes to the validation target 1.01 x the reference's mean
    final validation loss) is at an edge of the grid, one more rate beyond it, up to `max_lrs`.
-4. settings: every setting at its family's best lr, at `seeds`; then the best `top` settings by total bytes
-   to L* (every seed reaching it) at `top_seeds` too.
+4. settings: every setting at its family's best lr, at `seeds`, with `--target-loss` the validation target
+   (validation decides when a run stops; its bytes to L* are read from its test curve); then the best `top`
+   settings by total bytes to L* (every seed reaching it) at `top_seeds` too.
 A run is done when the CSV has a row of the same regime, setting, command and seed (whatever its stage):
 the tuning run of the chosen split is the reference's seed 0, a family's tuning run at its best lr is its
 first setting's seed 0.
@@ -54,7 +55,7 @@ class Plan:
     lever_lrs: int = 3  # learning rates of a family's first grid
     max_lrs: int = 5  # at most this many per family
     max_doublings: int = 3  # the reference's rounds double at most this often while not flattened
-    chase_factor: int = 2  # settings chase L* for up to this x the reference's rounds
+    chase_factor: int = 2  # settings chase the validation target for up to this x the reference's rounds
     tuning_seed: int = 0
 
 
@@ -180,7 +181,7 @@ def family_lr(plan: Plan, frame, regime: str, first: Setting, ref: list[str], go
     centre = float(ref[ref.index("--lr") + 1]) * first.lr_scale
     ks = list(range(-(plan.lever_lrs // 2), plan.lever_lrs - plan.lever_lrs // 2))
     while True:
-        runs = {k: family_run(plan, regime, first, ref, centre * 2.0**k, goal[HEADLINE]) for k in ks}
+        runs = {k: family_run(plan, regime, first, ref, centre * 2.0**k, goal["val"]) for k in ks}
         needed = missing(frame, list(runs.values()))
         if needed:
             return None, needed
@@ -203,7 +204,8 @@ def families(plan: Plan, regime: str) -> dict[str, list[Setting]]:
 
 
 def goals(plan: Plan, frame, regime: str, ref: list[str]) -> dict:
-    """The targets settings chase (L* at each factor) and tune on ("val": 1.01 x the reference's final val loss)."""
+    """L* at each factor (test) and the validation target settings stop at and tune on ("val": 1.01 x the
+    reference's mean final validation loss): validation decides when a run stops, test what is reported."""
     rows = rows_of(frame, regime, REFERENCE, ref)
     return {**targets(plan, frame, regime), "val": 1.01 * float(rows.final_val_loss.mean())}
 
@@ -233,7 +235,7 @@ def setting_runs(plan: Plan, frame, regime: str) -> tuple[list[dict], list[str]]
             waiting.append(f"{regime}: {family} settings wait for their lr")
             continue
         for setting in members:
-            argv = setting_argv(plan, regime, ref, setting, lr, goal[HEADLINE])
+            argv = setting_argv(plan, regime, ref, setting, lr, goal["val"])
             runs += [run(regime, SETTING, setting.name, family, s, argv) for s in plan.seeds]
     todo += missing(frame, runs)
     if todo or waiting:
