@@ -225,6 +225,13 @@ def test_a_train_report_counts_both_directions_to_its_target_and_keeps_splits_an
     result = SimpleNamespace(test_loss={1: 2.9}, round_timing={1: {"compute_seconds": 1.5}})
     assert round_extras(result, 1) == {"test_loss": 2.9, "compute_seconds": 1.5}  # no val_loss recorded: absent
     assert round_extras(SimpleNamespace(), 1) == {}
+    run = {"regime": "warm-start", "stage": "setting", "setting": "adapters", "family": "a", "seed": 1}
+    adapters = report(["--lr", "0.01", "--rounds", "2", "--local-steps", "3"], [3.0, 2.0], [3.1, 2.1], up=7)
+    adapters["config"]["lora_rank"] = 16
+    adapters["model"] = {"uncompressed_message_bytes": 56_283_760}
+    row = csv_row({**run, "argv": ["train"]}, adapters)
+    assert (row["base_download_bytes"], row["up_bytes"], row["total_bytes"]) == (56_283_760, 14, 614)
+    assert (row["final_val_loss"], row["test_losses"], row["encode_seconds"]) == (2.0, "3.1 2.1", "")
 
 
 def test_findings_markdown_gives_totals_each_way_and_ratios():
@@ -240,6 +247,9 @@ def test_findings_markdown_gives_totals_each_way_and_ratios():
         == "| scratch | int8 down too | 0.004 | 2/2 | 1,050 ± 0 | 150 ± 0 | 900 ± 0 | 1.14x | 2.00x | 2.0000 ± 0.0000 |"
     )
     assert findings_markdown(study_summary(empty()), empty())[2] == NO_RUNS
+    frame.loc[frame.setting == "int8 down too", "base_download_bytes"] = 56_283_760  # as if it were adapters
+    adapters = findings_markdown(study_summary(frame), frame)[4].split(" | ")[4]
+    assert adapters == "1,050 ± 0 (+ 56,283,760 B once: the base model)"
 
 
 def test_the_readmes_findings_tables_and_the_summary_are_the_committed_csvs():
