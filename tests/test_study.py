@@ -312,3 +312,10 @@ def test_loss_vs_bytes_marks_the_pareto_frontier():
     reference = ax.lines[0]  # 400 bytes a round; mean test loss over seeds 0-2 after each of 4 rounds
     assert list(reference.get_xdata()) == [400, 800, 1200, 1600]
     assert reference.get_ydata()[-1] == pytest.approx(2.0)
+
+
+def test_study_figure_has_both_plots_for_each_measured_regime():
+    from fedbandwidth.compress.study_plots import study_figure
+
+    titles = [ax.get_title() for ax in study_figure(complete_frame()).axes]
+    assert titles == ["scratch: test loss after each round vs bytes moved", "scratch: L* = 2.0200"]
