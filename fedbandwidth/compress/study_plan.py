@@ -115,7 +115,7 @@ def chosen_split(plan: Plan, frame, regime: str) -> tuple[float, int, int] | Non
         return None
     rows = rows_of(frame, regime, REFERENCE)
     rows = rows[rows.command.isin([json.dumps(r["argv"]) for r in runs]) & (rows.seed == plan.tuning_seed)]
-    best = fewest_bytes(rows, 1.01 * rows.final_val_loss.min())
+    best = fewest_bytes(rows, HEADLINE * rows.final_val_loss.min())
     return float(best.lr), int(best.rounds), int(best.local_steps)
 
 
@@ -207,7 +207,7 @@ def goals(plan: Plan, frame, regime: str, ref: list[str]) -> dict:
     """L* at each factor (test) and the validation target settings stop at and tune on ("val": 1.01 x the
     reference's mean final validation loss): validation decides when a run stops, test what is reported."""
     rows = rows_of(frame, regime, REFERENCE, ref)
-    return {**targets(plan, frame, regime), "val": 1.01 * float(rows.final_val_loss.mean())}
+    return {**targets(plan, frame, regime), "val": HEADLINE * float(rows.final_val_loss.mean())}
 
 
 def top_settings(plan: Plan, frame, regime: str, runs: list[dict], target: float) -> list[str]:
