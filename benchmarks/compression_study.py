@@ -1,19 +1,21 @@
-"""The compression study: uplink bytes to reach a target loss, lever by lever, in two regimes, over seeds.
+"""The compression study: total (down + up) bytes to reach a target test loss, lever by lever, in two regimes.
 
-Regimes (presets of `fedbandwidth train`; 5 clients x 5 rounds x 20 local AdamW steps, 1,024 held-out
-sequences of 32 bytes):
-  scratch     pythia-14m's architecture from a random init, IID data;
-  warm-start  fine-tuning a checkpoint pre-trained centrally on a quarter of the topics (build/warm-start/,
-              built once), clients holding the other topics (non-IID, whole topics per client).
-Phase "fixed": each regime's reference (no codec) for its rounds at every seed; L* = 1.01 x their mean
-final loss; the reference's bytes to target come from these runs' per-round history. Phase "target": every
-other setting at every seed with --target-loss L* and --max-rounds twice the reference's rounds (its loss
-at its own rounds, the fixed-rounds table, is read from the same run); last, a few reference seeds again
-(how much reruns of a seed differ). Each run is `fedbandwidth train ... --seed S --json` in its own
-process; its row is appended to results/compression_study.csv when it ends, and a rerun skips rows that
-are there, so the study resumes. --minutes M starts no run after M minutes: run it in chunks.
-After each chunk it writes results/compression_summary.json (with "complete" and the "pending" runs) and
-results/compression_study.png from the runs so far.
+A staged plan (fedbandwidth/compress/study_plan.py), derived each time from what the CSV holds, so a rerun
+continues where it stopped. Per regime:
+  1. tuning     float32 FedAvg at >= 4 learning rates x 2 splits of the same local-step budget (rounds x local
+                steps), seed 0, on the validation split; the reference is the one reaching 1.01 x the best
+                final validation loss with the fewest total bytes;
+  2. reference  that lr and split, trained until its validation loss has flattened (< 1% better over its last
+                quarter of rounds), at seeds 0-4; L* = 1.01 (1.02, 1.05) x its mean final test loss;
+  3. tuning     each lever family at >= 3 learning rates around the reference's (widened past an edge);
+  4. setting    every setting of SETTINGS at its family's lr, seeds 0-2, stopping at the validation target
+                (1.01 x the reference's mean final validation loss) or twice the reference's rounds; bytes
+                to L* are read from each run's test curve; then seeds 3, 4 for the best 3 of the regime.
+Each run is `fedbandwidth train ... --seed S --json` in its own process; its row (up / down / total bytes to
+each target, validation and test losses, per-round timing) goes into results/compression_study.csv. A setting
+whose arguments this checkout's `train` does not accept yet is left out (and named). --minutes M starts no
+run after M minutes: run it in chunks. After each chunk it writes results/compression_summary.json (with
+"complete", "pending" and the command that resumes) and the plots.
 
     .venv/bin/python benchmarks/compression_study.py --minutes 12   # one chunk; repeat until it prints "done"
     .venv/bin/python benchmarks/compression_study.py --markdown     # the findings table of README, from the CSV
@@ -22,7 +24,8 @@ results/compression_study.png from the runs so far.
 from __future__ import annotations
 
 import argparse
-import csv
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -30,45 +33,108 @@ import sys
 import time
 from pathlib import Path
 
-from fedbandwidth.compress.study import FIXED, REFERENCE, TARGET, target_loss
+from fedbandwidth.compress.study_plan import Plan, Setting, planned
+from fedbandwidth.compress.study_rows import COLUMNS, csv_row
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 CSV_PATH = RESULTS / "compression_study.csv"
-SEEDS = (0, 1, 2)
-REGIMES = {"scratch": ["train", "--preset", "scratch"], "warm-start": ["train", "--preset", "warm-start"]}
-REFERENCE_ROUNDS = 5  # the presets' rounds; settings run up to twice as many
-LORA = ["--lr", "1e-2"]  # adapters train with a larger learning rate than whole weights
-BOTH = tuple(REGIMES)
-WARM = ("warm-start",)
-# (name, extra arguments, regimes), in the order they run: whole settings (every seed, scratch then warm start)
-# one after another, the most instructive first. Adapters need a pre-trained model: warm start only.
-SETTINGS = [
-    ("int8", ["--up-codec", "int8"], BOTH),
-    ("int4 per block of 64", ["--up-codec", "delta+int4:64"], BOTH),
-    ("adapters r4 (ffa)", ["--lora-rank", "4", *LORA], WARM),
-    ("adapters r16 (ffa)", ["--lora-rank", "16", *LORA], WARM),
-    ("adapters r16 (ffa) + int8", ["--lora-rank", "16", *LORA, "--up-codec", "int8"], WARM),
-    ("top-k 1% + error feedback", ["--up-codec", "delta+topk:0.01"], BOTH),
-    ("low rank 4 + int4", ["--up-codec", "delta+lowrank:4+int4"], BOTH),
-    ("fp16", ["--up-codec", "fp16"], BOTH),
-    ("frozen input embedding", ["--up-codec", "layers:-gpt_neox.embed_in.weight"], BOTH),
-    ("fraction 0.4", ["--fraction", "0.4"], BOTH),
-    ("2 rounds x 50 steps", ["--rounds", "2", "--local-steps", "50"], BOTH),
-    ("low rank 16 + int4", ["--up-codec", "delta+lowrank:16+int4"], BOTH),
-    ("adapters r16 (fedit)", ["--lora-rank", "16", *LORA, "--lora-rule", "fedit"], WARM),
-    ("adapters r16 (ffa) + int4 per block of 64", ["--lora-rank", "16", *LORA, "--up-codec", "delta+int4:64"], WARM),
-]
-RERUN_SEEDS = {"scratch": (0, 1), "warm-start": (0,)}  # reference seeds run twice: how much reruns differ
-RERUNS_AFTER = "adapters r16 (ffa) + int8"  # the setting after which the reruns come
-COLUMNS = [
-    "regime", "setting", "phase", "seed", "command", "rounds", "max_rounds", "local_steps", "fraction", "up_codec",
-    "down_codec", "lora_rank", "lora_rule", "target_loss", "rounds_run", "up_bytes", "down_bytes",
-    "initial_eval_loss", "final_eval_loss", "eval_losses", "up_bytes_per_round", "reached_target_round",
-    "bytes_to_target", "wall_seconds",
-]  # fmt: skip
+SUMMARY_PATH = RESULTS / "compression_summary.json"
 RESUME = ".venv/bin/python benchmarks/compression_study.py --minutes 12  # repeat until it prints done"
-RUN_TIMEOUT = 1800  # seconds before a run is presumed hung
+RUN_TIMEOUT = 3600  # seconds before a run is presumed hung
+BOTH, WARM = ("scratch", "warm-start"), ("warm-start",)  # adapters fine-tune a pre-trained model: warm start only
+ADAPTER_LR = 10.0  # adapters' lr grid is centred on 10 x the reference's
+# Every setting of the study, as `fedbandwidth train` arguments added to the reference's (its lr, rounds, local
+# steps; "{R}"/"{S}" are the reference's rounds / local steps, "{R4}" a quarter of them, "{S4}" 4 x as many).
+# A family shares one learning rate, tuned on its first setting. Rows marked FLAG? use flag names or codec
+# texts helper i16levers was still building (issue 16): the study leaves a row out until `train` accepts it.
+SETTINGS = (
+    Setting("int4 per block of 64", "bits", ("--up-codec", "delta+int4:64"), BOTH),
+    Setting("int8", "bits", ("--up-codec", "int8"), BOTH),
+    Setting("fp16", "bits", ("--up-codec", "fp16"), BOTH),
+    Setting("top-k 1% + error feedback", "top-k", ("--up-codec", "delta+topk:0.01"), BOTH),
+    Setting("DGC top-k 1%", "dgc", ("--up-codec", "delta+topk:0.01", "--dgc"), BOTH),  # FLAG? --dgc
+    Setting("DGC top-k 0.1%", "dgc", ("--up-codec", "delta+topk:0.001", "--dgc"), BOTH),  # FLAG? --dgc
+    Setting("low rank 4 + int4", "low rank", ("--up-codec", "delta+lowrank:4+int4"), BOTH),
+    Setting("low rank 16 + int4", "low rank", ("--up-codec", "delta+lowrank:16+int4"), BOTH),
+    Setting("frozen input embedding", "frozen", ("--up-codec", "layers:-gpt_neox.embed_in.weight"), BOTH),
+    Setting("fraction 0.4", "fraction", ("--fraction", "0.4"), BOTH),
+    Setting("10 clients, fraction 0.5", "fraction", ("--supernodes", "10", "--fraction", "0.5"), BOTH),
+    Setting("fewer rounds x more local steps", "rounds", ("--rounds", "{R4}", "--local-steps", "{S4}"), BOTH),
+    Setting("down int4 per block of 64", "downlink", ("--down-codec", "int4:64"), BOTH),  # FLAG? int4 down
+    Setting("down int8", "downlink", ("--down-codec", "int8"), BOTH),
+    Setting("down fp16", "downlink", ("--down-codec", "fp16"), BOTH),
+    Setting("down global delta int4 + up int4", "downlink",
+            ("--down-codec", "delta+int4:64", "--up-codec", "delta+int4:64"), BOTH),  # FLAG? delta down
+    Setting("adapters r16 (ffa) + int4 per block of 64", "adapters (ffa)",
+            ("--lora-rank", "16", "--up-codec", "delta+int4:64"), WARM, ADAPTER_LR),
+    Setting("adapters r16 (ffa) + int8", "adapters (ffa)", ("--lora-rank", "16", "--up-codec", "int8"), WARM,
+            ADAPTER_LR),
+    Setting("adapters r16 (ffa)", "adapters (ffa)", ("--lora-rank", "16"), WARM, ADAPTER_LR),
+    Setting("adapters r4 (ffa)", "adapters (ffa)", ("--lora-rank", "4"), WARM, ADAPTER_LR),
+    Setting("adapters r16 (fedit)", "adapters (fedit)", ("--lora-rank", "16", "--lora-rule", "fedit"), WARM,
+            ADAPTER_LR),
+    Setting("zeroth-order FedKSeed K=4096", "zeroth-order", ("--zeroth-order", "4096"), BOTH),  # FLAG? name, lr
+)  # fmt: skip
+PLAN = Plan(
+    regimes={"scratch": ("train", "--preset", "scratch"), "warm-start": ("train", "--preset", "warm-start")},
+    tuning_lrs={"scratch": (1e-3, 2e-3, 4e-3, 8e-3), "warm-start": (2.5e-4, 5e-4, 1e-3, 2e-3)},
+    splits=((10, 10), (5, 20)),  # 100 local steps a client either way
+    settings=SETTINGS,
+)
+SMOKE = Plan(  # --smoke: the same machinery on train's ci preset, results under build/ (a check, not a study)
+    regimes={"ci": ("train", "--preset", "ci")},
+    tuning_lrs={"ci": (1e-3, 2e-3, 4e-3, 8e-3)},
+    splits=((2, 2), (1, 4)),
+    settings=(Setting("int8", "bits", ("--up-codec", "int8"), ("ci",)),),
+)
+
+
+def use_results(folder: Path) -> None:
+    """Read and write the study's files in `folder` instead of benchmarks/results/ (--smoke)."""
+    global RESULTS, CSV_PATH, SUMMARY_PATH
+    RESULTS, CSV_PATH, SUMMARY_PATH = folder, folder / CSV_PATH.name, folder / SUMMARY_PATH.name
+
+
+def refusal(argv: list[str]) -> str | None:
+    """Why this checkout's `fedbandwidth train` refuses `argv` (its one-line error), or None if it accepts it."""
+    from fedbandwidth.checks import ConfigError
+    from fedbandwidth.cli import build_parser, command
+
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            command("train").config_from_args(build_parser().parse_args(argv))
+    except SystemExit:
+        return stderr.getvalue().strip().splitlines()[-1]
+    except ConfigError as err:
+        return str(err)
+    return None
+
+
+def accepted_plan(plan: Plan = PLAN) -> tuple[Plan, dict[str, str]]:
+    """The plan without the settings `train` does not accept yet, and why each was left out."""
+    left_out = {}
+    for s in plan.settings:
+        argv = [*plan.regimes[s.regimes[0]], *(a.format(R=4, S=4, R4=1, S4=16) for a in s.argv)]
+        if reason := refusal(argv):
+            left_out[s.name] = reason
+    settings = tuple(s for s in plan.settings if s.name not in left_out)
+    return Plan(**{**plan.__dict__, "settings": settings}), left_out
+
+
+def read_frame():
+    """The CSV's runs (an empty frame with the columns when there are none)."""
+    import pandas as pd
+
+    return pd.read_csv(CSV_PATH) if CSV_PATH.exists() else pd.DataFrame(columns=COLUMNS)
+
+
+def write_frame(frame) -> None:
+    """The CSV with every row's bytes to its regime's targets (recomputed: they depend on the reference)."""
+    from fedbandwidth.compress.study import study_frame
+
+    study_frame(frame).to_csv(CSV_PATH, index=False)
 
 
 def run_train(argv: list[str], seed: int) -> dict:
@@ -81,141 +147,108 @@ def run_train(argv: list[str], seed: int) -> dict:
     return json.loads(done.stdout)
 
 
-def csv_row(regime: str, setting: str, phase: str, seed: int, argv: list[str], report: dict) -> dict:
-    """One CSV row of a finished run (losses at full precision, per-round uplink bytes)."""
-    cfg = report["config"]
-    return {
-        "regime": regime, "setting": setting, "phase": phase, "seed": seed, "command": json.dumps(argv),
-        **{k: cfg[k] for k in ("rounds", "max_rounds", "local_steps", "fraction", "up_codec", "down_codec",
-                                "lora_rank", "lora_rule", "target_loss")},
-        "rounds_run": report["rounds_run"], "up_bytes": report["up_bytes"], "down_bytes": report["down_bytes"],
-        "initial_eval_loss": report["initial_eval_loss"], "final_eval_loss": report["final_eval_loss"],
-        "eval_losses": " ".join(repr(r["eval_loss"]) for r in report["rounds"]),
-        "up_bytes_per_round": " ".join(str(r["up_bytes"]) for r in report["rounds"]),
-        "reached_target_round": report["reached_target_round"], "bytes_to_target": report["up_bytes_to_target"],
-        "wall_seconds": report["wall_seconds"],
-    }  # fmt: skip
-
-
-def done_keys() -> set[tuple]:
-    """(regime, setting, phase, seed) of every run already in the CSV."""
-    if not CSV_PATH.exists():
-        return set()
-    with CSV_PATH.open(newline="") as f:
-        return {(r["regime"], r["setting"], r["phase"], int(r["seed"])) for r in csv.DictReader(f)}
-
-
-def append_row(row: dict) -> None:
-    """Append one run to the CSV (header first if the file is new)."""
-    new = not CSV_PATH.exists()
-    with CSV_PATH.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-
-
-def planned_runs(targets: dict[str, float]) -> list[tuple]:
-    """(regime, setting, phase, seed, argv) of every run, in order: the references (phase fixed) first; once a
-    regime's L* is known, each setting at every seed (phase target), with reruns of reference seeds after
-    RERUNS_AFTER (how much reruns of a seed differ)."""
-    runs = [(r, REFERENCE, FIXED, s, base) for r, base in REGIMES.items() for s in SEEDS]
-    chase = {r: ["--target-loss", f"{t:.6f}", "--max-rounds", str(2 * REFERENCE_ROUNDS)] for r, t in targets.items()}
-    for name, extra, regimes in SETTINGS:
-        runs += [(r, name, TARGET, s, [*REGIMES[r], *extra, *chase[r]]) for r in regimes if r in chase for s in SEEDS]
-        if name == RERUNS_AFTER:
-            runs += [(r, REFERENCE, TARGET, s, [*REGIMES[r], *chase[r]]) for r in chase for s in RERUN_SEEDS[r]]
-    return runs
-
-
-def known_targets() -> dict[str, float]:
-    """L* of every regime whose reference runs (phase fixed) are all in the CSV."""
+def sweep(plan: Plan, minutes: float) -> bool:
+    """Run what the plan needs next until `minutes` have passed (a run that fails is skipped for this chunk, and
+    named); True when nothing is left."""
     import pandas as pd
 
-    if not CSV_PATH.exists():
-        return {}
-    frame = pd.read_csv(CSV_PATH)
-    fixed = frame[(frame.setting == REFERENCE) & (frame.phase == FIXED)]
-    return {r: target_loss(frame, r) for r in REGIMES if set(fixed[fixed.regime == r].seed) >= set(SEEDS)}
-
-
-def sweep(minutes: float) -> bool:
-    """Run what is missing until `minutes` have passed; True when every planned run is in the CSV."""
-    started = time.monotonic()
+    started, failed = time.monotonic(), []
     while True:
-        todo = [run for run in planned_runs(known_targets()) if run[:4] not in done_keys()]
+        frame = read_frame()
+        todo = [r for r in planned(plan, frame)[0] if (r["argv"], r["seed"]) not in failed]
         if not todo:
-            return len(known_targets()) == len(REGIMES)
+            return not failed and not planned(plan, frame)[0]
         if time.monotonic() - started > 60 * minutes:
             print(f"{len(todo)}+ runs left; run again to resume", flush=True)
             return False
-        regime, setting, phase, seed, argv = todo[0]
-        print(f"[{regime} / {setting} / {phase} / seed {seed}] {' '.join(argv)}", flush=True)
-        report = run_train(argv, seed)
-        append_row(csv_row(regime, setting, phase, seed, argv, report))
-        print(f"  up {report['up_bytes']:,} B, rounds {report['rounds_run']}, loss {report['final_eval_loss']:.4f}, "
-              f"to target {report['up_bytes_to_target']}, {report['wall_seconds']} s", flush=True)  # fmt: skip
+        r = todo[0]
+        print(f"[{r['regime']} / {r['stage']} / {r['setting']} / lr {r['lr']:g} / seed {r['seed']}] "
+              f"{' '.join(r['argv'])}", flush=True)  # fmt: skip
+        try:
+            row = csv_row(r, run_train(r["argv"], r["seed"]))
+        except (RuntimeError, subprocess.TimeoutExpired) as err:  # the others go on; a rerun retries it
+            print(f"  FAILED: {err}", flush=True)
+            failed.append((r["argv"], r["seed"]))
+            continue
+        write_frame(pd.concat([frame, pd.DataFrame([row], columns=COLUMNS)], ignore_index=True))
+        print(f"  up {row['up_bytes']:,} B, down {row['down_bytes']:,} B, rounds {row['rounds_run']}, "
+              f"test loss {row['final_test_loss']:.4f}, {row['run_seconds']} s", flush=True)  # fmt: skip
 
 
-def pending_runs() -> list[dict]:
-    """The planned (regime, setting) pairs with seeds not yet run; settings after an unknown L* are all pending."""
-    pending: dict[tuple, list[int]] = {}
-    targets = known_targets()
-    for regime, setting, phase, seed, _ in planned_runs({r: targets.get(r, 0.0) for r in REGIMES}):
-        if (regime, setting, phase, seed) not in done_keys():
-            pending.setdefault((regime, setting, phase), []).append(seed)
-    return [{"regime": r, "setting": s, "phase": p, "seeds": seeds} for (r, s, p), seeds in pending.items()]
+def task_block() -> dict:
+    """The task's record (corpus, tokenizer, vocabulary, message) from the package; {} until it has one."""
+    try:
+        from fedbandwidth.compress.task import task_record
+    except ImportError:
+        return {}
+    return task_record()
 
 
-def write_results(complete: bool) -> None:
-    """compression_summary.json and the bytes-to-target plot from the CSV so far; print the reruns' spread."""
+def pending(plan: Plan, frame, left_out: dict[str, str]) -> list[dict]:
+    """What the study has still to run: the runs it can start now, the stages waiting, the settings left out."""
+    todo, waiting = planned(plan, frame)
+    runs = [{"regime": r["regime"], "stage": r["stage"], "setting": r["setting"], "seed": r["seed"],
+             "command": r["argv"]} for r in todo]  # fmt: skip
+    return [*runs, *({"waiting": w} for w in waiting), *({"left out": k, "why": v} for k, v in left_out.items())]
+
+
+def write_results(plan: Plan, left_out: dict[str, str]) -> dict:
+    """compression_summary.json and the plots from the CSV so far."""
+    from fedbandwidth.compress.study import study_summary
+
+    frame = read_frame()
+    todo = pending(plan, frame, left_out)
+    summary = {**study_summary(frame, task_block()), "complete": not todo, "pending": todo, "resume": RESUME}
+    SUMMARY_PATH.write_text(json.dumps(summary, indent=2) + "\n")
+    if summary["regimes"]:
+        write_plots(frame)
+    for regime, result in summary["regimes"].items():
+        print(f"{regime}: L* {result['targets']}, best total {result['best_total']}, best up {result['best_up']}")
+    return summary
+
+
+def write_plots(frame) -> None:
+    """results/compression_study.png: per regime, test loss vs total bytes and bytes to L* with error bars."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import pandas as pd
-
-    from fedbandwidth.compress.study import rerun_differences, study_summary
     from fedbandwidth.compress.study_plots import study_figure
 
-    frame = pd.read_csv(CSV_PATH)
-    summary = {**study_summary(frame), "complete": complete, "pending": pending_runs(), "resume": RESUME}
-    (RESULTS / "compression_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     study_figure(frame).savefig(RESULTS / "compression_study.png", dpi=110)
-    print(f"reruns of the same seed: largest held-out loss difference {rerun_differences(frame)}")
-    for regime, result in summary["regimes"].items():
-        print(f"{regime}: L* {result['target_loss']:.4f}, best {result['best']}")
 
 
 def print_markdown() -> None:
-    """The findings table for README and benchmarks/README (markdown), and what has not run yet."""
-    import pandas as pd
+    """The findings table for README and benchmarks/README (markdown), then what is pending and how to resume."""
+    from fedbandwidth.compress.study import study_summary
+    from fedbandwidth.compress.study_tables import findings_markdown
 
-    from fedbandwidth.compress.study import findings_markdown, study_summary
-
-    frame = pd.read_csv(CSV_PATH)
+    frame = read_frame()
     print("\n".join(findings_markdown(study_summary(frame), frame)))
-    left: dict[str, list[str]] = {}
-    for p in pending_runs():
-        if p["setting"] != REFERENCE:
-            seeds = "" if len(p["seeds"]) == len(SEEDS) else f" (seed(s) {', '.join(map(str, p['seeds']))})"
-            left.setdefault(p["setting"], []).append(p["regime"] + seeds)
-    print("\nNot run yet: " + ("; ".join(f"{k}: {', '.join(v)}" for k, v in left.items()) or "nothing") + ".")
+    plan, left_out = accepted_plan()
+    todo = pending(plan, frame, left_out)
+    print(f"\nPending: {len(todo)} item(s); resume with `{RESUME.split('  #')[0]}`." if todo else "\nComplete.")
 
 
 def main() -> None:
-    """Run (a chunk of) the study; write the results once it is complete."""
+    """Run (a chunk of) the study; write the summary and plots from what the CSV holds."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=float("inf"), help="start no run after this many minutes")
     parser.add_argument("--markdown", action="store_true", help="print the findings table (markdown) and exit")
+    parser.add_argument("--summary", action="store_true", help="write the summary and plots from the CSV and exit")
+    parser.add_argument("--smoke", action="store_true", help="the ci preset, results in build/study-smoke/")
     args = parser.parse_args()
+    if args.smoke:
+        use_results(REPO / "build" / "study-smoke")
     if args.markdown:
         return print_markdown()
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     os.chdir(REPO)  # the warm-start checkpoint is cached under build/ here
-    complete = sweep(args.minutes)
-    if len(known_targets()) == len(REGIMES):
-        write_results(complete)
-    if complete:
+    plan, left_out = accepted_plan(SMOKE if args.smoke else PLAN)
+    for name, why in left_out.items():
+        print(f"left out until train accepts it: {name} ({why})")
+    if not args.summary:
+        sweep(plan, args.minutes)
+    if not write_results(plan, left_out)["pending"]:
         print("done")
 
 

@@ -28,18 +28,42 @@ def run_notebook(out_dir: Path, **parameters):
     )
 
 
-def test_notebook_trains_with_a_codec_and_records_encoded_bytes(tmp_path):
+def printed(notebook) -> str:
+    """Everything the executed notebook's cells printed."""
+    return "".join(o.get("text", "") for cell in notebook.cells for o in cell.get("outputs", []))
+
+
+def hand_made_study(out_dir: Path) -> dict:
+    """A complete hand-made study (tests/test_study.py's) as a CSV and its summary JSON; the notebook's paths."""
+    import json
+
+    from test_study import complete_frame
+
+    from fedbandwidth.compress.study import study_frame, study_summary
+
+    frame = complete_frame()
+    study_frame(frame).to_csv(out_dir / "study.csv", index=False)
+    summary = {**study_summary(frame), "complete": True, "pending": [], "resume": "python study.py"}
+    (out_dir / "summary.json").write_text(json.dumps(summary))
+    return {"study_csv": str(out_dir / "study.csv"), "summary_json": str(out_dir / "summary.json")}
+
+
+def test_notebook_trains_with_a_codec_records_encoded_bytes_and_counts_dead_rows(tmp_path):
     from fedbandwidth.compress.chain import parse_codec
     from fedbandwidth.compress.encoding import encode, payload_bytes
     from fedbandwidth.compress.task import model_shapes
 
-    run_notebook(
+    notebook = run_notebook(
         tmp_path,
         num_supernodes=2,
         num_rounds=1,
         local_steps=1,
         codecs=["int8", "layers:-gpt_neox.embed_in.weight"],
+        **hand_made_study(tmp_path),
     )
+    text = printed(notebook)
+    assert "107 distinct byte values" in text and "= 91.3%" in text  # the dead vocabulary, computed
+    assert "scratch: best by total bytes int8" in text and "complete: True" in text  # a measured study's cells
     with (tmp_path / "ledger.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [r["direction"] for r in rows].count("up") == 2 and len(rows) == 4

@@ -1,12 +1,211 @@
-"""The compression study's numbers: bytes to target on hand-made curves, early stopping, the summary's schema."""
+"""The compression study's numbers on hand-made runs: the staged plan, the reference's choice, bytes each way to
+each target, the summary's schema, and the committed results being what the committed CSV gives."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from fedbandwidth.compress.study import rerun_differences, study_summary, target_loss
+from fedbandwidth.compress.study import regime_targets, study_frame, study_summary
+from fedbandwidth.compress.study_plan import Plan, Setting, planned, targets
+from fedbandwidth.compress.study_rows import COLUMNS, csv_row, flattened, with_targets
+from fedbandwidth.compress.study_tables import NO_RUNS, findings_markdown
 from fedbandwidth.compress.train_report import bytes_to_target
+
+ROOT = Path(__file__).resolve().parents[1]
+UP, DOWN = 100, 300  # payload bytes a round each way in every hand-made run (adapters: fewer)
+PLAN = Plan(
+    regimes={"scratch": ("train", "--preset", "scratch")},
+    tuning_lrs={"scratch": (0.001, 0.002, 0.004, 0.008)},
+    splits=((4, 5), (2, 10)),
+    settings=(
+        Setting("int8", "int8", ("--up-codec", "int8"), ("scratch",)),
+        Setting("int8 down too", "int8", ("--up-codec", "int8", "--down-codec", "int8"), ("scratch",)),
+    ),
+    reference_seeds=(0, 1, 2),
+    seeds=(0, 1),
+    top_seeds=(2,),
+    top=1,
+)
+
+
+def report(argv: list[str], val: list[float], test: list[float], up: int = UP) -> dict:
+    """A `train --json` as the study reads it, for a run of `argv` with these curves."""
+    value = {a: argv[i + 1] for i, a in enumerate(argv[:-1]) if a.startswith("--")}
+    config = {"lr": float(value["--lr"]), "rounds": int(value["--rounds"]), "local_steps": int(value["--local-steps"]),
+              "up_codec": value.get("--up-codec", "none"), "lora_rank": None}  # fmt: skip
+    rounds = [{"round": r, "val_loss": v, "test_loss": t, "up_bytes": up, "down_bytes": DOWN, "compute_seconds": 0.5}
+              for r, (v, t) in enumerate(zip(val, test, strict=True), 1)]  # fmt: skip
+    return {"config": config, "rounds": rounds, "wall_seconds": 10.0}
+
+
+def add(frame, runs: list[dict], curves: dict) -> pd.DataFrame:
+    """The frame with these runs done: curves[(setting, lr, seed or "RxS")], else [(setting, lr)], is (val, test);
+    a run without a target trains its rounds, one chasing a target the whole curve."""
+    rows = []
+    for r in runs:
+        argv, key = r["argv"], (r["setting"], r["lr"])
+        rounds = int(argv[argv.index("--rounds") + 1])
+        split = f"{rounds}x{argv[argv.index('--local-steps') + 1]}"
+        val, test = curves.get((*key, r["seed"])) or curves.get((*key, split)) or curves[key]
+        n = len(val) if "--target-loss" in argv else rounds
+        rows.append(csv_row(r, report(argv, val[:n], test[:n])))
+    return pd.concat([frame, pd.DataFrame(rows, columns=COLUMNS)], ignore_index=True)
+
+
+def empty():
+    """A CSV with no runs yet."""
+    return pd.DataFrame(columns=COLUMNS)
+
+
+def tuned():
+    """Stage 1 done: lr 0.002 in 2 rounds x 10 steps reaches the validation target with the fewest bytes."""
+    todo, _ = planned(PLAN, empty())
+    curves = {("reference", lr): ([3.0, 2.6, 2.5, 2.5], [3.0, 2.6, 2.5, 2.5]) for lr in PLAN.tuning_lrs["scratch"]}
+    curves[("reference", 0.004)] = ([3.0, 2.4, 2.1, 2.02], [3.0, 2.4, 2.1, 2.02])  # reaches it, in 4 rounds
+    curves[("reference", 0.002)] = ([2.5, 2.0, 1.9, 1.895], [2.6, 2.1, 2.0, 1.99])  # 2 rounds x 10: the best
+    curves[("reference", 0.002, "4x5")] = curves[("reference", 0.001)]
+    return add(empty(), todo, curves), curves
+
+
+def test_stage_1_is_the_float32_grid_and_everything_else_waits():
+    todo, waiting = planned(PLAN, empty())
+    assert {(r["lr"], r["argv"][-3], r["argv"][-1]) for r in todo} == {
+        (lr, r, s) for lr in PLAN.tuning_lrs["scratch"] for r, s in (("4", "5"), ("2", "10"))
+    }
+    assert {r["stage"] for r in todo} == {"tuning"} and {r["seed"] for r in todo} == {0}
+    assert waiting == ["scratch: lever tuning and settings wait for the reference"]
+
+
+def test_the_reference_is_chosen_by_total_bytes_and_trains_until_flat():
+    frame, curves = tuned()
+    todo, _ = planned(PLAN, frame)  # 2 rounds are too few to tell flat: seed 0 again at twice the rounds
+    assert [(r["stage"], r["seed"], r["argv"][-6:]) for r in todo] == [
+        ("reference", 0, ["--lr", "0.002", "--rounds", "4", "--local-steps", "10"])
+    ]
+    frame = add(frame, todo, curves)  # its validation loss: 1.9 -> 1.895 over the last quarter, < 1%
+    todo, _ = planned(PLAN, frame)
+    assert [r["seed"] for r in todo] == [1, 2] and todo[0]["argv"] == json.loads(frame.command.iloc[-1])
+    other = frame[(frame.lr == 0.001) & (frame.rounds == 4)]  # another tuning run's command, at another seed
+    seed_9 = other.assign(seed=9, final_val_loss=1.0, val_losses="1.0 1.0 1.0 1.0")
+    assert planned(PLAN, pd.concat([frame, seed_9]))[0] == todo  # the choice reads the tuning seed only
+
+
+def with_reference():
+    """Stages 1 and 2 done: the reference at seeds 0-2, final test losses 1.99, 2.0, 2.01."""
+    frame, curves = tuned()
+    for _ in range(2):
+        todo, _ = planned(PLAN, frame)
+        for seed, final in ((1, 2.0), (2, 2.01)):
+            curves[("reference", 0.002, seed)] = ([2.5, 2.0, 1.9, 1.895], [2.6, 2.1, 2.0, final])
+        frame = add(frame, todo, curves)
+    return frame
+
+
+def test_targets_are_factors_of_the_references_mean_final_test_loss():
+    frame = with_reference()
+    assert targets(PLAN, frame, "scratch") == pytest.approx({1.01: 2.02, 1.02: 2.04, 1.05: 2.1})
+    assert regime_targets(frame, "scratch") == pytest.approx({1.01: 2.02, 1.02: 2.04, 1.05: 2.1})
+    todo, waiting = planned(PLAN, frame)  # stage 3: one family, lrs around the reference's, seed 0
+    assert [r["lr"] for r in todo] == [0.001, 0.002, 0.004] and {r["setting"] for r in todo} == {"int8"}
+    assert todo[0]["argv"][-4:] == ["--target-loss", "1.913950", "--max-rounds", "8"]  # 1.01 x its final val
+    assert waiting[0] == "scratch: int8 settings wait for their lr"
+
+
+def lever_curves():
+    """int8's validation curves: best at 0.004 (an edge), worse at 0.008; test losses reaching 2.02 in round 3."""
+    good, bad = ([2.4, 2.0, 1.9, 1.9], [2.5, 2.1, 2.01, 2.0]), ([3.0, 2.9, 2.8, 2.7], [3.0, 2.9, 2.8, 2.7])
+    curves = {("int8", lr): bad for lr in (0.001, 0.002, 0.008)}
+    return {**curves, ("int8", 0.004): good, ("int8 down too", 0.004): good}
+
+
+def test_a_family_widens_its_grid_past_an_edge_then_runs_every_seed_and_more_for_the_best():
+    frame, curves = with_reference(), lever_curves()
+    frame = add(frame, planned(PLAN, frame)[0], curves)
+    todo, _ = planned(PLAN, frame)
+    assert [(r["stage"], r["lr"]) for r in todo] == [("tuning", 0.008)]  # the best was at the grid's edge
+    frame = add(frame, todo, curves)
+    todo, waiting = planned(PLAN, frame)  # int8's seed 0 is its tuning run at 0.004
+    assert [(r["setting"], r["seed"], r["lr"]) for r in todo] == [
+        ("int8", 1, 0.004), ("int8 down too", 0, 0.004), ("int8 down too", 1, 0.004)
+    ]  # fmt: skip
+    assert waiting == ["scratch: more seeds for the best 1 wait for every setting"]
+    frame = add(frame, todo, curves)
+    todo, waiting = planned(PLAN, frame)  # both reach L* with the same bytes: the first is the best 1
+    assert [(r["setting"], r["seed"]) for r in todo] == [("int8", 2)] and waiting == []
+    assert planned(PLAN, add(frame, todo, curves)) == ([], [])  # complete
+
+
+def complete_frame():
+    """The whole hand-made study; "int8 down too" sends 50 bytes up a round (others 100)."""
+    frame, curves = with_reference(), lever_curves()
+    while todo := planned(PLAN, frame)[0]:
+        frame = add(frame, todo, curves)
+    frame.loc[frame.setting == "int8 down too", "up_bytes_per_round"] = "50 50 50 50"
+    return frame
+
+
+def test_every_row_has_bytes_each_way_to_each_target_and_total_is_up_plus_down():
+    frame = study_frame(complete_frame())
+    for factor in (1.01, 1.02, 1.05):
+        reached = frame[frame[f"total_bytes_to_{factor}"].notna()]
+        assert len(reached) > 0
+        assert (reached[f"total_bytes_to_{factor}"] == reached[f"up_bytes_to_{factor}"]
+                + reached[f"down_bytes_to_{factor}"]).all()  # fmt: skip
+    assert (frame.total_bytes == frame.up_bytes + frame.down_bytes).all()
+    reference = frame[(frame.stage == "reference") & (frame.seed == 1)].iloc[0]
+    assert (reference["round_to_1.01"], reference["up_bytes_to_1.01"], reference["down_bytes_to_1.01"]) == (3, 300, 900)
+    assert (reference["round_to_1.05"], reference["total_bytes_to_1.05"]) == (2, 800)
+    assert frame.compute_seconds.iloc[0] == "0.5 0.5 0.5 0.5"
+
+
+def test_summary_has_the_issues_schema_and_only_a_setting_every_seed_reached_can_be_best():
+    summary = study_summary(complete_frame(), task={"vocab_size": 4096})
+    assert set(summary) == {"task", "regimes", "study_seconds"} and summary["task"] == {"vocab_size": 4096}
+    regime = summary["regimes"]["scratch"]
+    assert set(regime) == {"reference", "targets", "settings", "best_total", "best_up"}
+    assert regime["targets"] == pytest.approx({"1.01": 2.02, "1.02": 2.04, "1.05": 2.1})
+    reference = regime["reference"]
+    assert set(reference) == {
+        "command",
+        "seeds",
+        "lr",
+        "rounds",
+        "local_steps",
+        "final_loss_mean",
+        "final_loss_sd",
+        "up_bytes_to_target_mean",
+        "down_bytes_to_target_mean",
+        "total_bytes_to_target_mean",
+    }
+    assert (reference["seeds"], reference["lr"], reference["rounds"], reference["local_steps"]) == (
+        [0, 1, 2],
+        0.002,
+        4,
+        10,
+    )
+    assert (reference["final_loss_mean"], reference["total_bytes_to_target_mean"]) == pytest.approx((2.0, 1200.0))
+    int8, down = regime["settings"]
+    assert set(int8) == {"name", "command", "seeds", "lr", "seeds_reaching_target", "up_bytes_to_target_mean",
+                         "down_bytes_to_target_mean", "total_bytes_to_target_mean", "ratio_total", "ratio_up",
+                         "final_loss_mean", "final_loss_sd"}  # fmt: skip
+    assert (int8["seeds"], int8["lr"], int8["seeds_reaching_target"]) == ([0, 1, 2], 0.004, 3)
+    assert int8["command"][-2:] == ["--max-rounds", "8"] and int8["ratio_total"] == pytest.approx(1.0)
+    assert (down["seeds"], down["ratio_up"], down["ratio_total"]) == (
+        [0, 1],
+        pytest.approx(2.0),
+        pytest.approx(1200 / 1050),
+    )
+    assert (regime["best_total"], regime["best_up"]) == ("int8", "int8")  # 2 seeds are too few to be best
+    assert summary["study_seconds"] == 10.0 * len(complete_frame())
+    json.dumps(summary)  # JSON-ready
+
+
+def test_flattening_needs_less_than_one_percent_over_the_last_quarter():
+    assert flattened([3.0, 2.5, 2.2, 2.1, 2.05, 2.04, 2.03, 2.02])  # 2.04 -> 2.02 over rounds 6-8: 0.98%
+    assert not flattened([3.0, 2.5, 2.2, 2.1, 2.08, 2.06, 2.04, 2.02])  # 2.06 -> 2.02: 1.9%
+    assert not flattened([2.0, 2.0, 2.0])  # too few rounds to have a quarter
 
 
 def test_bytes_to_target_counts_up_to_the_first_round_at_or_below_it():
@@ -14,6 +213,60 @@ def test_bytes_to_target_counts_up_to_the_first_round_at_or_below_it():
     assert bytes_to_target(rounds, 3.0) == (2, 300)  # rounds 1 and 2: 100 + 200 bytes
     assert bytes_to_target(rounds, 2.95) == (3, 600)  # the first round below, not the best one
     assert bytes_to_target(rounds, 2.5) == (None, None)  # never reached: reported as such
+
+
+def test_a_train_report_counts_both_directions_to_its_target_and_keeps_splits_and_timing():
+    from types import SimpleNamespace
+
+    from fedbandwidth.compress.train_report import both_ways_to_target, round_extras
+
+    rounds = [{"round": r, "up_bytes": 10, "down_bytes": 30, "eval_loss": loss} for r, loss in ((1, 3.0), (2, 2.0))]
+    assert both_ways_to_target(rounds, 2.5) == (2, 20, 60) and both_ways_to_target(rounds, 1.0) == (None,) * 3
+    result = SimpleNamespace(test_loss={1: 2.9}, timing={1: {"compute_seconds": 1.5}})
+    assert round_extras(result, 1) == {"test_loss": 2.9, "compute_seconds": 1.5}  # no val_loss recorded: absent
+    assert round_extras(SimpleNamespace(), 1) == {}
+    run = {"regime": "warm-start", "stage": "setting", "setting": "adapters", "family": "a", "seed": 1}
+    adapters = report(["--lr", "0.01", "--rounds", "2", "--local-steps", "3"], [3.0, 2.0], [3.1, 2.1], up=7)
+    adapters["config"]["lora_rank"] = 16
+    adapters["model"] = {"uncompressed_message_bytes": 56_283_760}
+    row = csv_row({**run, "argv": ["train"]}, adapters)
+    assert (row["base_download_bytes"], row["up_bytes"], row["total_bytes"]) == (56_283_760, 14, 614)
+    assert (row["final_val_loss"], row["test_losses"], row["encode_seconds"]) == (2.0, "3.1 2.1", "")
+
+
+def test_findings_markdown_gives_totals_each_way_and_ratios():
+    frame = complete_frame()
+    lines = findings_markdown(study_summary(frame), frame)
+    reference = "reference (float32, 4 x 10 steps; L* = 2.0200)"
+    assert (
+        lines[2]
+        == f"| scratch | {reference} | 0.002 | 3/3 | 1,200 ± 0 | 300 ± 0 | 900 ± 0 | 1.00x | 1.00x | 2.0000 ± 0.0100 |"
+    )
+    assert (
+        lines[4]
+        == "| scratch | int8 down too | 0.004 | 2/2 | 1,050 ± 0 | 150 ± 0 | 900 ± 0 | 1.14x | 2.00x | 2.0000 ± 0.0000 |"
+    )
+    assert findings_markdown(study_summary(empty()), empty())[2] == NO_RUNS
+    frame.loc[frame.setting == "int8 down too", "base_download_bytes"] = 56_283_760  # as if it were adapters
+    adapters = findings_markdown(study_summary(frame), frame)[4].split(" | ")[4]
+    assert adapters == "1,050 ± 0 (+ 56,283,760 B once: the base model)"
+
+
+def test_the_readmes_findings_tables_and_the_summary_are_the_committed_csvs():
+    """The summary JSON, README and benchmarks/README show what the committed CSV gives (`--markdown`)."""
+    frame = pd.read_csv(ROOT / "benchmarks" / "results" / "compression_study.csv")
+    assert list(frame.columns) == COLUMNS
+    summary = study_summary(frame)
+    committed = json.loads((ROOT / "benchmarks" / "results" / "compression_summary.json").read_text())
+    assert committed["regimes"] == summary["regimes"]  # the summary JSON is the CSV's, not stale
+    assert committed["study_seconds"] == summary["study_seconds"]
+    assert (with_targets(frame, {}).total_bytes == frame.up_bytes + frame.down_bytes).all()
+    table = findings_markdown(summary, frame)
+    for readme in (ROOT / "README.md", ROOT / "benchmarks" / "README.md"):
+        lines = [line.strip() for line in readme.read_text().splitlines()]
+        start = lines.index(table[0])
+        assert lines[start : start + len(table)] == table, readme.name
+        assert lines[start + len(table)] == "", readme.name  # no stale row after the table
 
 
 def test_a_run_chasing_the_target_stops_after_reaching_it_and_its_rounds():
@@ -39,112 +292,30 @@ def test_replies_are_averaged_in_partition_order():
     assert [m.metadata.src_node_id for m in sorted(arrived, key=partition_order)] == [3, 9, 7]
 
 
-def study_frame():
-    """Two seeds: a reference (final 2.0, 2.02), a setting reaching L* with both seeds, one with one seed only."""
-    rows = []
-
-    def add(setting, phase, seed, final, to_target, up):
-        command = json.dumps(["train", "--preset", "scratch"] + ([] if setting == "reference" else ["--x", setting]))
-        rows.append(dict(regime="scratch", setting=setting, phase=phase, seed=seed, command=command,
-                         final_eval_loss=final, bytes_to_target=to_target, up_bytes=up, rounds_run=2,
-                         eval_losses=f"3.0 {final}", up_bytes_per_round=f"{up // 2} {up // 2}"))  # fmt: skip
-
-    for seed, final in ((0, 2.0), (1, 2.02)):
-        add("reference", "fixed", seed, final, None, 1000)
-        if seed == 0:
-            add("reference", "target", seed, final, 1000, 1000)  # a rerun of seed 0
-        add("int8", "target", seed, final + 0.001, 250 + 50 * seed, 275)
-        add("topk", "target", seed, 2.1, [10, None][seed], 20)
-    return pd.DataFrame(rows)
-
-
-def test_summary_has_the_issues_schema_and_never_drops_a_seed():
-    frame = study_frame()
-    assert target_loss(frame, "scratch") == pytest.approx(1.01 * 2.01)
-    summary = study_summary(frame)
-    regime = summary["regimes"]["scratch"]
-    assert set(regime) == {"reference", "target_loss", "settings", "best"}
-    assert regime["reference"] == {
-        "command": ["train", "--preset", "scratch"],
-        "seeds": [0, 1],
-        "final_loss_mean": pytest.approx(2.01),
-        "final_loss_sd": pytest.approx(0.0141421, abs=1e-6),
-        "up_bytes_to_target_mean": 1000.0,
-    }
-    int8, topk = regime["settings"]
-    assert set(int8) == {"name", "command", "seeds", "seeds_reaching_target", "up_bytes_to_target_mean",
-                         "ratio_to_reference", "final_loss_mean", "final_loss_sd"}  # fmt: skip
-    assert (int8["name"], int8["seeds_reaching_target"], int8["up_bytes_to_target_mean"]) == ("int8", 2, 275.0)
-    assert int8["ratio_to_reference"] == pytest.approx(1000 / 275) and int8["command"][-1] == "int8"
-    assert (topk["seeds"], topk["seeds_reaching_target"], topk["up_bytes_to_target_mean"]) == ([0, 1], 1, None)
-    assert topk["ratio_to_reference"] is None and regime["best"] == "int8"  # topk's 100x needs every seed
-    json.dumps(summary)  # JSON-ready: plain ints, floats, strings, lists, None
-
-
-def test_reruns_of_a_seed_compare_round_by_round():
-    frame = study_frame()
-    frame.loc[(frame.setting == "reference") & (frame.phase == "target"), "eval_losses"] = "3.0 2.0005"
-    assert rerun_differences(frame)["scratch"] == pytest.approx(0.0005)
-
-
-def test_the_references_bytes_to_target_come_from_its_fixed_runs_history():
-    from fedbandwidth.compress.study import chase_runs
-
-    frame = study_frame()
-    frame.loc[(frame.phase == "fixed") & (frame.seed == 1), "eval_losses"] = "2.03 2.02"  # L* = 2.0301
-    rows = chase_runs(frame, "scratch", "reference")
-    assert list(rows.phase) == ["fixed", "fixed"]  # never the rerun
-    assert list(rows.reached_target_round) == [2, 1] and list(rows.bytes_to_target) == [1000, 500]
-    assert study_summary(frame)["regimes"]["scratch"]["reference"]["up_bytes_to_target_mean"] == 750.0
-    one_seed = study_summary(frame[(frame.setting != "int8") | (frame.seed == 0)])["regimes"]["scratch"]
-    assert one_seed["settings"][0]["ratio_to_reference"] == pytest.approx(750 / 250)
-    assert one_seed["best"] is None  # a setting is best only once it has run at every seed of the reference
-
-
-def test_bytes_to_target_plot_marks_unreached_seeds_and_the_goals():
+def test_bytes_to_target_plot_has_a_row_per_setting_and_no_literature_bands():
     from fedbandwidth.compress.study_plots import plot_bytes_to_target
 
-    ax = plot_bytes_to_target(study_frame(), "scratch")
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["reference (2 seeds)", "int8 (2 seeds)", "topk (2 seeds)"]
-    labels = ax.get_legend_handles_labels()[1]
-    assert {"reference (float32)", "100x fewer", "1,000x fewer"} <= set(labels)
-    assert any("other tasks" in label for label in labels) and ax.get_xscale() == "log"
+    ax = plot_bytes_to_target(complete_frame(), "scratch")
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["reference (3 seeds)", "int8 down too (2 seeds)", "int8 (3 seeds)"]  # by total bytes
+    assert ax.get_legend_handles_labels()[1][0] == "reference (float32)" and not ax.patches  # no shaded bands
+    assert ax.get_xscale() == "log" and ax.lines[0].get_xdata()[0] == 1200.0
 
 
-def test_summary_table_lists_the_reference_first():
-    from fedbandwidth.compress.study import summary_table
+def test_loss_vs_bytes_marks_the_pareto_frontier():
+    from fedbandwidth.compress.study_plots import pareto, plot_loss_vs_bytes
 
-    table = summary_table(study_summary(study_frame()), "scratch")
-    assert list(table.index) == ["reference", "int8", "topk"]
-    assert table.loc["int8", "seeds reaching L*"] == "2/2" and table.loc["topk", "seeds reaching L*"] == "1/2"
-    assert table.loc["reference", "x fewer than float32"] == 1.0 and pd.isna(table.loc["topk", "x fewer than float32"])
-
-
-def test_findings_markdown_gives_mean_sd_ratio_and_names_seeds_that_missed():
-    from fedbandwidth.compress.study import findings_markdown
-
-    frame = study_frame()
-    lines = findings_markdown(study_summary(frame), frame)
-    assert lines[2] == "| scratch | reference (float32) | 2/2 | 1,000 ± 0 | 1x | 2.0100 ± 0.0141 |"
-    assert lines[3] == "| scratch | int8 | 2/2 | 275 ± 35 | 3.64x | 2.0110 ± 0.0141 |"
-    missed = "seed(s) 1 never reached L* in 2 rounds (sent 20 B)"
-    assert lines[4] == f"| scratch | topk | 1/2 | {missed} | — | 2.1000 ± 0.0000 |"
+    assert pareto([(1, 3.0), (2, 2.5), (3, 2.7), (4, 2.0)]) == [(1, 3.0), (2, 2.5), (4, 2.0)]
+    ax = plot_loss_vs_bytes(complete_frame(), "scratch")
+    names = ax.get_legend_handles_labels()[1]
+    assert names == ["reference", "int8", "int8 down too", "Pareto frontier", "L*"]
+    reference = ax.lines[0]  # 400 bytes a round; mean test loss over seeds 0-2 after each of 4 rounds
+    assert list(reference.get_xdata()) == [400, 800, 1200, 1600]
+    assert reference.get_ydata()[-1] == pytest.approx(2.0)
 
 
-def test_the_readmes_findings_tables_are_the_committed_studys():
-    """The summary JSON, README and benchmarks/README show what the committed CSV gives (`--markdown`)."""
-    from pathlib import Path
+def test_study_figure_has_both_plots_for_each_measured_regime():
+    from fedbandwidth.compress.study_plots import study_figure
 
-    from fedbandwidth.compress.study import findings_markdown
-
-    root = Path(__file__).resolve().parents[1]
-    frame = pd.read_csv(root / "benchmarks" / "results" / "compression_study.csv")
-    summary = study_summary(frame)
-    committed = json.loads((root / "benchmarks" / "results" / "compression_summary.json").read_text())
-    assert committed["regimes"] == summary["regimes"]  # the summary JSON is the CSV's, not stale
-    table = findings_markdown(summary, frame)
-    for readme in (root / "README.md", root / "benchmarks" / "README.md"):
-        lines = [line.strip() for line in readme.read_text().splitlines()]
-        start = lines.index(table[0])
-        assert lines[start : start + len(table)] == table, readme.name
-        assert lines[start + len(table)] == "", readme.name  # no stale row after the table
+    titles = [ax.get_title() for ax in study_figure(complete_frame()).axes]
+    assert titles == ["scratch: test loss after each round vs bytes moved", "scratch: L* = 2.0200"]

@@ -11,12 +11,26 @@ from .task import MODEL
 
 def bytes_to_target(rounds: list[dict], target: float) -> tuple[int | None, int | None]:
     """(first round whose eval_loss <= target, cumulative up_bytes through it); (None, None) if none reached it."""
-    sent = 0
+    reached, up, _ = both_ways_to_target(rounds, target)
+    return reached, up
+
+
+def both_ways_to_target(rounds: list[dict], target: float) -> tuple[int | None, int | None, int | None]:
+    """(first round whose eval_loss <= target, cumulative up and down bytes through it); all None if never."""
+    up = down = 0
     for row in rounds:
-        sent += row["up_bytes"]
+        up, down = up + row["up_bytes"], down + row.get("down_bytes", 0)
         if row["eval_loss"] is not None and row["eval_loss"] <= target:
-            return row["round"], sent
-    return None, None
+            return row["round"], up, down
+    return None, None, None
+
+
+def round_extras(result, round_: int) -> dict:
+    """A round's held-out loss per split and its timing, where the run recorded them (TrainResult's optional
+    `val_loss` / `test_loss`: round -> loss; `timing`: round -> {"compute_seconds": s, ...})."""
+    extras = {f"{split}_loss": getattr(result, f"{split}_loss", {}).get(round_) for split in ("val", "test")}
+    extras = {k: v for k, v in extras.items() if v is not None}
+    return {**extras, **getattr(result, "timing", {}).get(round_, {})}
 
 
 def train_summary(result, seconds: float, files: dict) -> dict:
@@ -26,12 +40,12 @@ def train_summary(result, seconds: float, files: dict) -> dict:
     report = ledger_summary(result.ledger, seconds, files)
     for row in report["rounds"]:
         row["eval_loss"] = result.eval_loss.get(row["round"])
-        row.update(result.timing.get(row["round"], {}))  # compute/encode/decode_seconds (client means), server_seconds
+        row.update(round_extras(result, row["round"]))  # losses per split; compute/encode/decode/server seconds
     message = uncompressed_message_bytes()
     uncompressed = message * sum(r["nodes"] for r in report["rounds"])
     up = report["up_bytes"]
     target = result.config.target_loss
-    reached, to_target = bytes_to_target(report["rounds"], target) if target is not None else (None, None)
+    reached, up_to, down_to = both_ways_to_target(report["rounds"], target) if target is not None else (None,) * 3
     return {
         "model": {"name": MODEL, "uncompressed_message_bytes": message},
         "config": asdict(result.config),
@@ -42,7 +56,9 @@ def train_summary(result, seconds: float, files: dict) -> dict:
         "final_eval_loss": result.final_eval_loss,
         "rounds_run": max(result.eval_loss),
         "reached_target_round": reached,
-        "up_bytes_to_target": to_target,
+        "up_bytes_to_target": up_to,
+        "down_bytes_to_target": down_to,
+        "total_bytes_to_target": None if up_to is None else up_to + down_to,
     }
 
 
@@ -74,5 +90,6 @@ def target_line(report: dict) -> list[str]:
         return [f"target loss {target:.4f} not reached in {report['rounds_run']} rounds"]
     return [
         f"target loss {target:.4f} reached in round {report['reached_target_round']} "
-        f"after {report['up_bytes_to_target']:,} uplink bytes"
+        f"after {report['total_bytes_to_target']:,} bytes ({report['up_bytes_to_target']:,} up, "
+        f"{report['down_bytes_to_target']:,} down)"
     ]

@@ -1,0 +1,256 @@
+"""The compression study as a staged plan, derived from the runs its CSV already holds (so a rerun resumes).
+
+Per regime, four stages, each waiting for the one before:
+1. tuning: float32 FedAvg at every learning rate x every split of the same local-step budget (rounds x
+   local steps), seed 0. The validation target is 1.01 x the lowest final validation loss of these runs;
+   the reference is the run that reaches it with the fewest total (up + down) bytes.
+2. reference: the chosen lr and split until its validation loss has flattened (< 1% better over its last
+   quarter of rounds; else seed 0 again at twice the rounds, at most `max_doublings` times), at every
+   reference seed. L* = factor x the mean final *test* loss of these runs (1.01, 1.02, 1.05).
+3. lever tuning: each lever family at learning rates around the reference's (x its lr_scale), a factor 2
+   apart, seed 0; while the best (fewest total bytes to the validation target 1.01 x the reference's mean
+   final validation loss) is at an edge of the grid, one more rate beyond it, up to `max_lrs`.
+4. settings: every setting at its family's best lr, at `seeds`, with `--target-loss` the validation target
+   (validation decides when a run stops; its bytes to L* are read from its test curve); then the best `top`
+   settings by total bytes to L* (every seed reaching it) at `top_seeds` too.
+A run is done when the CSV has a row of the same regime, setting, command and seed (whatever its stage):
+the tuning run of the chosen split is the reference's seed 0, a family's tuning run at its best lr is its
+first setting's seed 0.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from .study_rows import HEADLINE, TARGET_FACTORS, bytes_to, flattened, losses_of
+
+REFERENCE = "reference"  # the setting (and family) name of float32 FedAvg
+TUNING, REFERENCE_STAGE, SETTING = "tuning", "reference", "setting"  # the stages a row records
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One lever setting: `fedbandwidth train` arguments added to the regime's, in a family that shares an lr."""
+
+    name: str  # its name in the CSV, the summary and the plots
+    family: str  # settings of a family share one tuned learning rate
+    argv: tuple[str, ...]  # extra train arguments; "{R}", "{S}", "{R4}", "{S4}": the reference's rounds, steps, /4, x4
+    regimes: tuple[str, ...]  # the regimes it runs in
+    lr_scale: float = 1.0  # its family's lr grid is centred on the reference's lr x this
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the study runs: regimes (train arguments), the tuning grid, the settings, the seeds."""
+
+    regimes: dict[str, tuple[str, ...]]  # name -> `fedbandwidth train` arguments
+    tuning_lrs: dict[str, tuple[float, ...]]  # regime -> the reference's learning rates (>= 4)
+    splits: tuple[tuple[int, int], ...]  # (rounds, local steps) of the same budget (>= 2)
+    settings: tuple[Setting, ...] = ()
+    seeds: tuple[int, ...] = (0, 1, 2)  # every setting
+    reference_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    top_seeds: tuple[int, ...] = (3, 4)  # more seeds for the best `top` settings of a regime
+    top: int = 3
+    lever_lrs: int = 3  # learning rates of a family's first grid
+    max_lrs: int = 5  # at most this many per family
+    max_doublings: int = 3  # the reference's rounds double at most this often while not flattened
+    chase_factor: int = 2  # settings chase the validation target for up to this x the reference's rounds
+    tuning_seed: int = 0
+
+
+def lr_text(lr: float) -> str:
+    """A learning rate as train's argument (3 significant digits: the same text for the same rate)."""
+    return f"{lr:.3g}"
+
+
+def run(regime: str, stage: str, setting: str, family: str, seed: int, argv: list[str]) -> dict:
+    """One planned run (its lr is read back from the argv)."""
+    lr = float(argv[argv.index("--lr") + 1])
+    return {"regime": regime, "stage": stage, "setting": setting, "family": family, "seed": seed, "lr": lr,
+            "argv": argv}  # fmt: skip
+
+
+def rows_of(frame, regime: str, setting: str, argv: list[str] | None = None):
+    """The CSV rows of a setting of a regime (with exactly this command, if given), by seed."""
+    rows = frame[(frame.regime == regime) & (frame.setting == setting)]
+    if argv is not None:
+        rows = rows[rows.command == json.dumps(argv)]
+    return rows.sort_values("seed")
+
+
+def base_argv(plan: Plan, regime: str, lr: float, rounds: int, steps: int) -> list[str]:
+    """The regime's arguments with a learning rate and a split."""
+    return [*plan.regimes[regime], "--lr", lr_text(lr), "--rounds", str(rounds), "--local-steps", str(steps)]
+
+
+def tuning_runs(plan: Plan, regime: str) -> list[dict]:
+    """Stage 1: float32 FedAvg at every learning rate and split, one seed."""
+    return [
+        run(regime, TUNING, REFERENCE, REFERENCE, plan.tuning_seed, base_argv(plan, regime, lr, r, s))
+        for lr in plan.tuning_lrs[regime]
+        for r, s in plan.splits
+    ]
+
+
+def missing(frame, runs: list[dict]) -> list[dict]:
+    """The runs that have no row yet (same regime, setting, command, seed)."""
+    done = {(r.regime, r.setting, r.command, int(r.seed)) for r in frame.itertuples()}
+    return [r for r in runs if (r["regime"], r["setting"], json.dumps(r["argv"]), r["seed"]) not in done]
+
+
+def fewest_bytes(rows, target: float):
+    """The row reaching `target` on validation with the fewest total bytes (ties: lower final validation loss);
+    the lowest final validation loss when none reaches it."""
+    reached = [(sum(b[1:]), row.final_val_loss, i) for i, row in rows.iterrows() if (b := bytes_to(row, target, "val"))]
+    if reached:
+        return rows.loc[min(reached)[2]]
+    return rows.loc[rows.final_val_loss.idxmin()]
+
+
+def chosen_split(plan: Plan, frame, regime: str) -> tuple[float, int, int] | None:
+    """(lr, rounds, local steps) of the tuning run that is the reference; None until stage 1 is done."""
+    runs = tuning_runs(plan, regime)
+    if missing(frame, runs):
+        return None
+    rows = rows_of(frame, regime, REFERENCE)
+    rows = rows[rows.command.isin([json.dumps(r["argv"]) for r in runs]) & (rows.seed == plan.tuning_seed)]
+    best = fewest_bytes(rows, HEADLINE * rows.final_val_loss.min())
+    return float(best.lr), int(best.rounds), int(best.local_steps)
+
+
+def reference_argv(plan: Plan, frame, regime: str) -> tuple[list[str] | None, list[dict]]:
+    """(the reference's arguments once its rounds are known, the run still needed to know them)."""
+    chosen = chosen_split(plan, frame, regime)
+    if chosen is None:
+        return None, tuning_runs(plan, regime)
+    lr, rounds, steps = chosen
+    for doubling in range(plan.max_doublings + 1):
+        argv = base_argv(plan, regime, lr, rounds * 2**doubling, steps)
+        rows = rows_of(frame, regime, REFERENCE, argv)
+        rows = rows[rows.seed == plan.tuning_seed]
+        if rows.empty:
+            return None, [run(regime, REFERENCE_STAGE, REFERENCE, REFERENCE, plan.tuning_seed, argv)]
+        if flattened(losses_of(rows.iloc[0], "val")) or doubling == plan.max_doublings:
+            return argv, []
+    raise AssertionError("unreachable")
+
+
+def reference_runs(plan: Plan, frame, regime: str) -> tuple[list[str] | None, list[dict]]:
+    """(the reference's arguments, its runs at every reference seed), or (None, the runs that decide it)."""
+    argv, needed = reference_argv(plan, frame, regime)
+    if argv is None:
+        return None, needed
+    return argv, [run(regime, REFERENCE_STAGE, REFERENCE, REFERENCE, s, argv) for s in plan.reference_seeds]
+
+
+def targets(plan: Plan, frame, regime: str) -> dict[float, float] | None:
+    """L* at each factor: factor x the reference's mean final test loss; None until every reference seed ran."""
+    argv, runs = reference_runs(plan, frame, regime)
+    if argv is None or missing(frame, runs):
+        return None
+    final = rows_of(frame, regime, REFERENCE, argv).final_test_loss.mean()
+    return {f: f * float(final) for f in TARGET_FACTORS}
+
+
+def split_of(argv: list[str]) -> tuple[int, int]:
+    """(rounds, local steps) an argument list gives (the last of each wins, as argparse reads them)."""
+    rounds = [int(argv[i + 1]) for i, a in enumerate(argv) if a == "--rounds"]
+    steps = [int(argv[i + 1]) for i, a in enumerate(argv) if a == "--local-steps"]
+    return rounds[-1], steps[-1]
+
+
+def setting_argv(plan: Plan, regime: str, ref: list[str], setting: Setting, lr: float, target: float) -> list[str]:
+    """A setting's arguments: the reference's at `lr`, its own, chasing `target` up to chase_factor x the rounds."""
+    rounds, steps = split_of(ref)
+    names = {"R": rounds, "S": steps, "R4": max(1, rounds // 4), "S4": 4 * steps}
+    own = [a.format(**names) for a in setting.argv]
+    chase = ["--target-loss", f"{target:.6f}", "--max-rounds", str(plan.chase_factor * rounds)]
+    return [*base_argv(plan, regime, lr, rounds, steps), *own, *chase]
+
+
+def family_run(plan: Plan, regime: str, setting: Setting, ref: list[str], lr: float, target: float) -> dict:
+    """A tuning run of a family: its first setting at `lr`, the tuning seed (also that setting's first seed)."""
+    return run(regime, TUNING, setting.name, setting.family, plan.tuning_seed,
+               setting_argv(plan, regime, ref, setting, lr, target))  # fmt: skip
+
+
+def family_lr(plan: Plan, frame, regime: str, first: Setting, ref: list[str], goal: dict) -> tuple[float | None, list]:
+    """(the family's best lr, []) or (None, the tuning runs still needed): a grid a factor 2 apart around the
+    reference's lr x lr_scale, widened past an edge holding the best, chosen on the validation target."""
+    centre = float(ref[ref.index("--lr") + 1]) * first.lr_scale
+    ks = list(range(-(plan.lever_lrs // 2), plan.lever_lrs - plan.lever_lrs // 2))
+    while True:
+        runs = {k: family_run(plan, regime, first, ref, centre * 2.0**k, goal["val"]) for k in ks}
+        needed = missing(frame, list(runs.values()))
+        if needed:
+            return None, needed
+        commands = {json.dumps(r["argv"]): k for k, r in runs.items()}
+        rows = rows_of(frame, regime, first.name)
+        rows = rows[rows.command.isin(commands) & (rows.seed == plan.tuning_seed)]
+        best = commands[fewest_bytes(rows, goal["val"]).command]
+        if best not in (ks[0], ks[-1]) or len(ks) >= plan.max_lrs:
+            return float(runs[best]["lr"]), []
+        ks = [ks[0] - 1, *ks] if best == ks[0] else [*ks, ks[-1] + 1]
+
+
+def families(plan: Plan, regime: str) -> dict[str, list[Setting]]:
+    """The regime's settings by family, in the table's order (a family's first setting is the one tuned)."""
+    out: dict[str, list[Setting]] = {}
+    for setting in plan.settings:
+        if regime in setting.regimes:
+            out.setdefault(setting.family, []).append(setting)
+    return out
+
+
+def goals(plan: Plan, frame, regime: str, ref: list[str]) -> dict:
+    """L* at each factor (test) and the validation target settings stop at and tune on ("val": 1.01 x the
+    reference's mean final validation loss): validation decides when a run stops, test what is reported."""
+    rows = rows_of(frame, regime, REFERENCE, ref)
+    return {**targets(plan, frame, regime), "val": HEADLINE * float(rows.final_val_loss.mean())}
+
+
+def top_settings(plan: Plan, frame, regime: str, runs: list[dict], target: float) -> list[str]:
+    """The `top` settings with the fewest mean total bytes to `target`, among those whose every seed reached it."""
+    means = {}
+    for name in dict.fromkeys(r["setting"] for r in runs):
+        argvs = {json.dumps(r["argv"]) for r in runs if r["setting"] == name}
+        rows = frame[(frame.regime == regime) & (frame.setting == name) & frame.command.isin(argvs)]
+        reached = [bytes_to(row, target) for _, row in rows.iterrows()]
+        if len(rows) >= len(plan.seeds) and all(reached):
+            means[name] = sum(b[1] + b[2] for b in reached) / len(reached)
+    return sorted(means, key=means.get)[: plan.top]
+
+
+def setting_runs(plan: Plan, frame, regime: str) -> tuple[list[dict], list[str]]:
+    """Stages 3 and 4 of a regime: (the runs that can run now, what waits and for what)."""
+    ref, needed = reference_runs(plan, frame, regime)
+    if ref is None or missing(frame, needed):
+        return missing(frame, needed), [f"{regime}: lever tuning and settings wait for the reference"]
+    goal, todo, runs, waiting = goals(plan, frame, regime, ref), [], [], []
+    for family, members in families(plan, regime).items():
+        lr, tuning = family_lr(plan, frame, regime, members[0], ref, goal)
+        if lr is None:
+            todo += tuning
+            waiting.append(f"{regime}: {family} settings wait for their lr")
+            continue
+        for setting in members:
+            argv = setting_argv(plan, regime, ref, setting, lr, goal["val"])
+            runs += [run(regime, SETTING, setting.name, family, s, argv) for s in plan.seeds]
+    todo += missing(frame, runs)
+    if todo or waiting:
+        return todo, [*waiting, *([f"{regime}: more seeds for the best {plan.top} wait for every setting"])]
+    best = top_settings(plan, frame, regime, runs, goal[HEADLINE])
+    extra = [{**r, "seed": s} for r in runs if r["setting"] in best and r["seed"] == plan.seeds[0]
+             for s in plan.top_seeds]  # fmt: skip
+    return missing(frame, extra), []
+
+
+def planned(plan: Plan, frame) -> tuple[list[dict], list[str]]:
+    """Every regime's runs that can run now (in order) and the stages still waiting; ([], []) when complete."""
+    todo, waiting = [], []
+    for regime in plan.regimes:
+        runs, waits = setting_runs(plan, frame, regime)
+        todo += runs
+        waiting += waits
+    return todo, waiting

@@ -1,0 +1,57 @@
+"""benchmarks/compression_study.py's plan meets issue 16's design, and leaves out what `train` refuses."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "compression_study.py"
+
+
+@pytest.fixture(scope="module")
+def study():
+    """The study script as a module (nothing runs on import)."""
+    spec = importlib.util.spec_from_file_location("compression_study", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_plan_tunes_the_reference_and_runs_enough_seeds(study):
+    plan = study.PLAN
+    assert set(plan.regimes) == {"scratch", "warm-start"}
+    assert all(len(lrs) >= 4 for lrs in plan.tuning_lrs.values()) and len(plan.splits) >= 2
+    assert len({r * s for r, s in plan.splits}) == 1  # the same local-step budget, split differently
+    assert len(plan.reference_seeds) >= 5 and len(plan.seeds) >= 3 and len(plan.seeds + plan.top_seeds) >= 5
+    assert plan.top >= 3 and plan.lever_lrs >= 3
+
+
+def test_the_settings_table_holds_every_lever_once(study):
+    names = [s.name for s in study.SETTINGS]
+    assert len(names) == len(set(names))
+    argvs = [" ".join(s.argv) for s in study.SETTINGS]
+    for lever in (
+        "fp16",
+        "int8",
+        "delta+int4:64",
+        "delta+topk:0.01",
+        "delta+topk:0.001",
+        "lowrank:4+int4",
+        "lowrank:16+int4",
+        "layers:-gpt_neox.embed_in.weight",
+        "--fraction 0.4",
+        "--supernodes 10 --fraction 0.5",
+        "--down-codec fp16",
+        "--down-codec int8",
+        "--lora-rule fedit",
+    ):
+        assert any(lever in a for a in argvs), lever  # fmt: skip
+    adapters = [s for s in study.SETTINGS if "--lora-rank" in s.argv]
+    assert {s.argv[s.argv.index("--lora-rank") + 1] for s in adapters} == {"4", "16"}
+    assert all(s.regimes == ("warm-start",) for s in adapters)
+
+
+def test_a_setting_train_refuses_is_named_with_trains_own_error(study):
+    assert study.refusal(["train", "--preset", "ci", "--up-codec", "int8"]) is None
+    assert "unrecognized arguments: --no-such-flag" in study.refusal(["train", "--preset", "ci", "--no-such-flag"])
+    assert "unknown codec 'int3'" in study.refusal(["train", "--preset", "ci", "--up-codec", "int3"])
