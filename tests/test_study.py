@@ -222,7 +222,7 @@ def test_a_train_report_counts_both_directions_to_its_target_and_keeps_splits_an
 
     rounds = [{"round": r, "up_bytes": 10, "down_bytes": 30, "eval_loss": loss} for r, loss in ((1, 3.0), (2, 2.0))]
     assert both_ways_to_target(rounds, 2.5) == (2, 20, 60) and both_ways_to_target(rounds, 1.0) == (None,) * 3
-    result = SimpleNamespace(test_loss={1: 2.9}, round_timing={1: {"compute_seconds": 1.5}})
+    result = SimpleNamespace(test_loss={1: 2.9}, timing={1: {"compute_seconds": 1.5}})
     assert round_extras(result, 1) == {"test_loss": 2.9, "compute_seconds": 1.5}  # no val_loss recorded: absent
     assert round_extras(SimpleNamespace(), 1) == {}
     run = {"regime": "warm-start", "stage": "setting", "setting": "adapters", "family": "a", "seed": 1}

@@ -27,10 +27,10 @@ def both_ways_to_target(rounds: list[dict], target: float) -> tuple[int | None, 
 
 def round_extras(result, round_: int) -> dict:
     """A round's held-out loss per split and its timing, where the run recorded them (TrainResult's optional
-    `val_loss` / `test_loss`: round -> loss; `round_timing`: round -> {"compute_seconds": s, ...})."""
+    `val_loss` / `test_loss`: round -> loss; `timing`: round -> {"compute_seconds": s, ...})."""
     extras = {f"{split}_loss": getattr(result, f"{split}_loss", {}).get(round_) for split in ("val", "test")}
     extras = {k: v for k, v in extras.items() if v is not None}
-    return {**extras, **getattr(result, "round_timing", {}).get(round_, {})}
+    return {**extras, **getattr(result, "timing", {}).get(round_, {})}
 
 
 def train_summary(result, seconds: float, files: dict) -> dict:
