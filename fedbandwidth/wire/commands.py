@@ -35,14 +35,19 @@ def find_executables(flower_bin: Path | None) -> dict[str, str]:
     return found
 
 
+NOT_IN_APP = ("__pycache__", "*.pyc", "facts", "cli", "explore", "compress", "wire")  # what the app never imports
+
+
 def stage_app(folder: Path) -> Path:
     """Copy the Flower App (the package and its pyproject.toml) into `folder`; return it.
 
-    `flwr run` zips what it finds under the app folder; a slim copy keeps it from walking .venv. The app's
-    pyproject.toml ships inside the package, so an installed package (not only a checkout) can be deployed.
+    `flwr run` zips what it finds under the app folder and every SuperNode fetches it: the copy holds what the
+    app imports (the core and the privacy layer, the shipped configs), not the folders only the command line,
+    the explorer, training and the wire use, nor predict's cached facts. The app's pyproject.toml ships inside
+    the package, so an installed package (not only a checkout) can be deployed.
     """
     shutil.rmtree(folder, ignore_errors=True)
-    shutil.copytree(PACKAGE, folder / PACKAGE.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(PACKAGE, folder / PACKAGE.name, ignore=shutil.ignore_patterns(*NOT_IN_APP))
     shutil.copy2(APP_PYPROJECT, folder / "pyproject.toml")
     return folder
 
