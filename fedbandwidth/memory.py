@@ -19,6 +19,12 @@ INPROCESS_MESSAGES = {"legacy": 5, "message": 4}
 INPROCESS_BASE_BYTES = 400 * MIB  # Python, Flower, numpy, pandas and matplotlib before any model
 RAY_BASE_BYTES = 3 * GIB  # Ray's daemons and two actors (4.56 GiB peak at pythia-14m, 10 nodes a round)
 RAY_EXTRA_MESSAGES = 3  # the global model, the sum and one deserialized reply, besides one copy per node
+# A deployment: the SuperLink, `flwr run` and the ServerApp's process, then ~272 MiB a SuperNode (PSS of the whole
+# process tree, measured with 4 and 8 nodes of tiny-gptneox: the SuperNode and its ClientApp process).
+DEPLOY_BASE_BYTES = 512 * MIB
+DEPLOY_NODE_BYTES = 272 * MIB
+DEPLOY_SERVER_MESSAGES = 3  # the ServerApp's global model, its sum and one reply being read
+DEPLOY_NODE_MESSAGES = 3  # per node: the model it received, its reply, and the SuperLink's copy of that reply
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,19 @@ def estimate_memory(message_bytes: int, sampled: int, api: str, backend: str = "
     if backend == "inprocess":
         return MemoryEstimate(message_bytes, INPROCESS_MESSAGES[api], INPROCESS_BASE_BYTES)
     return MemoryEstimate(message_bytes, sampled + RAY_EXTRA_MESSAGES, RAY_BASE_BYTES)
+
+
+def estimate_deployment_memory(message_bytes: int, supernodes: int) -> MemoryEstimate:
+    """The peak of a local deployment of `supernodes` SuperNodes whose model message is `message_bytes`."""
+    messages = DEPLOY_SERVER_MESSAGES + DEPLOY_NODE_MESSAGES * supernodes
+    return MemoryEstimate(message_bytes, messages, DEPLOY_BASE_BYTES + DEPLOY_NODE_BYTES * supernodes)
+
+
+def largest_deployment(message_bytes: int, available: int) -> int:
+    """The most SuperNodes whose deployment's estimated peak fits in `available` bytes (0 if none does)."""
+    per_node = DEPLOY_NODE_BYTES + DEPLOY_NODE_MESSAGES * message_bytes
+    fixed = DEPLOY_BASE_BYTES + DEPLOY_SERVER_MESSAGES * message_bytes
+    return max(0, (available - fixed) // per_node)
 
 
 def available_memory_bytes() -> int:

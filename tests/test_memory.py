@@ -50,3 +50,47 @@ def test_cli_refuses_a_run_that_cannot_fit_before_flower_starts(tmp_path):
     assert stderr.count("\n") == 1 and "this run needs about" in stderr and "(1003 model messages" in stderr
     assert "fewer nodes a round (--fraction), --backend inprocess, --api message" in stderr
     assert not out.exists()  # refused before anything was written
+
+
+def test_deployment_estimate_grows_per_supernode_and_its_largest_fits_exactly():
+    from fedbandwidth.memory import (
+        DEPLOY_BASE_BYTES,
+        DEPLOY_NODE_BYTES,
+        estimate_deployment_memory,
+        largest_deployment,
+    )
+
+    message = 56_283_760  # pythia-14m, Message API
+    est = estimate_deployment_memory(message, 10)
+    assert est.messages == 3 + 3 * 10 and est.base_bytes == DEPLOY_BASE_BYTES + 10 * DEPLOY_NODE_BYTES
+    assert est.peak_bytes == 512 * 2**20 + 10 * 272 * 2**20 + 33 * message
+    most = largest_deployment(message, 24 * 2**30)
+    assert most == 55  # this machine's 24 GiB, all of it free: 55 SuperNodes of pythia-14m
+    assert estimate_deployment_memory(message, most).peak_bytes <= 24 * 2**30
+    assert estimate_deployment_memory(message, most + 1).peak_bytes > 24 * 2**30
+
+
+def test_a_deployment_that_does_not_fit_is_refused_near_the_limit():
+    import pytest
+
+    from fedbandwidth.checks import ConfigError
+    from fedbandwidth.cli.deploy import check_deployment_memory
+    from fedbandwidth.memory import estimate_deployment_memory
+
+    available = estimate_deployment_memory(1_854_056, 40).peak_bytes  # tiny-gptneox: 40 nodes just fit
+    check_deployment_memory("tiny-gptneox", 40, available)
+    with pytest.raises(ConfigError, match="at most 40 SuperNodes of tiny-gptneox fit here; try fewer --supernodes"):
+        check_deployment_memory("tiny-gptneox", 41, available)
+
+
+def test_deploy_refuses_a_fleet_too_large_in_one_line_before_anything_starts(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "fedbandwidth", "deploy", "--supernodes", "1000", "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "SuperNodes of pythia-14m fit here" in done.stderr and not (tmp_path / "out" / "logs").exists()

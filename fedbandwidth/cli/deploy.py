@@ -200,7 +200,24 @@ def config_from_args(args: argparse.Namespace):
         check_tls_files(tls_files_in(cfg.certs))
     if cfg.links:
         check_emulation()
+    check_deployment_memory(cfg.model, cfg.supernodes)
     return cfg
+
+
+def check_deployment_memory(model: str, supernodes: int, available: int | None = None) -> None:
+    """Refuse (ConfigError, one line) a deployment whose estimated peak exceeds the memory available now."""
+    from ..memory import available_memory_bytes, check_fits, estimate_deployment_memory, largest_deployment
+    from ..model import tensor_specs
+    from ..theory import predict
+
+    message = predict(tensor_specs(model), 1, 1, api="message").message_payload_bytes
+    free = available_memory_bytes() if available is None else available
+    most = largest_deployment(message, free)
+    advice = (
+        f"at most {most} SuperNodes of {model} fit here; try fewer --supernodes, or `fedbandwidth simulate` "
+        "(one process for every node) or `fedbandwidth predict` (no process at all)"
+    )
+    check_fits(estimate_deployment_memory(message, supernodes), free, advice)
 
 
 def run(args: argparse.Namespace) -> int:
