@@ -1,0 +1,141 @@
+"""How long a round takes on a fleet: Monte Carlo over which clients are sampled and which are there.
+
+A round samples K = max(int(N x fraction), 1) clients (Flower's rule with a minimum of 1), or ceil(x K) with
+over-commit x, among the clients available that round (each answers with its own probability). A sampled
+client's round is its download, its local steps and its upload, each transfer one message on its own link,
+plus the one-way latency each way. The server's link is one bottleneck all sampled clients share: while the
+m sampled clients move their messages at once, none gets more than 1/m of it (a fair share; a client slower
+than its share keeps its own rate). The round closes at the K-th reply, or at the deadline if that comes first;
+a sampled client whose reply comes after the close is a straggler: its download produced no counted update,
+and its upload still crosses (as `fedbandwidth deploy` records a late reply), so both are wasted bytes.
+This is the course's formula per client (latency + 8 x bytes / rate), not the object-by-object model of
+`transfer.py`: a fleet's question is which clients finish, and the K-th fastest answers it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..checks import ConfigError
+from .fleet import Fleet
+from .links import BITS_PER_BYTE, LinkProfile
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    """One planned run: the messages, the sampling, the closing rule and the server's link."""
+
+    down_bytes: int  # payload bytes of the message each sampled client downloads
+    up_bytes: int  # payload bytes of the update each client uploads
+    local_steps: int = 1  # local steps a sampled client computes a round
+    fraction: float = 1.0  # fraction of the fleet a round needs replies from (K = max(int(N x f), 1))
+    over_commit: float = 1.0  # sample ceil(x K) clients, close at the K-th reply (x >= 1)
+    deadline: float | None = None  # close a round after this many seconds, whatever came back
+    server_link: LinkProfile | None = None  # the server's own link, shared by every sampled client (None: no limit)
+    rounds: int = 1  # rounds planned
+    trials: int = 200  # Monte Carlo draws of a round
+    seed: int = 0  # the draws' seed
+
+    def __post_init__(self) -> None:
+        if not self.over_commit >= 1:
+            raise ConfigError(
+                f"--over-commit must be >= 1 (sample at least the clients a round needs), got {self.over_commit}"
+            )
+        if self.deadline is not None and not self.deadline > 0:
+            raise ConfigError(f"--deadline must be > 0 seconds, got {self.deadline}")
+        if not 0 < self.fraction <= 1:
+            raise ConfigError(f"--fraction must be in (0, 1], got {self.fraction}")
+
+
+def sample_clients(fleet: Fleet, wanted: int, trials: int, rng: np.random.Generator) -> np.ndarray:
+    """(trials, wanted) client indices, each row a draw without replacement among that trial's available clients;
+    -1 where fewer were available."""
+    keys = rng.random((trials, len(fleet)))
+    keys[rng.random((trials, len(fleet))) >= fleet.availability] = np.inf
+    wanted = min(wanted, len(fleet))
+    picked = (
+        np.argpartition(keys, wanted - 1, axis=1)[:, :wanted]
+        if wanted < len(fleet)
+        else np.tile(np.arange(len(fleet)), (trials, 1))
+    )
+    return np.where(np.isfinite(np.take_along_axis(keys, picked, axis=1)), picked, -1)
+
+
+def transfer_seconds(num_bytes: int, own: np.ndarray, server: float | None, sharing: np.ndarray) -> np.ndarray:
+    """Seconds to move `num_bytes` at each client's own rate, capped by its fair share of the server's rate."""
+    rate = own if server is None else np.minimum(own, server / np.maximum(sharing, 1))
+    return BITS_PER_BYTE * num_bytes / rate
+
+
+def reply_seconds(fleet: Fleet, picked: np.ndarray, cfg: PlanConfig) -> np.ndarray:
+    """When each sampled client's reply reaches the server (inf where no client was sampled)."""
+    ok = picked >= 0
+    idx = np.where(ok, picked, 0)
+    sharing = ok.sum(axis=1, keepdims=True)
+    server_down = cfg.server_link.down_bits_per_second if cfg.server_link else None
+    server_up = cfg.server_link.up_bits_per_second if cfg.server_link else None
+    seconds = (
+        2 * fleet.latency_seconds[idx]
+        + transfer_seconds(cfg.down_bytes, fleet.down_bits_per_second[idx], server_down, sharing)
+        + cfg.local_steps * fleet.step_seconds[idx]
+        + transfer_seconds(cfg.up_bytes, fleet.up_bits_per_second[idx], server_up, sharing)
+    )
+    return np.where(ok, seconds, np.inf)
+
+
+def close_seconds(replies: np.ndarray, needed: int, deadline: float | None) -> np.ndarray:
+    """When each trial's round closes: its `needed`-th reply (or its last, if fewer came), or the deadline."""
+    ordered = np.sort(replies, axis=1)
+    came = np.isfinite(ordered).sum(axis=1)
+    kth = ordered[np.arange(len(ordered)), np.clip(np.minimum(needed, came) - 1, 0, None)]
+    return kth if deadline is None else np.minimum(kth, deadline)
+
+
+def plan_round(fleet: Fleet, cfg: PlanConfig, rng: np.random.Generator) -> dict:
+    """One round's median and p90 close time, and its mean bytes moved and wasted, over `cfg.trials` draws."""
+    needed = max(int(len(fleet) * cfg.fraction), 1)
+    picked = sample_clients(fleet, math.ceil(cfg.over_commit * needed), cfg.trials, rng)
+    replies = reply_seconds(fleet, picked, cfg)
+    close = close_seconds(replies, needed, cfg.deadline)
+    sampled = (picked >= 0).sum(axis=1)
+    late = sampled - (replies <= close[:, None]).sum(axis=1)
+    message = cfg.down_bytes + cfg.up_bytes
+    return {
+        "seconds_median": float(np.median(close)),
+        "seconds_p90": float(np.percentile(close, 90)),
+        "bytes": int(round(float(np.mean(sampled)) * message)),
+        "wasted_bytes": int(round(float(np.mean(late)) * message)),
+        "sampled": float(np.mean(sampled)),
+        "late": float(np.mean(late)),
+    }
+
+
+def plan(fleet: Fleet, cfg: PlanConfig) -> dict:
+    """Every round of the run planned on `fleet`; totals of the medians, bytes and wasted bytes."""
+    rng = np.random.default_rng(cfg.seed)
+    rounds = [{"round": r, **plan_round(fleet, cfg, rng)} for r in range(1, cfg.rounds + 1)]
+    return {
+        "clients": len(fleet),
+        "rounds": rounds,
+        "seconds_median": sum(r["seconds_median"] for r in rounds),
+        "bytes": sum(r["bytes"] for r in rounds),
+        "wasted_bytes": sum(r["wasted_bytes"] for r in rounds),
+    }
+
+
+def plot_plan(report: dict, ax=None):
+    """Each round's median close time as a bar, its p90 as a whisker; return the Axes."""
+    import matplotlib.pyplot as plt
+
+    ax = ax if ax is not None else plt.subplots(figsize=(6, 3))[1]
+    rounds = [r["round"] for r in report["rounds"]]
+    median = np.array([r["seconds_median"] for r in report["rounds"]])
+    p90 = np.array([r["seconds_p90"] for r in report["rounds"]])
+    ax.bar(rounds, median, color="tab:blue", label="median")
+    ax.errorbar(rounds, median, yerr=[np.zeros_like(p90), p90 - median], fmt="none", ecolor="k", capsize=3, label="p90")
+    ax.set(xlabel="round", ylabel="seconds until the round closes", title=f"{report['clients']:,} clients")
+    ax.legend()
+    return ax

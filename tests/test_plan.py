@@ -1,0 +1,94 @@
+"""`plan`: a fleet's round times by hand, the server link shared, stragglers' wasted bytes, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fedbandwidth.wire.fleet import fleet_from_links, fleet_from_mix, mix_counts
+from fedbandwidth.wire.links import LinkProfile
+from fedbandwidth.wire.plan import PlanConfig, plan
+
+MB = 1_000_000  # one message in these tests: 8 Mbit, 1 s at 8 Mbit/s
+A, B, C = (LinkProfile.from_mbit(n, r, r, 0) for n, r in (("a", 8), ("b", 16), ("c", 80)))
+
+
+def test_every_client_sampled_closes_at_the_slowest():
+    report = plan(fleet_from_links([A, B, C], 0.5), PlanConfig(MB, MB, local_steps=2, rounds=2, trials=5))
+    for row in report["rounds"]:  # a: 1 s down + 2 x 0.5 s + 1 s up
+        assert row["seconds_median"] == row["seconds_p90"] == pytest.approx(3.0)
+        assert row["bytes"] == 3 * 2 * MB and row["wasted_bytes"] == 0
+    assert report["seconds_median"] == pytest.approx(6.0) and report["bytes"] == 12 * MB
+
+
+def test_over_commit_closes_at_the_kth_fastest_and_the_rest_is_wasted():
+    cfg = PlanConfig(MB, MB, local_steps=1, fraction=0.34, over_commit=3.0, trials=5)  # K = 1, all 3 sampled
+    (row,) = plan(fleet_from_links([A, B, C], 0.0), cfg)["rounds"]
+    assert row["seconds_median"] == pytest.approx(0.2)  # c: 0.1 s down + 0.1 s up
+    assert row["late"] == 2 and row["wasted_bytes"] == 2 * 2 * MB  # a and b: downloads and late uploads
+
+
+def test_the_server_link_is_shared_by_every_sampled_client():
+    server = LinkProfile.from_mbit("server", 24, 24, 0)  # 8 Mbit/s each for 3 clients at once
+    latency = LinkProfile.from_mbit("c50", 80, 80, 50)
+    (row,) = plan(fleet_from_links([A, B, latency], 0.0), PlanConfig(MB, MB, server_link=server, trials=3))["rounds"]
+    assert row["seconds_median"] == pytest.approx(2.1)  # every client 1 s each way; c50 adds 2 x 50 ms
+
+
+def test_a_deadline_closes_the_round_and_counts_the_late():
+    (row,) = plan(fleet_from_links([A, B, C], 0.0), PlanConfig(MB, MB, deadline=1.5, trials=3))["rounds"]
+    assert row["seconds_median"] == 1.5 and row["late"] == 1 and row["wasted_bytes"] == 2 * MB  # a needs 2 s
+
+
+def test_a_mix_has_exactly_its_clients_by_largest_remainder():
+    assert mix_counts({"4G": 0.5, "Wi-Fi": 0.3, "3G": 0.2}, 7) == {"4G": 4, "Wi-Fi": 2, "3G": 1}
+    fleet = fleet_from_mix("4G:0.5,Wi-Fi:0.3,3G:0.2", 10_000, 0.1)
+    assert len(fleet) == 10_000 and fleet.labels.count("3G") == 2_000
+    assert np.all(fleet.availability == 1.0)
+
+
+def test_unavailable_clients_are_never_sampled():
+    fleet = fleet_from_links([A, C], 0.0)
+    fleet.availability[:] = [1.0, 1e-12]  # c is (almost) never there: every round waits for a
+    (row,) = plan(fleet, PlanConfig(MB, MB, trials=50))["rounds"]
+    assert row["sampled"] == 1.0 and row["seconds_median"] == pytest.approx(2.0)
+
+
+def cli(*args, tmp_path=None):
+    done = subprocess.run([sys.executable, "-m", "fedbandwidth", "plan", *args], capture_output=True, text=True)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_plan_json_for_the_lessons_model():
+    code, out, _ = cli("--links", "8/8/0,80/80/0", "--rounds", "2", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["message_payload_bytes"] == 56_280_718 + 3_042  # state-dict keys: Message API
+    assert [set(r) >= {"round", "seconds_median", "seconds_p90", "bytes", "wasted_bytes"} for r in report["rounds"]]
+    slowest = 2 * 8 * report["message_payload_bytes"] / 8e6 + 0.1  # 8 Mbit/s each way + one 0.1 s step
+    assert report["rounds"][0]["seconds_median"] == pytest.approx(slowest)
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--fleet", "4G:0.5,3G:0.4"], "--fleet: the shares must sum to 1"),
+        (["--fleet", "4G:0.5,5G:0.5", "--over-commit", "0.5"], "--over-commit must be >= 1"),
+        (["--fleet", "4G:1", "--deadline", "0"], "--deadline must be > 0 seconds"),
+        (["--fleet", "4G:1", "--study-setting", "no-such"], "--study-setting: 'no-such' has no rounds to L*"),
+        (["--fleet", "6G:1"], "--fleet: unknown link profile '6G'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args, needle):
+    code, _, err = cli(*args)
+    assert code == 2 and err.count("\n") == 1 and needle in err
+
+
+def test_a_fleet_csv_with_a_negative_rate_is_one_line_exit_2(tmp_path):
+    path = tmp_path / "fleet.csv"
+    path.write_text("down_mbit,up_mbit,latency_ms,step_seconds\n10,5,20,0.1\n-3,5,20,0.1\n")
+    code, _, err = cli("--fleet", str(path))
+    assert code == 2 and err.count("\n") == 1 and "has a down_mbit <= 0: -3" in err
