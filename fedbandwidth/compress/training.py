@@ -37,7 +37,7 @@ PRESETS = {
         "lr": 1e-3,
         "eval_sequences": 1024,
         "warm_start": 150,
-        "partitioning": "topic",
+        "partitioning": "dirichlet",
     },
 }
 
@@ -59,9 +59,9 @@ class TrainConfig:
     up_codec: str = "none"  # uplink codec chain, e.g. "delta+topk:0.01+int8"
     down_codec: str = "none"  # downlink codec chain, e.g. "fp16"
     fraction: float = 1.0  # fraction of nodes sampled for training each round (at least 1)
-    partitioning: str = "iid"  # "iid" or "topic" (each client gets whole topics)
+    partitioning: str = "iid"  # "iid" or "dirichlet" (seeded, alpha 0.5, over document groups)
     batch_size: int = 4  # sequences per step
-    seq_len: int = 32  # bytes per sequence
+    seq_len: int = 32  # tokens per sequence
     lr: float = 2e-3  # AdamW learning rate of the clients
     eval_sequences: int = 32  # held-out sequences the server evaluates on (the same for every run)
     seed: int = 0  # model init, batches and adapters' A: every party builds the same initial weights
@@ -83,10 +83,6 @@ class TrainConfig:
         check_choice("backend", self.backend, BACKENDS)
         check_choice("lora-rule", self.lora_rule, RULES)
         check_positive("lr", self.lr)
-        if self.partitioning == "topic" and self.supernodes > len(task.part_topics(self.part, self.seq_len)):
-            raise ConfigError(
-                f"supernodes must be <= the number of topics when partitioning by topic, got {self.supernodes}"
-            )
         self.check_stopping()
         if self.lora_rank is not None and not self.warm_start:
             raise ConfigError("lora-rank: adapters fine-tune a pre-trained model; give --warm-start STEPS too")
@@ -138,7 +134,7 @@ def client_train(msg: Message, context: Context, cfg: TrainConfig) -> Message:
     partition = int(context.node_config[PARTITION_ID])
     config = msg.content[CONFIG]
     num_partitions = int(context.node_config[NUM_PARTITIONS])
-    data = task.partition(partition, num_partitions, cfg.partitioning, cfg.seq_len, cfg.part)
+    data = task.partition(partition, num_partitions, cfg.partitioning, cfg.seq_len, cfg.part, cfg.seed)
     model = models.start_model(cfg)  # tensors not sent down keep these values
     models.load_sent(cfg, model, to_numpy(msg.content[ARRAYS]))
     batches = task.sample_batches(
@@ -178,7 +174,7 @@ def make_evaluate_fn(cfg: TrainConfig, eval_loss: dict[int, float]):
     Rounds after the run stopped (no client trained) are not evaluated.
     """
     model = models.start_model(cfg)
-    data = task.held_out(cfg.seq_len, cfg.eval_sequences, cfg.part)
+    data = task.held_out(cfg.seq_len, cfg.eval_sequences)
 
     def evaluate(server_round: int, arrays) -> MetricRecord | None:
         import torch
@@ -254,8 +250,7 @@ def train(cfg: TrainConfig, ledger: Ledger | None = None) -> TrainResult:
 
 def uncompressed_message_bytes() -> int:
     """Payload bytes of one float32 model message with state-dict keys (the baseline)."""
-    from ..model import tensor_specs
     from ..payload import predicted_payload_bytes
 
-    specs = tensor_specs(task.MODEL)
+    specs = task.tensor_specs()
     return predicted_payload_bytes(specs, [s.name for s in specs])
