@@ -97,3 +97,15 @@ def test_frozen_tensors_do_not_move():
     task.train_steps(model, batches, 2e-3, trainable=lambda name: "embed_in" not in name)
     assert all(bool((p == frozen[n]).all()) for n, p in model.named_parameters() if n in frozen)
     assert task.build_model(0).state_dict()["lm_head.weight"].equal(task.build_model(0).state_dict()["lm_head.weight"])
+
+
+def test_the_server_evaluates_validation_and_test_on_fixed_sequences():
+    from fedbandwidth.compress import models
+    from fedbandwidth.compress.training import TrainConfig, make_evaluate_fn
+
+    cfg = TrainConfig(eval_sequences=4)
+    eval_loss, test_loss = {}, {}
+    make_evaluate_fn(cfg, eval_loss, test_loss)
+    model = models.start_model(cfg)
+    assert eval_loss[0] == pytest.approx(task.evaluate(model, task.held_out(32, 4)), abs=1e-6)
+    assert test_loss[0] == pytest.approx(task.evaluate(model, task.held_out(32, 4, "test")), abs=1e-6)

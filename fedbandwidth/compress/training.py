@@ -8,7 +8,7 @@ updates with ``CompressedFedAvg`` and evaluates the held-out loss after every ro
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -166,8 +166,9 @@ def should_stop(cfg: TrainConfig, eval_loss: dict[int, float]) -> bool:
     return last >= cfg.rounds and (cfg.target_loss is None or eval_loss[last] <= cfg.target_loss)
 
 
-def make_evaluate_fn(cfg: TrainConfig, eval_loss: dict[int, float]):
-    """Server-side evaluation: held-out loss of the global model, stored per round in `eval_loss`.
+def make_evaluate_fn(cfg: TrainConfig, eval_loss: dict[int, float], test_loss: dict[int, float] | None = None):
+    """Server-side evaluation: validation loss of the global model per round in `eval_loss` (and test loss in
+    `test_loss`, if given), on fixed sequences of each split.
 
     Everything heavy (model, data, round 0) happens here, before the simulation starts: torch work
     in the server thread while Ray boots can starve Ray's start-up on a busy 2-core machine.
@@ -175,6 +176,12 @@ def make_evaluate_fn(cfg: TrainConfig, eval_loss: dict[int, float]):
     """
     model = models.start_model(cfg)
     data = task.held_out(cfg.seq_len, cfg.eval_sequences)
+    test = task.held_out(cfg.seq_len, cfg.eval_sequences, "test") if test_loss is not None else None
+
+    def measure(server_round: int) -> None:
+        eval_loss[server_round] = task.evaluate(model, data)
+        if test_loss is not None:
+            test_loss[server_round] = task.evaluate(model, test)
 
     def evaluate(server_round: int, arrays) -> MetricRecord | None:
         import torch
@@ -182,10 +189,10 @@ def make_evaluate_fn(cfg: TrainConfig, eval_loss: dict[int, float]):
         torch.set_num_threads(os.cpu_count() or 1)  # every core: no client trains while the server evaluates
         if server_round not in eval_loss and not should_stop(cfg, eval_loss):
             models.load_sent(cfg, model, to_numpy(arrays))
-            eval_loss[server_round] = task.evaluate(model, data)
+            measure(server_round)
         return MetricRecord({"eval-loss": eval_loss[server_round]}) if server_round in eval_loss else None
 
-    eval_loss[0] = task.evaluate(model, data)  # the initial model is the one `model` holds
+    measure(0)  # the initial model is the one `model` holds
     return evaluate
 
 
@@ -228,7 +235,8 @@ class TrainResult:
 
     config: TrainConfig  # the run
     ledger: Ledger  # every encoded message, with its payload bytes
-    eval_loss: dict[int, float]  # round -> held-out loss (round 0: the initial model)
+    eval_loss: dict[int, float]  # round -> validation loss (round 0: the initial model)
+    test_loss: dict[int, float] = field(default_factory=dict)  # round -> test loss, when the server measured it
 
     @property
     def final_eval_loss(self) -> float:
