@@ -10,7 +10,7 @@ def test_schedule_warms_up_then_decays_to_zero():
     spec = warm.Pretraining(steps=100, warmup=10)
     assert spec.lr_factor(0) == pytest.approx(0.1, abs=1e-3) and spec.lr_factor(9) == pytest.approx(0.980, abs=1e-3)
     assert spec.lr_factor(50) == pytest.approx(0.5) and spec.lr_factor(99) == pytest.approx(0.00025, abs=1e-4)
-    assert spec.path.name == "pythia-14m-100steps-seq32-batch16-lr0.004-seed0.npz"
+    assert spec.path.name == "pythia-14m-v4096-100steps-seq32-batch16-lr0.004-seed0.npz"
 
 
 def test_checkpoint_is_deterministic_and_cached(tmp_path, monkeypatch):

@@ -1,131 +1,131 @@
-"""The training task: pythia-14m's architecture learning English bytes, offline, on CPU.
+"""The training task: pythia-14m's architecture with a vocabulary fitted to the data, offline, on CPU.
 
-Text: ``pydoc_data.topics``, the 79 help topics that ship with every CPython (~465k characters).
-Tokens are UTF-8 bytes (ids 0..255; no tokenizer download); the model keeps its real 50,304-wide
-vocabulary. Sequences are cut per topic and a fixed held-out split is set aside (the same bytes for
-every run and seed). The rest is partitioned across clients with Flower Datasets: IID, or non-IID by
-topic (each client gets whole topics). For a warm start the topics are split in two parts: a quarter
-of the corpus pre-trains centrally, clients fine-tune on the other topics (see warm.py).
+Text: the docstrings of pinned packages (corpus.py, 8.3 MB, checked by sha256), split by document into
+train / validation / test. Tokens: a byte-level BPE fitted on the training split (tokenizer.py), whose
+VOCAB_SIZE rows are nearly all used, so no message carries dead rows. The model is pythia-14m's config with
+vocab_size replaced. Sequences are cut per document; the server evaluates on fixed validation and test
+sequences (the same for every run and seed). Training documents are partitioned across clients with Flower
+Datasets: IID, or non-IID by a seeded Dirichlet (alpha 0.5) over document groups; the run's seed changes
+both. For a warm start the training documents are split in two: half pre-trains centrally (warm.py), the
+clients fine-tune on the other half.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from functools import lru_cache
 
 import numpy as np
 
-MODEL = "pythia-14m"  # architecture, built from fedbandwidth/configs (random init)
-PARTITIONINGS = ("iid", "topic")  # IID sequences, or whole topics per client
-PARTS = ("all", "pretrain", "finetune")  # which topics: all, the pre-training quarter, the other topics
+from . import corpus, tokenizer
+
+MODEL = "pythia-14m"  # architecture, built from fedbandwidth/configs with vocab_size = VOCAB_SIZE (random init)
+VOCAB_SIZE = tokenizer.VOCAB_SIZE  # the fitted tokenizer's rows
+PARTITIONINGS = ("iid", "dirichlet")  # IID sequences, or a seeded Dirichlet over document groups
+DIRICHLET_ALPHA = 0.5  # concentration of the non-IID partitions (smaller: more skewed)
+PARTS = ("all", "pretrain", "finetune")  # training documents: all, the pre-training half, the other half
 INIT_LOCK = threading.Lock()  # serializes seeded model builds across threads
-EVAL_FRACTION = 0.1  # share of sequences held out for server-side evaluation
-SPLIT_SEED = 0  # the held-out split never changes with a run's seed: every run is evaluated on the same bytes
-PRETRAIN_SHARDS = 4  # topics in 4 balanced shards: shard 0 pre-trains, the other three fine-tune
-EVAL_BATCH = 4  # sequences per evaluation forward: 4 x 32 x 50,304 logits stay in the CPU's cache
+EVAL_BATCH = 16  # sequences per evaluation forward
+PRETRAIN_SHARE = 0.5  # of the training documents, pre-training the warm start (the rest fine-tune)
 
 
-def corpus() -> dict[str, bytes]:
-    """The pydoc topics as topic -> UTF-8 bytes, in sorted topic order."""
-    from pydoc_data.topics import topics
-
-    return {name: topics[name].encode("utf-8") for name in sorted(topics)}
-
-
-def cut_sequences(seq_len: int) -> dict[str, list]:
-    """Non-overlapping byte windows of `seq_len` tokens, per topic: columns input_ids, topic."""
-    ids, names = [], []
-    for name, data in corpus().items():
-        tokens = np.frombuffer(data, dtype=np.uint8)
-        for start in range(0, len(tokens) - seq_len + 1, seq_len):
-            ids.append(tokens[start : start + seq_len].tolist())
-            names.append(name)
-    return {"input_ids": ids, "topic": names}
+def part_of(path: str) -> str:
+    """Which half of the training documents a document is in ("pretrain" or "finetune"), from its path's hash."""
+    u = int.from_bytes(hashlib.sha256(b"part:" + path.encode("utf-8")).digest()[:8], "big") / 2**64
+    return "pretrain" if u < PRETRAIN_SHARE else "finetune"
 
 
-def topic_shards(topics: list[str], num_shards: int) -> dict[str, int]:
-    """Assign whole topics to shards, largest first to the lightest shard (balanced, deterministic)."""
-    names, counts = np.unique(np.asarray(topics), return_counts=True)
-    sizes = dict(zip(names.tolist(), counts.tolist(), strict=True))
-    load, shard_of = [0] * num_shards, {}
-    for topic in sorted(sizes, key=lambda t: (-sizes[t], t)):
-        shard_of[topic] = int(np.argmin(load))
-        load[shard_of[topic]] += sizes[topic]
-    return shard_of
-
-
-@lru_cache(maxsize=4)
-def part_topics(part: str, seq_len: int) -> frozenset[str]:
-    """The topics of a part of the corpus: all, the pre-training shard, or every other topic."""
-    topics = cut_sequences(seq_len)["topic"]
-    shard_of = topic_shards(topics, PRETRAIN_SHARDS)
-    keep = {"all": lambda s: True, "pretrain": lambda s: s == 0, "finetune": lambda s: s != 0}[part]
-    return frozenset(t for t, s in shard_of.items() if keep(s))
-
-
-def only_topics(data, topics: frozenset[str]):
-    """The rows of a Hugging Face Dataset whose topic is in `topics` (a flat copy)."""
-    data = data.flatten_indices()
-    mask = np.isin(np.asarray(data.data.column("topic").to_pylist()), list(topics))
-    return data.select(np.flatnonzero(mask)).flatten_indices()
+@lru_cache(maxsize=3)
+def token_ids(split: str) -> dict[str, np.ndarray]:
+    """path -> token ids of every document of a split (train, validation or test)."""
+    docs = corpus.split_documents(split)
+    return dict(zip(docs, tokenizer.encode(tokenizer.tokenizer(), list(docs.values())), strict=True))
 
 
 @lru_cache(maxsize=8)
-def split(seq_len: int, part: str = "all"):
-    """(train, held-out) Hugging Face Datasets of byte sequences: a fixed random split, then the part's topics."""
-    from datasets import Dataset, disable_progress_bars
-
-    disable_progress_bars()
-    data = Dataset.from_dict(cut_sequences(seq_len))
-    parts = data.train_test_split(test_size=EVAL_FRACTION, seed=SPLIT_SEED)
-    topics = part_topics(part, seq_len)
-    return only_topics(parts["train"], topics), only_topics(parts["test"], topics)
-
-
-def quiet_natural_id_progress() -> None:
-    """NaturalIdPartitioner draws a tqdm bar per call (5 lines a run on stderr); build it disabled."""
-    from functools import partial
-
-    from flwr_datasets.partitioner import natural_id_partitioner as module
-    from tqdm import tqdm
-
-    module.tqdm = partial(tqdm, disable=True)
-
-
-@lru_cache(maxsize=16)
-def partition(partition_id: int, num_partitions: int, partitioning: str, seq_len: int, part: str = "all"):
-    """One client's training sequences (uint8 array, rows x seq_len), cut with a Flower Datasets partitioner."""
-    from flwr_datasets.partitioner import IidPartitioner, NaturalIdPartitioner
-
-    train, _ = split(seq_len, part)
-    if partitioning == "iid":
-        partitioner = IidPartitioner(num_partitions)
-    else:
-        topics = train.data.column("topic").to_pylist()  # Arrow, not row by row
-        shard_of = topic_shards(topics, num_partitions)
-        train = train.add_column("shard", [shard_of[t] for t in topics])
-        partitioner = NaturalIdPartitioner(partition_by="shard")
-        quiet_natural_id_progress()
-    partitioner.dataset = train
-    return np.asarray(partitioner.load_partition(partition_id)["input_ids"], dtype=np.int64)
+def cut_sequences(split: str, seq_len: int, part: str = "all") -> dict[str, list]:
+    """Non-overlapping windows of `seq_len` tokens per document of a split: columns input_ids, doc, group."""
+    ids, docs, groups = [], [], []
+    for path, tokens in token_ids(split).items():
+        if part != "all" and part_of(path) != part:
+            continue
+        for start in range(0, len(tokens) - seq_len + 1, seq_len):
+            ids.append(tokens[start : start + seq_len])
+            docs.append(path)
+            groups.append(corpus.group_of(path))
+    return {"input_ids": ids, "doc": docs, "group": groups}
 
 
 @lru_cache(maxsize=4)
-def held_out(seq_len: int, sequences: int, part: str = "all") -> np.ndarray:
-    """The first `sequences` held-out sequences of a part (fixed, so every run is evaluated on the same bytes)."""
-    _, test = split(seq_len, part)
-    return np.asarray(test["input_ids"][:sequences], dtype=np.int64)
+def train_dataset(seq_len: int, part: str = "all"):
+    """The training sequences of a part as a Hugging Face Dataset (columns input_ids, doc, group)."""
+    from datasets import Dataset, disable_progress_bars
+
+    disable_progress_bars()
+    cut = cut_sequences("train", seq_len, part)
+    return Dataset.from_dict({**cut, "input_ids": np.stack(cut["input_ids"])})
+
+
+@lru_cache(maxsize=8)
+def partitioner(num_partitions: int, partitioning: str, seq_len: int, part: str = "all", seed: int = 0):
+    """A Flower Datasets partitioner over a part's training sequences: IID (seeded shuffle) or seeded Dirichlet."""
+    from flwr_datasets.partitioner import DirichletPartitioner, IidPartitioner
+
+    data = train_dataset(seq_len, part)
+    if partitioning == "iid":
+        result, data = IidPartitioner(num_partitions), data.shuffle(seed=seed).flatten_indices()
+    else:
+        result = DirichletPartitioner(num_partitions, "group", DIRICHLET_ALPHA, min_partition_size=1, seed=seed)
+    result.dataset = data
+    return result
+
+
+@lru_cache(maxsize=16)
+def partition(partition_id: int, num_partitions: int, partitioning: str, seq_len: int, part="all", seed=0):
+    """One client's training sequences (int64, rows x seq_len)."""
+    rows = partitioner(num_partitions, partitioning, seq_len, part, seed).load_partition(partition_id)
+    return np.asarray(rows["input_ids"], dtype=np.int64)
+
+
+@lru_cache(maxsize=4)
+def held_out(seq_len: int, sequences: int, split: str = "validation") -> np.ndarray:
+    """`sequences` fixed sequences of the validation or test split, spread evenly over it (same for every run)."""
+    ids = cut_sequences(split, seq_len)["input_ids"]
+    rows = np.linspace(0, len(ids) - 1, min(sequences, len(ids))).round().astype(int)
+    return np.stack([ids[i] for i in rows]).astype(np.int64)
+
+
+def model_config() -> dict:
+    """pythia-14m's shipped config with vocab_size = the fitted tokenizer's."""
+    from ..model import load_config
+
+    return {**load_config(MODEL), "vocab_size": VOCAB_SIZE}
 
 
 def build_model(seed: int = 0):
-    """pythia-14m's architecture with a seeded random init: every party builds the same weights."""
+    """pythia-14m's architecture on the fitted vocabulary, seeded random init: every party builds the same."""
     import torch
-
-    from ..model import build_from_config
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
     with INIT_LOCK:  # torch's seed is global: clients in threads (inprocess backend) take turns
         torch.manual_seed(seed)
-        return build_from_config(MODEL)
+        return GPTNeoXForCausalLM(GPTNeoXConfig(**model_config())).float()
+
+
+def tensor_specs() -> list:
+    """The model's float32 state-dict tensors (pythia-14m's, embeddings resized to VOCAB_SIZE rows; no torch)."""
+    from dataclasses import replace
+
+    from ..model import tensor_specs as pythia_specs
+
+    resized = ("gpt_neox.embed_in.weight", "lm_head.weight")
+    return [replace(s, shape=(VOCAB_SIZE, *s.shape[1:])) if s.name in resized else s for s in pythia_specs(MODEL)]
+
+
+def model_shapes() -> dict[str, tuple]:
+    """Name -> shape of every tensor the model sends (no torch)."""
+    return {s.name: s.shape for s in tensor_specs()}
 
 
 def sample_batches(data: np.ndarray, steps: int, batch_size: int, seed: tuple) -> list[np.ndarray]:
@@ -158,7 +158,7 @@ def train_steps(model, batches: list[np.ndarray], lr: float, trainable=lambda na
 
 
 def evaluate(model, data: np.ndarray, batch_size: int = EVAL_BATCH) -> float:
-    """Mean next-byte cross-entropy (nats per token) of the model on `data`."""
+    """Mean next-token cross-entropy (nats per token) of the model on `data`."""
     import torch
 
     model.eval()
@@ -179,8 +179,22 @@ def load_arrays(model, arrays: dict[str, np.ndarray]) -> None:
     model.load_state_dict(state, strict=False)
 
 
-def model_shapes() -> dict[str, tuple]:
-    """Name -> shape of every tensor the model sends (from its config, no torch)."""
-    from ..model import tensor_specs
+def task_record() -> dict:
+    """The summary's "task" block: corpus, tokenizer, model and one float32 message, computed from the data."""
+    from ..payload import predicted_payload_bytes
 
-    return {s.name: s.shape for s in tensor_specs(MODEL)}
+    specs = tensor_specs()
+    train = list(token_ids("train").values())
+    payload = predicted_payload_bytes(specs, [s.name for s in specs])
+    embeddings = sum(s.nbytes for s in specs if s.name in ("gpt_neox.embed_in.weight", "lm_head.weight"))
+    return {
+        "corpus_bytes": corpus.CORPUS_BYTES,
+        "corpus_sha256": corpus.CORPUS_SHA256,
+        "vocab_size": VOCAB_SIZE,
+        "train_tokens": int(sum(len(t) for t in train)),
+        "distinct_train_tokens": int(len(np.unique(np.concatenate(train)))),
+        "rows_used_fraction": tokenizer.rows_used_fraction(train, VOCAB_SIZE),
+        "parameters": int(sum(s.numel for s in specs)),
+        "message_payload_bytes": payload,
+        "embedding_share": embeddings / payload,
+    }

@@ -38,7 +38,7 @@ PRESETS = {
         "lr": 1e-3,
         "eval_sequences": 1024,
         "warm_start": 150,
-        "partitioning": "topic",
+        "partitioning": "dirichlet",
     },
 }
 
@@ -60,9 +60,9 @@ class TrainConfig:
     up_codec: str = "none"  # uplink codec chain, e.g. "delta+topk:0.01+int8"
     down_codec: str = "none"  # downlink codec chain, e.g. "fp16"
     fraction: float = 1.0  # fraction of nodes sampled for training each round (at least 1)
-    partitioning: str = "iid"  # "iid" or "topic" (each client gets whole topics)
+    partitioning: str = "iid"  # "iid" or "dirichlet" (seeded, alpha 0.5, over document groups)
     batch_size: int = 4  # sequences per step
-    seq_len: int = 32  # bytes per sequence
+    seq_len: int = 32  # tokens per sequence
     lr: float = 2e-3  # AdamW learning rate of the clients
     eval_sequences: int = 32  # held-out sequences the server evaluates on (the same for every run)
     seed: int = 0  # model init, batches and adapters' A: every party builds the same initial weights
@@ -86,10 +86,6 @@ class TrainConfig:
         check_choice("backend", self.backend, BACKENDS)
         check_choice("lora-rule", self.lora_rule, RULES)
         check_positive("lr", self.lr)
-        if self.partitioning == "topic" and self.supernodes > len(task.part_topics(self.part, self.seq_len)):
-            raise ConfigError(
-                f"supernodes must be <= the number of topics when partitioning by topic, got {self.supernodes}"
-            )
         self.check_stopping()
         if self.lora_rank is not None and not self.warm_start:
             raise ConfigError("lora-rank: adapters fine-tune a pre-trained model; give --warm-start STEPS too")
@@ -148,7 +144,7 @@ def client_train(msg: Message, context: Context, cfg: TrainConfig) -> Message:
     partition = int(context.node_config[PARTITION_ID])
     config = msg.content[CONFIG]
     num_partitions = int(context.node_config[NUM_PARTITIONS])
-    data = task.partition(partition, num_partitions, cfg.partitioning, cfg.seq_len, cfg.part)
+    data = task.partition(partition, num_partitions, cfg.partitioning, cfg.seq_len, cfg.part, cfg.seed)
     model = models.start_model(cfg)  # tensors not sent down keep these values
     models.load_sent(cfg, model, to_numpy(msg.content[ARRAYS]))
     batches = task.sample_batches(
@@ -190,15 +186,22 @@ def should_stop(cfg: TrainConfig, eval_loss: dict[int, float]) -> bool:
     return last >= cfg.rounds and (cfg.target_loss is None or eval_loss[last] <= cfg.target_loss)
 
 
-def make_evaluate_fn(cfg: TrainConfig, eval_loss: dict[int, float]):
-    """Server-side evaluation: held-out loss of the global model, stored per round in `eval_loss`.
+def make_evaluate_fn(cfg: TrainConfig, eval_loss: dict[int, float], test_loss: dict[int, float] | None = None):
+    """Server-side evaluation: validation loss of the global model per round in `eval_loss` (and test loss in
+    `test_loss`, if given), on fixed sequences of each split.
 
     Everything heavy (model, data, round 0) happens here, before the simulation starts: torch work
     in the server thread while Ray boots can starve Ray's start-up on a busy 2-core machine.
     Rounds after the run stopped (no client trained) are not evaluated.
     """
     model = models.start_model(cfg)
-    data = task.held_out(cfg.seq_len, cfg.eval_sequences, cfg.part)
+    data = task.held_out(cfg.seq_len, cfg.eval_sequences)
+    test = task.held_out(cfg.seq_len, cfg.eval_sequences, "test") if test_loss is not None else None
+
+    def measure(server_round: int) -> None:
+        eval_loss[server_round] = task.evaluate(model, data)
+        if test_loss is not None:
+            test_loss[server_round] = task.evaluate(model, test)
 
     def evaluate(server_round: int, arrays) -> MetricRecord | None:
         import torch
@@ -206,10 +209,10 @@ def make_evaluate_fn(cfg: TrainConfig, eval_loss: dict[int, float]):
         torch.set_num_threads(os.cpu_count() or 1)  # every core: no client trains while the server evaluates
         if server_round not in eval_loss and not should_stop(cfg, eval_loss):
             models.load_sent(cfg, model, to_numpy(arrays))
-            eval_loss[server_round] = task.evaluate(model, data)
+            measure(server_round)
         return MetricRecord({"eval-loss": eval_loss[server_round]}) if server_round in eval_loss else None
 
-    eval_loss[0] = task.evaluate(model, data)  # the initial model is the one `model` holds
+    measure(0)  # the initial model is the one `model` holds
     return evaluate
 
 
@@ -219,14 +222,19 @@ def initial_arrays(cfg: TrainConfig) -> dict[str, np.ndarray]:
 
 
 def make_server_app(
-    cfg: TrainConfig, ledger: Ledger, eval_loss: dict[int, float], timing: dict | None = None
+    cfg: TrainConfig,
+    ledger: Ledger,
+    eval_loss: dict[int, float],
+    timing: dict | None = None,
+    test_loss: dict[int, float] | None = None,
 ) -> ServerApp:
     """The ServerApp: CompressedFedAvg for `rounds` (up to `max_rounds` chasing `target_loss`), loss each round.
 
-    `timing` (if given) is filled with round -> mean client compute/encode/decode seconds and server seconds.
+    `timing` (if given) is filled with round -> mean client compute/encode/decode seconds and server seconds;
+    `test_loss` (if given) with round -> test loss, next to the validation loss in `eval_loss`.
     """
     initial = initial_arrays(cfg)
-    evaluate_fn = make_evaluate_fn(cfg, eval_loss)
+    evaluate_fn = make_evaluate_fn(cfg, eval_loss, test_loss)
     server = ServerApp()
 
     @server.main()
@@ -259,8 +267,9 @@ class TrainResult:
 
     config: TrainConfig  # the run
     ledger: Ledger  # every encoded message, with its payload bytes
-    eval_loss: dict[int, float]  # round -> held-out loss (round 0: the initial model)
+    eval_loss: dict[int, float]  # round -> validation loss (round 0: the initial model)
     timing: dict[int, dict] = field(default_factory=dict)  # round -> mean client compute/encode/decode s, server s
+    test_loss: dict[int, float] = field(default_factory=dict)  # round -> test loss, when the server measured it
 
     @property
     def final_eval_loss(self) -> float:
@@ -277,14 +286,15 @@ def train(cfg: TrainConfig, ledger: Ledger | None = None) -> TrainResult:
     ledger = ledger if ledger is not None else Ledger()
     eval_loss: dict[int, float] = {}
     timing: dict[int, dict] = {}
-    run(make_server_app(cfg, ledger, eval_loss, timing), make_client_app(cfg), cfg.supernodes, backend=cfg.backend)
-    return TrainResult(cfg, ledger, dict(sorted(eval_loss.items())), timing)
+    test_loss: dict[int, float] = {}
+    server = make_server_app(cfg, ledger, eval_loss, timing, test_loss)
+    run(server, make_client_app(cfg), cfg.supernodes, backend=cfg.backend)
+    return TrainResult(cfg, ledger, dict(sorted(eval_loss.items())), timing, dict(sorted(test_loss.items())))
 
 
 def uncompressed_message_bytes() -> int:
     """Payload bytes of one float32 model message with state-dict keys (the baseline)."""
-    from ..model import tensor_specs
     from ..payload import predicted_payload_bytes
 
-    specs = tensor_specs(task.MODEL)
+    specs = task.tensor_specs()
     return predicted_payload_bytes(specs, [s.name for s in specs])

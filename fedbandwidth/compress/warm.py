@@ -31,7 +31,7 @@ class Pretraining:
     """Central pre-training of the warm-start checkpoint on the pre-training topics."""
 
     steps: int  # AdamW steps
-    seq_len: int = 32  # bytes per sequence
+    seq_len: int = 32  # tokens per sequence
     batch_size: int = 16  # sequences per step
     lr: float = 4e-3  # peak learning rate: linear warm-up, then cosine decay to 0
     warmup: int = 20  # steps of linear warm-up
@@ -40,7 +40,8 @@ class Pretraining:
     @property
     def path(self) -> Path:
         """Where the checkpoint is cached."""
-        name = f"{task.MODEL}-{self.steps}steps-seq{self.seq_len}-batch{self.batch_size}-lr{self.lr:g}-seed{self.seed}"
+        model = f"{task.MODEL}-v{task.VOCAB_SIZE}"
+        name = f"{model}-{self.steps}steps-seq{self.seq_len}-batch{self.batch_size}-lr{self.lr:g}-seed{self.seed}"
         return WARM_DIR / f"{name}.npz"
 
     def lr_factor(self, step: int) -> float:
@@ -54,8 +55,7 @@ def pretrain(spec: Pretraining) -> dict[str, np.ndarray]:
     import torch
 
     model = task.build_model(spec.seed)
-    data = task.split(spec.seq_len, "pretrain")[0]
-    data = np.asarray(data["input_ids"], dtype=np.int64)
+    data = np.stack(task.cut_sequences("train", spec.seq_len, "pretrain")["input_ids"])
     batches = task.sample_batches(data, spec.steps, spec.batch_size, (spec.seed,))
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.lr, fused=True)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, spec.lr_factor)
