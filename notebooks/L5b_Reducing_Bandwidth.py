@@ -18,7 +18,8 @@
 #
 # Lesson 5 measured what federated learning moves: the whole model down and up, every round. Here we
 # pull every lever the lesson names and measure each on a real federated training task: pythia-14m's
-# architecture learning English bytes (Python's own help topics), with the held-out loss as the price.
+# architecture learning the pinned packages' docstrings with a vocabulary fitted to them (4,096 BPE rows,
+# 99.1% of them used), with the held-out loss as the price.
 #
 # Sizes are the serialized payload bytes Flower counts (`ArrayRecord.count_bytes()`): scales,
 # zero points, indices and `.npy` headers included, never nominal bits. Levers are compared the way
