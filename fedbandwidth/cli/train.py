@@ -39,7 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="none",
         help="downlink codec chain, e.g. fp16, or delta+int8 (the update from the model a client holds)",
     )
-    parser.add_argument("--partitioning", choices=PARTITIONINGS, help="iid sequences, or dirichlet: each client a seeded Dirichlet (alpha 0.5) share of the document groups")
+    parser.add_argument(
+        "--partitioning",
+        choices=PARTITIONINGS,
+        help="iid sequences, or dirichlet: each client a seeded Dirichlet (alpha 0.5) share of the document groups",
+    )
     parser.add_argument(
         "--warm-start", type=typed(check_count, minimum=0), help="pre-training steps of the starting checkpoint"
     )

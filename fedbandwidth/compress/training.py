@@ -26,17 +26,20 @@ from .chain import check_downlink, check_layers, parse_codec
 from .messages import COMPUTE_SECONDS, CompressedFedAvg, make_codec_mod, message_codecs, to_numpy, to_record
 
 # Sizes of a run by name. "ci" is small enough for a test. "scratch" and "warm-start" are the two regimes of
-# benchmarks/compression_study.py: 5 clients x 5 rounds x 20 local steps, evaluated on 1,024 held-out sequences
-# (32,768 bytes); from a random init on IID data, or fine-tuning the warm start on held-apart topics (non-IID).
+# benchmarks/compression_study.py: 5 clients x 5 rounds x 20 local steps of 4 x 128 tokens, evaluated on 256
+# validation and 256 test sequences of 128 tokens each round; from a random init on IID data, or fine-tuning the
+# warm start on other documents, Dirichlet (alpha 0.5) over document groups. A 5-round run: about a minute here
+# (1 round of scratch, whole process: 24 s; 2.2 s of compute a client a round; 2026-12-03).
 PRESETS = {
     "ci": {"supernodes": 2, "rounds": 2, "local_steps": 2},
-    "scratch": {"supernodes": 5, "rounds": 5, "local_steps": 20, "lr": 4e-3, "eval_sequences": 1024},
+    "scratch": {"supernodes": 5, "rounds": 5, "local_steps": 20, "lr": 4e-3, "seq_len": 128, "eval_sequences": 256},
     "warm-start": {
         "supernodes": 5,
         "rounds": 5,
         "local_steps": 20,
         "lr": 1e-3,
-        "eval_sequences": 1024,
+        "seq_len": 128,
+        "eval_sequences": 256,
         "warm_start": 150,
         "partitioning": "dirichlet",
     },
