@@ -6,14 +6,20 @@ configure/aggregate, the Grid's send_and_receive, each ClientApp call, each repl
 ledger row. At every stage boundary it prints the bytes traced now, the peak since the previous
 boundary and the process RSS. `--snapshot` also names, at the first aggregation and after round 1,
 the code that allocated every block larger than 0.2 messages (slow; its own bookkeeping inflates RSS).
+`--cprofile` profiles time instead: every thread of the run under cProfile, and the seconds spent inside the
+stages that matter (Flower's NumPyClient wrapper, its serialization, its aggregation or ours, our buffer sharing),
+each named with whose code it is.
 Usage: python benchmarks/profile_stages.py [--model pythia-14m] [--api legacy] [--supernodes 10] [--rounds 2]
+       [--snapshot | --cprofile]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import functools
 import logging
+import pstats
 import threading
 import time
 import tracemalloc
@@ -33,6 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--supernodes", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--snapshot", action="store_true", help="name the code holding each big block")
+    parser.add_argument("--cprofile", action="store_true", help="profile time (cProfile, every thread), not memory")
     return parser.parse_args(argv)
 
 
@@ -104,9 +111,73 @@ def report(message_bytes: int) -> None:
                 )
 
 
+# (whose code, what, file suffix, function): the stages whose cumulative seconds --cprofile prints
+TIME_STAGES = [
+    ("Flower", "NumPyClient wrapper: deserialize, fit, serialize (legacy)", "compat/client/numpy_client.py", "_fit"),
+    (
+        "Flower",
+        "  its deserialization",
+        "compat/common/parameter.py",
+        "parameters_to_ndarrays",
+    ),
+    ("Flower", "  and serialization", "compat/common/parameter.py", "ndarrays_to_parameters"),
+    ("Flower", "aggregate_inplace (legacy FedAvg's own)", "server/strategy/aggregate.py", "aggregate_inplace"),
+    (
+        "Flower",
+        "aggregate_arrayrecords (Message API FedAvg)",
+        "strategy/strategy_utils.py",
+        "aggregate_arrayrecords",
+    ),
+    ("Flower", "Array from numpy (serializes the aggregate)", "app/message/array.py", "from_numpy_ndarray"),
+    ("ours", "average_parameters (zero-copy, legacy)", "fedbandwidth/tracking.py", "average_parameters"),
+    ("ours", "average_records (zero-copy, Message API)", "fedbandwidth/tracking.py", "average_records"),
+    ("ours", "share_sent_buffers (a reply shares the sent bytes)", "fedbandwidth/backends.py", "share_sent_buffers"),
+    ("ours", "process_message (copies + ClientApp call)", "fedbandwidth/backends.py", "process_message"),
+    ("ours", "ledger rows (lengths and .npy headers)", "fedbandwidth/tracking.py", "record_parameters"),
+    ("ours", "ledger rows, Message API", "fedbandwidth/tracking.py", "record_messages"),
+    ("ours", "initial model (random arrays)", "fedbandwidth/model.py", "iter_random_arrays"),
+]
+
+
+def profile_threads() -> list[cProfile.Profile]:
+    """Profile every thread started from now on (and this one); return the growing list of profiles."""
+    profiles = [cProfile.Profile()]
+    run = threading.Thread.run
+
+    def profiled(self):
+        profile = cProfile.Profile()
+        profiles.append(profile)
+        profile.enable()
+        try:
+            run(self)
+        finally:
+            profile.disable()
+
+    threading.Thread.run = profiled
+    profiles[0].enable()
+    return profiles
+
+
+def time_report(profiles: list[cProfile.Profile], wall: float, rounds: int) -> None:
+    """Cumulative seconds of each stage in TIME_STAGES, over the run and per round, across all threads."""
+    profiles[0].disable()
+    stats = pstats.Stats(profiles[0])
+    for profile in profiles[1:]:
+        stats.add(profile)
+    print(f"wall {wall:.2f} s for {rounds} rounds (cProfile on: every figure is inflated alike)")
+    print(f"{'whose':<7}{'stage':<58}{'calls':>7}{'s':>8}{'s/round':>9}")
+    for whose, what, suffix, function in TIME_STAGES:
+        rows = [v for (path, _, name), v in stats.stats.items() if path.endswith(suffix) and name == function]
+        if rows:
+            calls, seconds = sum(r[1] for r in rows), sum(r[3] for r in rows)
+            print(f"{whose:<7}{what:<58}{calls:>7}{seconds:>8.2f}{seconds / rounds:>9.3f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Profile one run and print the stages."""
     args = parse_args(argv)
+    if args.cprofile:
+        return time_main(args)
     tracemalloc.start(12 if args.snapshot else 1)
     mark("start")
     from fedbandwidth.logs import setup_logging
@@ -123,6 +194,19 @@ def main(argv: list[str] | None = None) -> int:
     prediction = predict(tensor_specs(args.model), args.supernodes, args.rounds, api=args.api)
     assert ledger.total_bytes() == prediction.total_bytes
     report(prediction.message_payload_bytes)
+    return 0
+
+
+def time_main(args: argparse.Namespace) -> int:
+    """Profile one run's time (--cprofile) and print the stages."""
+    started = time.perf_counter()
+    profiles = profile_threads()
+    from fedbandwidth.logs import setup_logging
+    from fedbandwidth.simulation import SimulationConfig, simulate
+
+    setup_logging(logging.ERROR)
+    simulate(SimulationConfig(supernodes=args.supernodes, rounds=args.rounds, api=args.api, model=args.model))
+    time_report(profiles, time.perf_counter() - started, args.rounds)
     return 0
 
 

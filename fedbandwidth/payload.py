@@ -53,6 +53,21 @@ def npy_view(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape)
 
 
+def npy_bytes(array: np.ndarray) -> bytes:
+    """The bytes np.save writes for `array` (as Flower serializes it), copied once; np.save into a BytesIO and
+    its getvalue() copy twice."""
+    header = io.BytesIO()
+    try:
+        if not array.flags.c_contiguous or array.dtype.hasobject:
+            raise ValueError("np.save's own path")
+        np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
+    except ValueError:  # not C-ordered, objects, or a header over 64 KiB (np.save writes format 2.0)
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        return buffer.getvalue()
+    return b"".join((header.getvalue(), array.reshape(-1).view(np.uint8)))
+
+
 def legacy_keys(num_tensors: int) -> list[str]:
     """Keys Flower gives legacy Parameters when it turns them into an ArrayRecord."""
     return [str(i) for i in range(num_tensors)] or [EMPTY_TENSOR_KEY]

@@ -14,13 +14,14 @@ from logging import WARNING
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, Message
-from flwr.common import log, ndarrays_to_parameters
+from flwr.common import Parameters, log
 from flwr.server.strategy import FedAvg as LegacyFedAvg
 from flwr.serverapp.strategy import FedAvg
 
 from .ledger import Ledger
 from .names import ARRAYS, DOWN, EVALUATE, TRAIN, UP
 from .payload import (
+    npy_bytes,
     npy_view,
     parameters_payload_bytes,
     parameters_tensor_bytes,
@@ -107,15 +108,26 @@ def read_once_replies(replies: list[Message], key: str) -> list[Message]:
     return replies
 
 
-def scaled(x: np.ndarray, factor, out: np.ndarray) -> np.ndarray:
-    """x * factor into `out`, as Flower's in-place FedAvg scales (a factor x's dtype cannot take is cast to it)."""
-    y = factor if np.can_cast(factor, x.dtype, casting="same_kind") else np.array(factor, x.dtype)
-    return np.multiply(x, y, out=out)
+CHUNK = 1 << 16  # elements a multiply-add handles at once: its product stays in the CPU's cache
 
 
-def scratch_like(buffer: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """An array shaped and typed like `x` on the start of `buffer` (one buffer serves every layer in turn)."""
-    return buffer[: x.nbytes].view(x.dtype).reshape(x.shape)
+def legacy_factor(x: np.ndarray, factor):
+    """The factor Flower's in-place FedAvg multiplies x by: itself, or cast to x's dtype if it cannot be."""
+    return factor if np.can_cast(factor, x.dtype, casting="same_kind") else np.array(factor, x.dtype)
+
+
+def add_product(acc: np.ndarray, x: np.ndarray, factor, scratch: np.ndarray, dtype) -> None:
+    """acc += x * factor, the product rounded to `dtype` first (as Flower's FedAvg), a cache-sized chunk at a time."""
+    flat_acc, flat_x, product = acc.reshape(-1), x.reshape(-1), scratch.view(dtype)
+    for start in range(0, flat_x.size, CHUNK):
+        part = flat_x[start : start + CHUNK]
+        into = flat_acc[start : start + CHUNK]
+        np.add(into, np.multiply(part, factor, out=product[: part.size]), out=into)
+
+
+def scratch_buffer() -> np.ndarray:
+    """Room for one chunk of products of any numeric dtype."""
+    return np.empty(CHUNK * 16, np.uint8)
 
 
 def average_parameters(results: list) -> list[np.ndarray]:
@@ -123,14 +135,14 @@ def average_parameters(results: list) -> list[np.ndarray]:
     total = sum(res.num_examples for _, res in results)
     factors = np.asarray([res.num_examples / total for _, res in results])  # np.float64, as Flower's
     params: list[np.ndarray] = []
+    scratch = scratch_buffer()
     for i, (_, res) in enumerate(results):
         views = (npy_view(tensor) for tensor in res.parameters.tensors)
         if i == 0:
-            params = [scaled(x, factors[0], np.empty(x.shape, x.dtype)) for x in views]
-            buffer = np.empty(max((p.nbytes for p in params), default=0), np.uint8)
+            params = [np.multiply(x, legacy_factor(x, factors[0]), out=np.empty(x.shape, x.dtype)) for x in views]
             continue
         for acc, x in zip(params, views, strict=True):
-            np.add(acc, scaled(x, factors[i], scratch_like(buffer, x)), out=acc)
+            add_product(acc, x, legacy_factor(x, factors[i]), scratch, x.dtype)  # Flower: x *= f, then acc += x
     return params
 
 
@@ -139,20 +151,28 @@ def array_view(array: Array) -> np.ndarray:
     return npy_view(array.data) if array.stype == "numpy.ndarray" else array.numpy()
 
 
+def numpy_array(x: np.ndarray) -> Array:
+    """Array(x), as Array.from_numpy_ndarray builds it, its bytes copied once."""
+    return Array(dtype=str(x.dtype), shape=tuple(x.shape), stype="numpy.ndarray", data=npy_bytes(x))
+
+
 def average_records(contents: list, weight_key: str) -> ArrayRecord:
     """Flower's aggregate_arrayrecords, bit for bit, reading each reply's arrays as views of its bytes."""
     weights = [next(iter(content.metric_records.values()))[weight_key] for content in contents]
     total = sum(weights)
     sums: dict[str, np.ndarray] = {}
+    scratch = scratch_buffer()
     for content, weight in zip(contents, weights, strict=True):
         factor = weight / total  # a Python float, as Flower's
         for record in content.array_records.values():
             for key, array in record.items():
                 if key not in sums:
                     sums[key] = array_view(array) * factor
-                else:
+                elif np.ndim(sums[key]) == 0:  # a 0-d product is a numpy scalar, rebound as Flower's is
                     sums[key] += array_view(array) * factor
-    return ArrayRecord({key: Array(np.asarray(value)) for key, value in sums.items()})
+                else:  # Flower: sums[key] += x * factor, the product in its own dtype, which is the sum's
+                    add_product(sums[key], array_view(array), factor, scratch, sums[key].dtype)
+    return ArrayRecord({key: numpy_array(np.asarray(value)) for key, value in sums.items()})
 
 
 # FedAvg's sampling settings are named differently in the two APIs: Message API name -> legacy name.
@@ -204,7 +224,8 @@ class BandwidthTrackingFedAvg(LedgerTracking, LegacyFedAvg):
         if not results or not self.inplace or (failures and not self.accept_failures):
             return super().aggregate_fit(server_round, read_once_results(results), failures)
         metrics = [(res.num_examples, res.metrics) for _, res in results]
-        parameters = ndarrays_to_parameters(average_parameters(read_once_results(results)))
+        arrays = average_parameters(read_once_results(results))
+        parameters = Parameters(tensors=[npy_bytes(a) for a in arrays], tensor_type="numpy.ndarray")  # as Flower's
         if self.fit_metrics_aggregation_fn:
             return parameters, self.fit_metrics_aggregation_fn(metrics)
         if server_round == 1:  # as FedAvg: only once

@@ -74,3 +74,26 @@ def test_prediction_for_mixed_dtypes():
     record = ArrayRecord({"a": Array(np.ones((7, 3), np.float16)), "bb": Array(np.ones(5, np.int8))})
     assert predicted_payload_bytes(specs, ["a", "bb"]) == record.count_bytes()
     assert record_tensor_bytes(record) == 7 * 3 * 2 + 5
+
+
+SERIALIZED = [
+    np.arange(12, dtype=np.float32).reshape(3, 4),
+    np.array(3.5),
+    np.zeros((0, 5), np.int64),
+    np.ones((2, 3), np.float16),
+    np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+    np.arange(10)[::2],
+    np.array([1, 2], dtype=">i4"),
+]
+
+
+@pytest.mark.parametrize("array", SERIALIZED, ids=lambda a: f"{a.dtype}{a.shape}")
+def test_npy_bytes_are_flowers_serialization_and_npy_view_reads_them_back(array):
+    from flwr.common import ndarray_to_bytes
+
+    from fedbandwidth.payload import npy_bytes, npy_view
+
+    data = npy_bytes(array)
+    assert data == ndarray_to_bytes(array)
+    view = npy_view(data)
+    assert view.dtype == array.dtype and view.shape == array.shape and np.array_equal(view, array)
