@@ -36,7 +36,10 @@ def test_shipped_app_pyproject_matches_the_repository(tmp_path):
         tomllib.loads((staged / "pyproject.toml").read_text()), check_module=True, project_dir=staged
     )
     assert ok, errors
-    assert (staged / "fedbandwidth" / "wire" / "engine.py").is_file() and not list(staged.rglob("__pycache__"))
+    package = staged / "fedbandwidth"
+    assert (package / "server_app.py").is_file() and (package / "configs" / "pythia-14m.json").is_file()
+    assert not list(staged.rglob("__pycache__")) and not (package / "wire").exists()  # only what the app imports
+    assert not (package / "configs" / "facts").exists()
 
 
 def test_run_config_defaults_match_the_app_settings():

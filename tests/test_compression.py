@@ -102,14 +102,15 @@ def test_energy_captured_by_rank():
 
 
 def test_a_real_output_layer_update_is_nearly_rank_one():
-    """From a random init, the first steps push lm_head's rows alike (92% of the energy in rank 1 on 4,096 rows)."""
+    """From a random init, the first steps push lm_head's rows alike (87.7% of the energy in rank 1 on 4,096 rows,
+    2 steps of 4 x 128 tokens, seed 0; 92% with 32-token sequences)."""
     from fedbandwidth.compress.study_plots import plot_spectrum
     from fedbandwidth.compress.update import client_update, energy_captured
 
     update = client_update(local_steps=2)
     assert len(update) == 76 and update["lm_head.weight"].shape == (4096, 128)
-    assert energy_captured(update["lm_head.weight"])[0] > 0.9
-    assert energy_captured(update["gpt_neox.layers.0.mlp.dense_h_to_4h.weight"])[0] < 0.9
+    assert energy_captured(update["lm_head.weight"])[0] > 0.85
+    assert energy_captured(update["gpt_neox.layers.0.mlp.dense_h_to_4h.weight"])[0] < 0.5  # 0.17 here
     ax = plot_spectrum({"lm_head": update["lm_head.weight"]})
     assert len(ax.lines) == 1 and ax.get_xscale() == "log"
 
