@@ -57,27 +57,30 @@ class Acks:
     def __init__(self, sock: socket.socket) -> None:
         self.sock, self.written = sock, 0
         self.pending: collections.deque = collections.deque()  # (stream offsets of its first and last byte, Sample)
+        self.lock = threading.Lock()  # the ack loop and the connection's last look both check
 
     def expect(self, sample: Sample) -> None:
         """Note a sample just written to the socket."""
-        self.pending.append((self.written, self.written + sample.nbytes, sample))
-        self.written += sample.nbytes
+        with self.lock:
+            self.pending.append((self.written, self.written + sample.nbytes, sample))
+            self.written += sample.nbytes
 
     def check(self, now: float) -> bool:
         """Stamp `now` on the samples whose first or last byte was acknowledged since; True while some are in flight."""
-        try:
-            acked = bytes_acked(self.sock)
-        except OSError:
-            self.pending.clear()  # the connection is gone: those bytes never arrived
-            return False
-        for first, _, sample in self.pending:
-            if first >= acked:
-                break
-            if sample.first_arrived is None:
-                sample.first_arrived = now
-        while self.pending and self.pending[0][1] <= acked:
-            self.pending.popleft()[2].arrived = now
-        return bool(self.pending)
+        with self.lock:
+            try:
+                acked = bytes_acked(self.sock)
+            except OSError:
+                self.pending.clear()  # the connection is gone: those bytes never arrived
+                return False
+            for first, _, sample in self.pending:
+                if first >= acked:
+                    break
+                if sample.first_arrived is None:
+                    sample.first_arrived = now
+            while self.pending and self.pending[0][1] <= acked:
+                self.pending.popleft()[2].arrived = now
+            return bool(self.pending)
 
 
 class Relay:
@@ -185,6 +188,7 @@ class Relay:
         up.join()
         with self._lock:
             self._sockets.difference_update((client, upstream))
+        acks.check(time.time())  # a last look: what the node acknowledged before the socket closes arrived
         _close(client)
         _close(upstream)
 
