@@ -186,6 +186,17 @@ def task_block() -> dict:
     return task_record()
 
 
+def warm_start_block() -> dict:
+    """The warm start's pre-training (steps, losses, flattened, seconds) once its checkpoint is built; else {}."""
+    from fedbandwidth.compress import warm
+    from fedbandwidth.compress.training import PRESETS, TrainConfig
+
+    spec = TrainConfig(**PRESETS["warm-start"]).pretraining
+    if not spec.path.with_suffix(".json").exists():
+        return {}
+    return {"checkpoint": spec.path.name, **warm.curve(spec)}
+
+
 def pending(plan: Plan, frame, left_out: dict[str, str]) -> list[dict]:
     """What the study has still to run: the runs it can start now, the stages waiting, the settings left out."""
     todo, waiting = planned(plan, frame)
@@ -200,10 +211,13 @@ def write_results(plan: Plan, left_out: dict[str, str]) -> dict:
 
     frame = read_frame()
     todo = pending(plan, frame, left_out)
-    summary = {**study_summary(frame, task_block()), "complete": not todo, "pending": todo, "resume": RESUME}
+    summary = {**study_summary(frame, task_block()), "warm_start": warm_start_block()}
+    summary.update(complete=not todo, pending=todo, resume=RESUME)
     SUMMARY_PATH.write_text(json.dumps(summary, indent=2) + "\n")
     if summary["regimes"]:
         write_plots(frame)
+    if summary["warm_start"]:
+        write_pretraining_plot(summary["warm_start"])
     for regime, result in summary["regimes"].items():
         print(f"{regime}: L* {result['targets']}, best total {result['best_total']}, best up {result['best_up']}")
     return summary
@@ -217,6 +231,20 @@ def write_plots(frame) -> None:
     from fedbandwidth.compress.study_plots import study_figure
 
     study_figure(frame).savefig(RESULTS / "compression_study.png", dpi=110)
+
+
+def write_pretraining_plot(curve: dict) -> None:
+    """results/warm_start_pretraining.png: the warm start's loss curve, where it stopped and why."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fedbandwidth.compress.study_plots import plot_pretraining
+
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    plot_pretraining(curve, ax=ax)
+    fig.savefig(RESULTS / "warm_start_pretraining.png", dpi=110)
 
 
 def print_markdown() -> None:

@@ -319,3 +319,14 @@ def test_study_figure_has_both_plots_for_each_measured_regime():
 
     titles = [ax.get_title() for ax in study_figure(complete_frame()).axes]
     assert titles == ["scratch: test loss after each round vs bytes moved", "scratch: L* = 2.0200"]
+
+
+def test_pretraining_plot_marks_where_it_stopped_and_why():
+    from fedbandwidth.compress.study_plots import plot_pretraining
+
+    curve = {"step": [100, 200, 300, 400], "train_loss": [5, 4, 3.9, 3.9], "val_loss": [5, 4, 3.9, 3.89],
+             "flattened": True, "seconds": 61.2}  # fmt: skip
+    ax = plot_pretraining(curve)
+    assert ax.get_title() == "The warm start: 400 steps, 61 s"
+    assert list(ax.lines[1].get_ydata()) == [5, 4, 3.9, 3.89] and list(ax.lines[2].get_xdata()) == [400, 400]
+    assert "flattened" in ax.get_legend().get_texts()[2].get_text()

@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="iid sequences, or dirichlet: each client a seeded Dirichlet (alpha 0.5) share of the document groups",
     )
     parser.add_argument(
-        "--warm-start", type=typed(check_count, minimum=0), help="pre-training steps of the starting checkpoint"
+        "--warm-start", type=typed(check_count, minimum=0), help="pre-train the start until flattened, at most N steps"
     )
     parser.add_argument("--lora-rank", type=typed(check_count), help="train and send LoRA adapters of this rank")
     parser.add_argument("--lora-targets", help="modules that get adapters, e.g. query_key_value,dense")

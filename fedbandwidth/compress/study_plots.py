@@ -135,3 +135,16 @@ def plot_spectrum(matrices: dict[str, np.ndarray], ax=None):
     )
     ax.legend(fontsize="small")
     return ax
+
+
+def plot_pretraining(curve: dict, ax=None):
+    """The warm start's central pre-training: train and validation loss against steps (the stop marked)."""
+    ax = axes_or_new(ax)
+    ax.plot(curve["step"], curve["train_loss"], "o-", ms=3, alpha=0.6, label="train (the step's batch)")
+    ax.plot(curve["step"], curve["val_loss"], "o-", ms=3, label="validation (pre-training documents)")
+    stop = "flattened: < 1% better over the last quarter" if curve["flattened"] else "the step cap (not flattened)"
+    ax.axvline(curve["step"][-1], color="grey", ls=":", label=f"stop: {stop}")
+    ax.set(xlabel="pre-training step (16 x 128 tokens)", ylabel="loss (nats per token)",
+           title=f"The warm start: {curve['step'][-1]:,} steps, {curve['seconds']:,.0f} s")  # fmt: skip
+    ax.legend(fontsize="small")
+    return ax

@@ -28,7 +28,8 @@ from .messages import COMPUTE_SECONDS, CompressedFedAvg, make_codec_mod, message
 # Sizes of a run by name. "ci" is small enough for a test. "scratch" and "warm-start" are the two regimes of
 # benchmarks/compression_study.py: 5 clients x 5 rounds x 20 local steps of 4 x 128 tokens, evaluated on 256
 # validation and 256 test sequences of 128 tokens each round; from a random init on IID data, or fine-tuning the
-# warm start on other documents, Dirichlet (alpha 0.5) over document groups. A 5-round run: about a minute here
+# warm start (pre-trained on half the documents until flattened, at most 3,000 steps of 16 x 128 tokens) on the
+# other documents, Dirichlet (alpha 0.5) over document groups. A 5-round run: about a minute here
 # (1 round of scratch, whole process: 24 s; 2.2 s of compute a client a round; 2026-12-03).
 PRESETS = {
     "ci": {"supernodes": 2, "rounds": 2, "local_steps": 2},
@@ -40,7 +41,7 @@ PRESETS = {
         "lr": 1e-3,
         "seq_len": 128,
         "eval_sequences": 256,
-        "warm_start": 150,
+        "warm_start": 3000,
         "partitioning": "dirichlet",
     },
 }
@@ -70,7 +71,7 @@ class TrainConfig:
     eval_sequences: int = 32  # held-out sequences the server evaluates on (the same for every run)
     seed: int = 0  # model init, batches and adapters' A: every party builds the same initial weights
     backend: str = "inprocess"  # Simulation Engine backend: "inprocess" (threads) or "ray"
-    warm_start: int = 0  # steps of central pre-training of the starting checkpoint (0: random init, from scratch)
+    warm_start: int = 0  # central pre-training of the start, at most this many steps (0: random init, from scratch)
     lora_rank: int | None = None  # LoRA adapters of this rank train and travel instead of the weights
     lora_targets: str = lora.DEFAULT_TARGETS  # modules that get adapters (peft's matching rule)
     lora_rule: str = "ffa"  # how adapters are averaged: "ffa" (A frozen, exact) or "fedit" (A and B, inexact)
