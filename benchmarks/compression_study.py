@@ -7,7 +7,9 @@ continues where it stopped. Per regime:
                 final validation loss with the fewest total bytes;
   2. reference  that lr and split, trained until its validation loss has flattened (< 1% better over its last
                 quarter of rounds), at seeds 0-4; L* = 1.01 (1.02, 1.05) x its mean final test loss;
-  3. tuning     each lever family at >= 3 learning rates around the reference's (widened past an edge);
+  3. tuning     each lever family as the reference was tuned (its tuning split, seed 0, fewest total bytes to
+                1.01 x the grid's best final validation loss) at >= 3 learning rates around the reference's
+                (widened past an edge);
   4. setting    every setting of SETTINGS at its family's lr, seeds 0-2, stopping at the validation target
                 (1.01 x the reference's mean final validation loss) or twice the reference's rounds; bytes
                 to L* are read from each run's test curve; then seeds 3, 4 for the best 3 of the regime.

@@ -109,7 +109,7 @@ def test_targets_are_factors_of_the_references_mean_final_test_loss():
     assert regime_targets(frame, "scratch") == pytest.approx({1.01: 2.02, 1.02: 2.04, 1.05: 2.1})
     todo, waiting = planned(PLAN, frame)  # stage 3: one family, lrs around the reference's, seed 0
     assert [r["lr"] for r in todo] == [0.001, 0.002, 0.004] and {r["setting"] for r in todo} == {"int8"}
-    assert todo[0]["argv"][-4:] == ["--target-loss", "1.913950", "--max-rounds", "8"]  # 1.01 x its final val
+    assert todo[0]["argv"][-6:] == ["--rounds", "2", "--local-steps", "10", "--up-codec", "int8"]  # tuning split
     assert waiting[0] == "scratch: int8 settings wait for their lr"
 
 
@@ -126,10 +126,12 @@ def test_a_family_widens_its_grid_past_an_edge_then_runs_every_seed_and_more_for
     todo, _ = planned(PLAN, frame)
     assert [(r["stage"], r["lr"]) for r in todo] == [("tuning", 0.008)]  # the best was at the grid's edge
     frame = add(frame, todo, curves)
-    todo, waiting = planned(PLAN, frame)  # int8's seed 0 is its tuning run at 0.004
+    todo, waiting = planned(PLAN, frame)  # every seed at 0.004, at the reference's rounds, chasing its target
     assert [(r["setting"], r["seed"], r["lr"]) for r in todo] == [
-        ("int8", 1, 0.004), ("int8 down too", 0, 0.004), ("int8 down too", 1, 0.004)
+        ("int8", 0, 0.004), ("int8", 1, 0.004), ("int8 down too", 0, 0.004), ("int8 down too", 1, 0.004)
     ]  # fmt: skip
+    assert todo[0]["argv"][-10:-4] == ["--rounds", "4", "--local-steps", "10", "--up-codec", "int8"]
+    assert todo[0]["argv"][-4:] == ["--target-loss", "1.913950", "--max-rounds", "8"]  # 1.01 x its final val
     assert waiting == ["scratch: more seeds for the best 1 wait for every setting"]
     frame = add(frame, todo, curves)
     todo, waiting = planned(PLAN, frame)  # both reach L* with the same bytes: the first is the best 1

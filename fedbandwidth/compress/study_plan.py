@@ -7,15 +7,16 @@ Per regime, four stages, each waiting for the one before:
 2. reference: the chosen lr and split until its validation loss has flattened (< 1% better over its last
    quarter of rounds; else seed 0 again at twice the rounds, at most `max_doublings` times), at every
    reference seed. L* = factor x the mean final *test* loss of these runs (1.01, 1.02, 1.05).
-3. lever tuning: each lever family at learning rates around the reference's (x its lr_scale), a factor 2
-   apart, seed 0; while the best (fewest total bytes to the validation target 1.01 x the reference's mean
-   final validation loss) is at an edge of the grid, one more rate beyond it, up to `max_lrs`.
+3. lever tuning: each lever family as the reference was tuned: its first setting at the reference's tuning
+   split (the rounds x local steps chosen in stage 1), at learning rates around the reference's (x its
+   lr_scale), a factor 2 apart, seed 0; the best is the one reaching 1.01 x the grid's lowest final
+   validation loss with the fewest total bytes; while it is at an edge of the grid, one more rate beyond
+   it, up to `max_lrs`.
 4. settings: every setting at its family's best lr, at `seeds`, with `--target-loss` the validation target
    (validation decides when a run stops; its bytes to L* are read from its test curve); then the best `top`
    settings by total bytes to L* (every seed reaching it) at `top_seeds` too.
 A run is done when the CSV has a row of the same regime, setting, command and seed (whatever its stage):
-the tuning run of the chosen split is the reference's seed 0, a family's tuning run at its best lr is its
-first setting's seed 0.
+the tuning run of the chosen split is the reference's first flattening run if that split flattened already.
 """
 
 from __future__ import annotations
@@ -160,35 +161,40 @@ def split_of(argv: list[str]) -> tuple[int, int]:
     return rounds[-1], steps[-1]
 
 
+def own_argv(setting: Setting, rounds: int, steps: int) -> list[str]:
+    """A setting's own arguments for a split ("{R}", "{S}", "{R4}", "{S4}" filled in)."""
+    names = {"R": rounds, "S": steps, "R4": max(1, rounds // 4), "S4": 4 * steps}
+    return [a.format(**names) for a in setting.argv]
+
+
 def setting_argv(plan: Plan, regime: str, ref: list[str], setting: Setting, lr: float, target: float) -> list[str]:
     """A setting's arguments: the reference's at `lr`, its own, chasing `target` up to chase_factor x the rounds."""
     rounds, steps = split_of(ref)
-    names = {"R": rounds, "S": steps, "R4": max(1, rounds // 4), "S4": 4 * steps}
-    own = [a.format(**names) for a in setting.argv]
     chase = ["--target-loss", f"{target:.6f}", "--max-rounds", str(plan.chase_factor * rounds)]
-    return [*base_argv(plan, regime, lr, rounds, steps), *own, *chase]
+    return [*base_argv(plan, regime, lr, rounds, steps), *own_argv(setting, rounds, steps), *chase]
 
 
-def family_run(plan: Plan, regime: str, setting: Setting, ref: list[str], lr: float, target: float) -> dict:
-    """A tuning run of a family: its first setting at `lr`, the tuning seed (also that setting's first seed)."""
-    return run(regime, TUNING, setting.name, setting.family, plan.tuning_seed,
-               setting_argv(plan, regime, ref, setting, lr, target))  # fmt: skip
+def family_run(plan: Plan, frame, regime: str, setting: Setting, lr: float) -> dict:
+    """A tuning run of a family: its first setting at `lr` and the reference's tuning split, the tuning seed."""
+    _, rounds, steps = chosen_split(plan, frame, regime)
+    argv = [*base_argv(plan, regime, lr, rounds, steps), *own_argv(setting, rounds, steps)]
+    return run(regime, TUNING, setting.name, setting.family, plan.tuning_seed, argv)
 
 
-def family_lr(plan: Plan, frame, regime: str, first: Setting, ref: list[str], goal: dict) -> tuple[float | None, list]:
+def family_lr(plan: Plan, frame, regime: str, first: Setting, ref: list[str]) -> tuple[float | None, list]:
     """(the family's best lr, []) or (None, the tuning runs still needed): a grid a factor 2 apart around the
-    reference's lr x lr_scale, widened past an edge holding the best, chosen on the validation target."""
+    reference's lr x lr_scale, at the reference's tuning split, widened past an edge holding the best."""
     centre = float(ref[ref.index("--lr") + 1]) * first.lr_scale
     ks = list(range(-(plan.lever_lrs // 2), plan.lever_lrs - plan.lever_lrs // 2))
     while True:
-        runs = {k: family_run(plan, regime, first, ref, centre * 2.0**k, goal["val"]) for k in ks}
+        runs = {k: family_run(plan, frame, regime, first, centre * 2.0**k) for k in ks}
         needed = missing(frame, list(runs.values()))
         if needed:
             return None, needed
         commands = {json.dumps(r["argv"]): k for k, r in runs.items()}
         rows = rows_of(frame, regime, first.name)
         rows = rows[rows.command.isin(commands) & (rows.seed == plan.tuning_seed)]
-        best = commands[fewest_bytes(rows, goal["val"]).command]
+        best = commands[fewest_bytes(rows, HEADLINE * rows.final_val_loss.min()).command]
         if best not in (ks[0], ks[-1]) or len(ks) >= plan.max_lrs:
             return float(runs[best]["lr"]), []
         ks = [ks[0] - 1, *ks] if best == ks[0] else [*ks, ks[-1] + 1]
@@ -204,8 +210,8 @@ def families(plan: Plan, regime: str) -> dict[str, list[Setting]]:
 
 
 def goals(plan: Plan, frame, regime: str, ref: list[str]) -> dict:
-    """L* at each factor (test) and the validation target settings stop at and tune on ("val": 1.01 x the
-    reference's mean final validation loss): validation decides when a run stops, test what is reported."""
+    """L* at each factor (test) and the validation target settings stop at ("val": 1.01 x the reference's mean
+    final validation loss): validation decides when a run stops, test what is reported."""
     rows = rows_of(frame, regime, REFERENCE, ref)
     return {**targets(plan, frame, regime), "val": HEADLINE * float(rows.final_val_loss.mean())}
 
@@ -229,7 +235,7 @@ def setting_runs(plan: Plan, frame, regime: str) -> tuple[list[dict], list[str]]
         return missing(frame, needed), [f"{regime}: lever tuning and settings wait for the reference"]
     goal, todo, runs, waiting = goals(plan, frame, regime, ref), [], [], []
     for family, members in families(plan, regime).items():
-        lr, tuning = family_lr(plan, frame, regime, members[0], ref, goal)
+        lr, tuning = family_lr(plan, frame, regime, members[0], ref)
         if lr is None:
             todo += tuning
             waiting.append(f"{regime}: {family} settings wait for their lr")
