@@ -18,6 +18,7 @@ from ..checks import ConfigError, check_count, check_writable
 from ..model import known_models
 from ..names import CLIENTS
 from .args import add_output_arguments, add_size_arguments, typed
+from .privacy_args import add_secagg_arguments
 
 HELP = "run on a local Deployment Engine and measure wire bytes (and, on emulated links, time)"
 FAILED = 1  # exit code of a deployment that ran but did not complete
@@ -144,6 +145,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, **keywords)
     for flag, keywords in AUTH_OPTIONS:
         parser.add_argument(flag, **keywords)
+    add_secagg_arguments(parser)
     add_output_arguments(parser, "build/deploy", "ledger.csv, timeline.csv, logs/, certs/, summary.json")
 
 
@@ -163,6 +165,71 @@ def straggler_settings(args: argparse.Namespace) -> dict:
         "deadline": args.deadline or 0.0,
         "compute_seconds": seconds,
     }
+
+
+def secagg_run_config(args: argparse.Namespace) -> tuple[tuple[str, object], ...]:
+    """The app's SecAgg+ run-config keys from --secagg and its settings, checked as `simulate` checks them."""
+    from ..privacy.secagg import SecAggConfig
+
+    if args.secagg_pack and not args.secagg:
+        raise ConfigError("--secagg-pack needs --secagg")
+    if not args.secagg:
+        return ()
+    if args.fraction != 1.0:
+        raise ConfigError("--fraction must be 1.0 with --secagg (every node aggregates)")
+    if args.over_commit != 1.0 or args.close_at or args.deadline or args.compute_seconds:
+        raise ConfigError("--secagg: SecAgg+ rounds wait for every node's stages; drop --over-commit, --close-at, "
+                          "--deadline and --compute-seconds")  # fmt: skip
+    d = SecAggConfig(args.supernodes, args.rounds, args.secagg_shares, args.secagg_threshold,
+                     args.secagg_clipping_range, args.secagg_quantization_range, args.secagg_modulus_range,
+                     args.secagg_pack)  # fmt: skip
+    return (("secagg", True), ("secagg-shares", d.shares), ("secagg-threshold", d.threshold),
+            ("secagg-clipping-range", d.clipping_range), ("secagg-quantization-range", d.quantization_range),
+            ("secagg-modulus-range", d.modulus_range), ("secagg-pack", d.pack))  # fmt: skip
+
+
+def secagg_of(cfg):
+    """The SecAggConfig a DeployConfig's run config asks for (None without secagg)."""
+    from ..privacy.secagg import SecAggConfig
+
+    keys = dict(cfg.app_config)
+    if not keys.get("secagg"):
+        return None
+    fields = ("shares", "threshold", "clipping_range", "quantization_range", "modulus_range", "pack")
+    values = [keys[f"secagg-{f.replace('_', '-')}"] for f in fields]
+    return SecAggConfig(cfg.supernodes, cfg.rounds, **dict(zip(fields, values, strict=True)))
+
+
+def with_secagg_stages(report: dict, cfg) -> dict:
+    """A SecAgg+ deployment's summary with its stages, measured at the Grid and predicted (summary.json too)."""
+    from ..ledger import Ledger
+    from ..model import tensor_specs
+    from ..privacy.secagg import run_stages
+    from ..report import write_summary
+    from ..server_app import GRID_LEDGER_CSV
+
+    secagg = secagg_of(cfg)
+    if secagg is None:
+        return report
+    grid = cfg.out / GRID_LEDGER_CSV
+    stages = run_stages(secagg, Ledger.from_csv(grid), tensor_specs(cfg.model)) if grid.exists() else []
+    config = {"shares": secagg.shares, "threshold": secagg.threshold, "modulus_range": secagg.modulus_range,
+              "pack": secagg.pack}  # fmt: skip
+    predicted = sum(s["predicted_bytes"] for s in stages)  # SecAgg+'s stages, not plain FedAvg's one exchange
+    return write_summary({**report, "secagg": config, "stages": stages, "predicted_bytes": predicted}, cfg.out)
+
+
+def render_text(report: dict) -> str:
+    """The deployment's text report, with SecAgg+'s stages when it ran under it."""
+    from ..privacy.stages import render_stages
+    from ..wire.report import render_deploy_text
+
+    text = render_deploy_text(report)
+    if "stages" not in report:
+        return text
+    same = all(s["bytes"] == s["predicted_bytes"] for s in report["stages"])
+    return "\n".join([text, "", f"SecAgg+ stages (Grid meter; formula {'equal' if same else 'DIFFERENT'}):",
+                      *render_stages(report["stages"])])  # fmt: skip
 
 
 def config_from_args(args: argparse.Namespace):
@@ -191,6 +258,7 @@ def config_from_args(args: argparse.Namespace):
         **straggler_settings(args),
         auth=args.auth,
         unregistered=args.unregistered,
+        app_config=secagg_run_config(args),
     )
     find_executables(cfg.flower_bin)
     check_writable(cfg.out)
@@ -224,15 +292,15 @@ def run(args: argparse.Namespace) -> int:
     """Check, deploy, print the table or JSON (summary.json is written by the report)."""
     from ..wire.engine import deploy
     from ..wire.processes import DeployError
-    from ..wire.report import deploy_summary, render_deploy_text
+    from ..wire.report import deploy_summary
 
     cfg = config_from_args(args)
     try:
-        report = deploy_summary(deploy(cfg))
+        report = with_secagg_stages(deploy_summary(deploy(cfg)), cfg)
     except DeployError as err:
         print(f"fedbandwidth deploy: failed: {err}", file=sys.stderr)
         return FAILED
-    print(json.dumps(report) if args.json else render_deploy_text(report))
+    print(json.dumps(report) if args.json else render_text(report))
     status = report["run"]["status"]
     if status.startswith("timed out"):
         print(f"fedbandwidth deploy: {status}; torn down, ledger kept in {cfg.out / 'ledger.csv'}", file=sys.stderr)

@@ -22,6 +22,7 @@ the tuning run of the chosen split is the reference's first flattening run if th
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 from .study_rows import HEADLINE, TARGET_FACTORS, bytes_to, flattened, losses_of
@@ -55,8 +56,8 @@ class Plan:
     top: int = 3
     lever_lrs: int = 3  # learning rates of a family's first grid
     max_lrs: int = 5  # at most this many per family
-    max_doublings: int = 3  # the reference's rounds double at most this often while not flattened
-    chase_factor: int = 2  # settings chase the validation target for up to this x the reference's rounds
+    max_doublings: int = 2  # the reference's rounds double at most this often while not flattened
+    chase_factor: float = 1.5  # settings chase the validation target for up to this x the reference's rounds
     tuning_seed: int = 0
 
 
@@ -170,7 +171,7 @@ def own_argv(setting: Setting, rounds: int, steps: int) -> list[str]:
 def setting_argv(plan: Plan, regime: str, ref: list[str], setting: Setting, lr: float, target: float) -> list[str]:
     """A setting's arguments: the reference's at `lr`, its own, chasing `target` up to chase_factor x the rounds."""
     rounds, steps = split_of(ref)
-    chase = ["--target-loss", f"{target:.6f}", "--max-rounds", str(plan.chase_factor * rounds)]
+    chase = ["--target-loss", f"{target:.6f}", "--max-rounds", str(math.ceil(plan.chase_factor * rounds))]
     return [*base_argv(plan, regime, lr, rounds, steps), *own_argv(setting, rounds, steps), *chase]
 
 

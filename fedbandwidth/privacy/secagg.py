@@ -178,17 +178,23 @@ def workflow(cfg: SecAggConfig) -> DefaultWorkflow:
     return DefaultWorkflow(fit_workflow=secagg)
 
 
+def run_workflow(grid: Grid, context: Context, cfg: SecAggConfig, ledger: Ledger, strategy: FedAvg, pairs) -> None:
+    """Run `strategy` under SecAgg+ from the (name, array) `pairs` on `grid`, metered into `ledger` (masked
+    vectors unpacked after the meter, so it counts what crossed)."""
+    grid = metered(grid, ledger)
+    grid = unpacking(grid) if cfg.pack else grid
+    strategy.initial_parameters = legacy_parameters(pairs)
+    legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=cfg.rounds), strategy=strategy)
+    workflow(cfg)(grid, legacy)
+
+
 def secagg_server_app(cfg: SecAggConfig, pairs: Callable[[], Iterable], ledger: Ledger, strategy: FedAvg) -> ServerApp:
-    """A ServerApp running `strategy` under SecAgg+ on a metered Grid (masked vectors unpacked after the meter)."""
+    """A ServerApp running `strategy` under SecAgg+ on a metered Grid (see run_workflow)."""
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        grid = metered(grid, ledger)
-        grid = unpacking(grid) if cfg.pack else grid
-        strategy.initial_parameters = legacy_parameters(pairs())
-        legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=cfg.rounds), strategy=strategy)
-        workflow(cfg)(grid, legacy)
+        run_workflow(grid, context, cfg, ledger, strategy, pairs())
 
     return app
 

@@ -64,6 +64,7 @@ class DeployConfig:
     compute_seconds: tuple[float, ...] = ()  # node i's client waits compute_seconds[i % len] before replying
     auth: bool = False  # SuperNode authentication: only SuperNodes whose key was registered may join (needs TLS)
     unregistered: int = 0  # SuperNodes started besides, with a key nobody registered (--auth: Flower refuses them)
+    app_config: tuple[tuple[str, object], ...] = ()  # run-config keys added for the app, e.g. SecAgg+'s
 
     def __post_init__(self) -> None:
         check_count("supernodes", self.supernodes)
@@ -134,6 +135,7 @@ def app_settings(cfg: DeployConfig, out: Path) -> dict:
         "over-commit": float(cfg.over_commit),
         "close-at": cfg.close_at,
         "deadline": float(cfg.deadline),
+        **dict(cfg.app_config),
     }
 
 
