@@ -131,7 +131,7 @@ def test_a_family_widens_its_grid_past_an_edge_then_runs_every_seed_and_more_for
         ("int8", 0, 0.004), ("int8", 1, 0.004), ("int8 down too", 0, 0.004), ("int8 down too", 1, 0.004)
     ]  # fmt: skip
     assert todo[0]["argv"][-10:-4] == ["--rounds", "4", "--local-steps", "10", "--up-codec", "int8"]
-    assert todo[0]["argv"][-4:] == ["--target-loss", "1.913950", "--max-rounds", "6"]  # 1.01 x its final val, 1.5 x 4 rounds
+    assert todo[0]["argv"][-4:] == ["--target-loss", "1.913950", "--max-rounds", "6"]  # 1.01 x final val; 1.5 x 4
     assert waiting == ["scratch: more seeds for the best 1 wait for every setting"]
     frame = add(frame, todo, curves)
     todo, waiting = planned(PLAN, frame)  # both reach L* with the same bytes: the first is the best 1
