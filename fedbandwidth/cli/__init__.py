@@ -14,7 +14,15 @@ from ..checks import ConfigError
 
 USAGE_ERROR = 2  # exit code of a bad argument
 INTERRUPTED = 130  # exit code after Ctrl-C, as a shell reports it
-COMMANDS = ("simulate", "predict", "report", "train", "deploy", "plan")  # each is the module fedbandwidth.cli.<name>
+COMMANDS = (
+    "simulate",
+    "predict",
+    "report",
+    "train",
+    "deploy",
+    "plan",
+    "calibrate",
+)  # each is the module fedbandwidth.cli.<name>
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -72,6 +72,14 @@ OPTIONS = [  # flag, argparse keywords: the options besides size and output
         },
     ),
     (
+        "--calibration",
+        {
+            "type": Path,
+            "help": "this machine's calibration file for the time predictions (default: where "
+            "`fedbandwidth calibrate` writes; without one, the built-in constants)",
+        },
+    ),
+    (
         "--flower-bin",
         {
             "type": Path,
@@ -234,6 +242,7 @@ def render_text(report: dict) -> str:
 
 def config_from_args(args: argparse.Namespace):
     """A checked DeployConfig: executables found, port free, certificates readable, --out writable."""
+    from ..wire.calibration import load as load_calibration
     from ..wire.commands import find_executables
     from ..wire.engine import DeployConfig
     from ..wire.links import parse_links
@@ -259,6 +268,7 @@ def config_from_args(args: argparse.Namespace):
         auth=args.auth,
         unregistered=args.unregistered,
         app_config=secagg_run_config(args),
+        calibration=args.calibration,
     )
     find_executables(cfg.flower_bin)
     check_writable(cfg.out)
@@ -269,6 +279,7 @@ def config_from_args(args: argparse.Namespace):
     if cfg.links:
         check_emulation()
     check_deployment_memory(cfg.model, cfg.supernodes)
+    load_calibration(cfg.calibration)  # a named file must exist and be one
     return cfg
 
 

@@ -65,6 +65,7 @@ class DeployConfig:
     auth: bool = False  # SuperNode authentication: only SuperNodes whose key was registered may join (needs TLS)
     unregistered: int = 0  # SuperNodes started besides, with a key nobody registered (--auth: Flower refuses them)
     app_config: tuple[tuple[str, object], ...] = ()  # run-config keys added for the app, e.g. SecAgg+'s
+    calibration: Path | None = None  # this machine's CPU terms for the time predictions (None: the default path)
 
     def __post_init__(self) -> None:
         check_count("supernodes", self.supernodes)

@@ -26,6 +26,7 @@ from ..report import bytes_cell, prediction_summary, render_prediction, render_t
 from ..server_app import GRID_LEDGER_CSV, LATE_REPLY, LEDGER_CSV, ROUND_START, RUN_END, TIMELINE_CSV
 from ..theory import predict
 from .auth import auth_lines, auth_summary
+from .calibration import load as load_calibration
 from .meters import meter_rows, object_costs, render_meters
 from .relay import Relay
 from .timing import kernel_rows, lost_rows, round_of, timing_rows
@@ -188,7 +189,11 @@ def deploy_summary(run) -> dict:
     report["wasted_bytes"] = wasted_bytes(ledger.transfers)
     report["late_replies"] = sum(1 for t in ledger.transfers if t.late)
     report["undelivered_bytes"] = sum(t.payload_bytes for t in ledger.transfers if not t.delivered)
-    report["timing"] = timing_rows(run, ledger, windows)
+    calibration = load_calibration(run.cfg.calibration)
+    report["calibration"] = {"source": calibration.source, "request_seconds": calibration.request_seconds,
+                             "superlink_down_seconds": calibration.superlink_down_seconds,
+                             "superlink_up_seconds": calibration.superlink_up_seconds}  # fmt: skip
+    report["timing"] = timing_rows(run, ledger, windows, calibration)
     report["kernel"] = kernel_rows(run)
     report["lost"] = lost_rows(run.out / TIMELINE_CSV, run)
     report["events"] = [{**e, "round": round_of(e["unix_time"], windows)} for e in run.events]
@@ -286,6 +291,15 @@ KERNEL_COLUMNS = [
 ]
 
 
+def calibration_line(terms: dict) -> str:
+    """The calibration a report's time predictions used, in one line."""
+    ms = {k: f"{1000 * terms[k]:.1f} ms" for k in ("request_seconds", "superlink_down_seconds", "superlink_up_seconds")}
+    return (
+        f"request {ms['request_seconds']}, SuperLink share {ms['superlink_down_seconds']} down / "
+        f"{ms['superlink_up_seconds']} up per other node ({terms['source']})"
+    )
+
+
 def render_deploy_text(report: dict) -> str:
     """The app's table, wire vs payload per round and per node, then (emulated) time and kernel counts, losses."""
     run = report["run"]
@@ -300,6 +314,7 @@ def render_deploy_text(report: dict) -> str:
         *auth_lines(report),
         *render_meters(report["meters"]),
         *(render_table(TIMING_COLUMNS, emulated) if emulated else []),
+        *([f"predicted with: {calibration_line(report['calibration'])}"] if emulated else []),
         *(render_table(KERNEL_COLUMNS, report["kernel"]) if report["kernel"] else []),
         *[f"lost: node {x['node']} (id {x['node_id']}) sent no reply in round {x['round']}" for x in report["lost"]],
         *[f"event: node {e['partition']} {e['event']} in round {e['round']}" for e in report["events"]],

@@ -23,7 +23,7 @@ from pathlib import Path
 from ..names import DOWN, UP
 from .links import transfer_seconds
 from .network import HEADER_BYTES
-from .transfer import message_seconds
+from .transfer import BUILT_IN, message_seconds
 
 GAP_SECONDS = 1.0  # a pause at least this long (and 6 one-way latencies) ends a message's burst
 
@@ -91,8 +91,9 @@ def fab_bytes(app_dir: Path) -> int:
         return len(build_fab_from_disk(app_dir)) if app_dir.is_dir() else 0
 
 
-def timing_rows(run, ledger, windows: dict[int, tuple[float, float]]) -> list[dict]:
-    """One entry per ledger message: its node, direction, wire bytes, measured and predicted seconds."""
+def timing_rows(run, ledger, windows: dict[int, tuple[float, float]], calibration=BUILT_IN) -> list[dict]:
+    """One entry per ledger message: its node, direction, wire bytes, measured and predicted seconds
+    (predicted with `calibration`'s CPU terms)."""
     app, origin = fab_bytes(run.out / "app"), min((w[0] for w in windows.values()), default=0.0)
     min_bytes = min((t.payload_bytes for t in ledger.transfers), default=0) // 2  # half a model message
     rows, fetched = [], set()
@@ -106,7 +107,8 @@ def timing_rows(run, ledger, windows: dict[int, tuple[float, float]]) -> list[di
             match = max((x for x in found[t.direction] if start <= x.start < end), key=lambda x: x.nbytes, default=None)
             first = t.direction == DOWN and t.node_id not in fetched
             fetched.add(t.node_id)
-            row = timing_row(t, i, link, match, (first, app, at_once[t.round, t.direction]), run.cfg.model)
+            plan = (first, app, at_once[t.round, t.direction], calibration)
+            row = timing_row(t, i, link, match, plan, run.cfg.model)
             rows.append({**row, "start_seconds": _since(match, origin)})
     return rows
 
@@ -116,10 +118,10 @@ def _since(match: Transfer | None, origin: float) -> float | None:
     return round(match.start - origin, 3) if match else None
 
 
-def timing_row(t, partition: int, link, match: Transfer | None, plan: tuple[bool, int, int], model: str) -> dict:
+def timing_row(t, partition: int, link, match: Transfer | None, plan: tuple, model: str) -> dict:
     """The timing entry of one message (None where nothing was measured or no link was emulated); `plan` is
-    (a node's first message, the app's bytes, nodes moving a model at the same time)."""
-    first, app, nodes = plan
+    (a node's first message, the app's bytes, nodes moving a model at the same time, the calibration)."""
+    first, app, nodes, calibration = plan
     return {
         "round": t.round,
         "node": partition,
@@ -129,7 +131,7 @@ def timing_row(t, partition: int, link, match: Transfer | None, plan: tuple[bool
         "bytes": match.nbytes if match else None,
         "measured_seconds": round(match.seconds, 4) if match else None,
         "nodes_at_once": nodes,
-        "predicted_seconds": round(message_seconds(model, link, t.direction, first, app, nodes=nodes), 4)
+        "predicted_seconds": round(message_seconds(model, link, t.direction, first, app, nodes, calibration), 4)
         if link
         else None,
         "formula_seconds": round(transfer_seconds(t.payload_bytes, link.rate(t.direction), link.latency_seconds), 4)

@@ -12,9 +12,10 @@ is its own object, fetched (down) or sent (up) with its own request, two request
 - **the turns around the objects**: the message and its object tree first, the app (FAB) and the run's
   details with a node's first message, and the receipt (down) or the upload session (up);
 - **nodes at once**: one SuperLink process answers every node's requests, so with k nodes moving a model at
-  the same time each request waits for k - 1 others' share of it (SUPERLINK_SECONDS, more up than down: the
-  SuperLink checks each pushed object's hash and stores it). Fitted on two nodes on Wi-Fi and home broadband
-  (benchmarks/results/wire_timing.json).
+  the same time each request waits for k - 1 others' share of it (more up than down: the SuperLink checks
+  each pushed object's hash and stores it). Both CPU terms come from `fedbandwidth calibrate` (calibration.py)
+  when this machine has a calibration; else the built-in ones, fitted on two nodes on Wi-Fi and home broadband
+  on one day (benchmarks/results/wire_timing.json).
 
 ``message_seconds`` replays that schedule in a small event simulation (two request loops, one shared link).
 """
@@ -30,12 +31,14 @@ from flwr.supercore.constant import FLWR_PRIVATE_MAX_CONCURRENT_OBJ_PULLS
 from ..model import tensor_specs
 from ..names import DOWN, UP
 from ..payload import npy_header_length
+from .calibration import Calibration
 from .links import BITS_PER_BYTE, LinkProfile
 
 SEGMENT_BYTES, FRAME_BYTES = 1448, 66  # TCP payload per Ethernet frame, and the headers around it
 REQUESTS_IN_FLIGHT = FLWR_PRIVATE_MAX_CONCURRENT_OBJ_PULLS  # object requests a SuperNode keeps open
-REQUEST_SECONDS = 0.012  # processing of one object request (SuperNode + SuperLink), measured here
-SUPERLINK_SECONDS = {DOWN: 0.008, UP: 0.012}  # the SuperLink's share of a request, per other node at once
+BUILT_IN = Calibration()  # the CPU terms fitted on one machine on one day; `fedbandwidth calibrate` measures yours
+REQUEST_SECONDS = BUILT_IN.request_seconds  # processing of one object request (SuperNode + SuperLink)
+SUPERLINK_SECONDS = {d: BUILT_IN.superlink_seconds(d) for d in (DOWN, UP)}  # the SuperLink's share, per other node
 OBJECT_OVERHEAD_BYTES = 210  # HTTP headers and protobuf framing around each object on the wire
 CHUNK_HEAD_BYTES = 13  # "ArrayChunk", two dividers and one ending the head, before the body's length in digits
 ARRAY_HEAD_BYTES, CHILD_ID_BYTES = 90, 70  # an Array object: a head, and one 64-hex id per chunk
@@ -95,16 +98,17 @@ def message_seconds(
     direction: str,
     first: bool = False,
     app_bytes: int = 0,
-    request_seconds: float = REQUEST_SECONDS,
     nodes: int = 1,
+    calibration: Calibration = BUILT_IN,
 ) -> float:
     """Seconds from a message's first byte leaving its sender to its last byte reaching the receiver.
 
     Down: the message and its tree (one latency), with a node's `first` message the run's details and the
     app (two more turns and `app_bytes`), the objects, then the receipt (one turn). Up: the upload session
-    (one turn), the objects, and the last object's latency. `nodes`: how many move a model at the same time."""
+    (one turn), the objects, and the last object's latency. `nodes`: how many move a model at the same time;
+    `calibration`: the machine's CPU terms (calibration.py)."""
     latency, rate = link.latency_seconds, wire_rate(link.rate(direction))
-    turn = 2 * latency + request_seconds + (nodes - 1) * SUPERLINK_SECONDS[direction]
+    turn = 2 * latency + calibration.request_seconds + (nodes - 1) * calibration.superlink_seconds(direction)
     objects = request_loops(message_objects(model), rate, turn)
     if direction == DOWN:
         setup = latency + (2 * turn + app_bytes / rate if first else 0.0)

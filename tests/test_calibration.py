@@ -1,0 +1,97 @@
+"""`fedbandwidth calibrate`: this machine's CPU terms, measured on loopback, stored, and read by the predictors."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from fedbandwidth.checks import ConfigError
+from fedbandwidth.cli.calibrate import fit
+from fedbandwidth.wire import calibration
+from fedbandwidth.wire.calibration import BUILT_IN, Calibration, load, save, solve
+from fedbandwidth.wire.links import LinkProfile
+from fedbandwidth.wire.transfer import message_objects, message_seconds
+
+FAST = LinkProfile("loopback", 1e15, 1e15, 0.0)  # no latency, bytes all but free: only the request turns count
+
+
+def test_no_file_means_the_built_in_constants_and_a_named_file_must_exist(tmp_path, monkeypatch):
+    monkeypatch.setenv(calibration.ENV, str(tmp_path / "none.json"))
+    assert load() == Calibration() and load().source == BUILT_IN
+    with pytest.raises(ConfigError, match="calibration: no such file"):
+        load(tmp_path / "missing.json")
+
+
+def test_a_saved_calibration_reads_back_and_a_corrupt_one_is_refused(tmp_path, monkeypatch):
+    path = save(Calibration(0.02, 0.001, 0.003, 4e9, made={"host": "here"}), tmp_path / "c" / "calibration.json")
+    back = load(path)
+    assert (back.request_seconds, back.superlink_down_seconds, back.superlink_up_seconds) == (0.02, 0.001, 0.003)
+    assert back.source == str(path) and back.made == {"host": "here"}
+    monkeypatch.setenv(calibration.ENV, str(path))
+    assert load() == back  # the environment names the default
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match=r"is not a calibration file .*rerun `fedbandwidth calibrate`"):
+        load(path)
+    path.write_text(json.dumps({"request_seconds": -1, "superlink_down_seconds": 0, "superlink_up_seconds": 0}))
+    with pytest.raises(ConfigError, match="holds a negative time"):
+        load(path)
+
+
+def test_a_slower_request_adds_one_request_a_turn_to_each_of_the_two_request_loops():
+    """With bytes free and no latency an upload is ceil(objects / 2) turns: 0.1 s more a request, that many x 0.1 s."""
+    turns = math.ceil(len(message_objects("tiny-gptneox")) / 2)
+    slow = Calibration(request_seconds=Calibration().request_seconds + 0.1)
+    gained = message_seconds("tiny-gptneox", FAST, "up", calibration=slow) - message_seconds("tiny-gptneox", FAST, "up")
+    assert gained == pytest.approx(turns * 0.1, rel=1e-9)
+    busy = Calibration(superlink_up_seconds=0.05)  # 3 nodes at once: each turn waits for 2 others' share
+    assert message_seconds("tiny-gptneox", FAST, "up", nodes=3, calibration=busy) == pytest.approx(
+        message_seconds("tiny-gptneox", FAST, "up", calibration=Calibration(request_seconds=0.012 + 0.1)), rel=1e-9
+    )
+
+
+def test_solve_finds_the_root_or_stops_at_an_end():
+    assert solve(lambda x: 3 * x + 1, 2.5) == pytest.approx(0.5)
+    assert solve(lambda x: x + 1, 0.5) == 0.0 and solve(lambda x: x, 5.0) == pytest.approx(1.0)
+
+
+def test_fit_recovers_the_terms_that_made_the_measurements():
+    truth = Calibration(0.021, 0.004, 0.009)
+    seconds = lambda d, n: message_seconds("tiny-gptneox", FAST, d, nodes=n, calibration=truth)  # noqa: E731
+    row = lambda d, n: {"direction": d, "nodes_at_once": n, "measured_seconds": seconds(d, n)}  # noqa: E731
+    one, two = [row("down", 1), row("up", 1)], [row("down", 2), row("up", 2), row("up", 2)]
+    got = fit("tiny-gptneox", one, two, 1e15, {})
+    assert got.request_seconds == pytest.approx(0.021, rel=1e-6)
+    assert got.superlink_down_seconds == pytest.approx(0.004, rel=1e-6)
+    assert got.superlink_up_seconds == pytest.approx(0.009, rel=1e-6)
+
+
+def test_calibrate_measures_this_machine_and_writes_what_deploy_reads(tmp_path):
+    path = tmp_path / "calibration.json"
+    command = [
+        sys.executable,
+        "-m",
+        "fedbandwidth",
+        "calibrate",
+        "--model",
+        "tiny-gptneox",
+        "--out",
+        str(path),
+        "--json",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    printed, stored = json.loads(done.stdout), load(path)
+    assert printed["path"] == str(path) and stored.request_seconds == printed["request_seconds"] > 0
+    assert 0 <= stored.superlink_down_seconds < 1 and 0 <= stored.superlink_up_seconds < 1
+    assert stored.loopback_bits_per_second > 1e8 and stored.made["model"] == "tiny-gptneox"
+    assert len(stored.made["messages"]["one_node"]) == 3  # round 1 up, round 2 down and up
+
+
+def test_a_folder_as_out_and_a_missing_calibration_for_deploy_are_one_line_exit_2(tmp_path):
+    for argv in (["calibrate", "--out", str(tmp_path)], ["deploy", "--calibration", str(tmp_path / "x.json")]):
+        done = subprocess.run([sys.executable, "-m", "fedbandwidth", *argv], capture_output=True, text=True)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
