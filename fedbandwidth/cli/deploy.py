@@ -55,6 +55,13 @@ OPTIONS = [  # flag, argparse keywords: the options besides size and output
     ),
     ("--links", {"help": LINKS_HELP}),
     (
+        "--server-link",
+        {
+            "help": "the SuperLink's own link, shared by every node (a profile or DOWN/UP/LATENCY, as --links; "
+            "shaped in the relays, so on loopback too)"
+        },
+    ),
+    (
         "--timeout",
         {
             "type": typed(check_count),
@@ -245,7 +252,7 @@ def config_from_args(args: argparse.Namespace):
     from ..wire.calibration import load as load_calibration
     from ..wire.commands import find_executables
     from ..wire.engine import DeployConfig
-    from ..wire.links import parse_links
+    from ..wire.links import parse_link, parse_links
     from ..wire.network import check_emulation
     from ..wire.processes import check_port_free
     from ..wire.tls import check_tls_files, tls_files_in
@@ -263,6 +270,7 @@ def config_from_args(args: argparse.Namespace):
         run_timeout=args.timeout,
         model=args.model,
         links=parse_links(args.links) if args.links else (),
+        server_link=parse_link(args.server_link) if args.server_link else None,
         client=args.client,
         **straggler_settings(args),
         auth=args.auth,

@@ -24,11 +24,19 @@ from .commands import (
 from .faults import FaultPlan
 from .network import Host
 from .processes import DeployError, Processes, free_port, signals_as_interrupt, signals_ignored, wait_for_port
-from .relay import Relay
+from .relay import Relay, SharedLink
 from .tls import TlsFiles
+from .transfer import wire_rate
 
 POLL_SECONDS = 0.2  # how often the run, its processes and the faults are looked at
 REFUSED = re.compile(r"\[code: \d+\].*|Failed to activate SuperNode.*")  # a SuperNode's log when refused
+
+
+def shared_link(link) -> SharedLink | None:
+    """The server's link as one SharedLink all relays cross (its payload rate per direction), or None."""
+    if link is None:
+        return None
+    return SharedLink(wire_rate(link.rate(DOWN)), wire_rate(link.rate(UP)))
 
 
 class Deployment:
@@ -48,6 +56,7 @@ class Deployment:
         self.keys: dict[str, Path] = {}  # process name -> its SuperNode's private key (with --auth)
         self.outsiders: list[Relay] = []  # relays of the SuperNodes whose key nobody registered
         self.registered: list[int] = []  # node ids `flwr supernode register` gave the keys (with --auth)
+        self.shared = shared_link(cfg.server_link)  # the server's own link, every relay crossing it (or None)
 
     def run(self, faults) -> dict:
         """Start everything, wait for `flwr run` (firing `faults`), stop everything; what happened, as a dict."""
@@ -107,13 +116,13 @@ class Deployment:
         self.processes.start(f"unregistered-{j}", argv)
 
     def make_relay(self, i: int) -> Relay:
-        """Node i's relay: on its emulated host's address with its link's latency, or on loopback."""
-        host = self.hosts[i]
-        if host is None:
-            return Relay(self.port, name=f"supernode-{i}").start()
-        return Relay(
-            self.port, name=f"supernode-{i}", listen_host=host.host_address, latency_seconds=host.link.latency_seconds
-        ).start()
+        """Node i's relay: on its emulated host's address with its link's latency, or on loopback; through the
+        server's link, if there is one (its latency added)."""
+        host, server = self.hosts[i], self.cfg.server_link
+        latency = (host.link.latency_seconds if host else 0.0) + (server.latency_seconds if server else 0.0)
+        listen = host.host_address if host else "127.0.0.1"
+        relay = Relay(self.port, name=f"supernode-{i}", listen_host=listen, latency_seconds=latency, shared=self.shared)
+        return relay.start()
 
     def start_supernode(self, i: int) -> None:
         """Node i's SuperNode (inside its host's namespace, if emulated), talking to its relay."""

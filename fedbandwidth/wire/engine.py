@@ -66,6 +66,7 @@ class DeployConfig:
     unregistered: int = 0  # SuperNodes started besides, with a key nobody registered (--auth: Flower refuses them)
     app_config: tuple[tuple[str, object], ...] = ()  # run-config keys added for the app, e.g. SecAgg+'s
     calibration: Path | None = None  # this machine's CPU terms for the time predictions (None: the default path)
+    server_link: LinkProfile | None = None  # the SuperLink's own link, one bottleneck all nodes share (None: none)
 
     def __post_init__(self) -> None:
         check_count("supernodes", self.supernodes)

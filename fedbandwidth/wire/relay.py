@@ -13,7 +13,9 @@ opaque bytes, so it counts TLS runs the same way. For every chunk it forwards it
   256 KiB chunk takes a second to cross a 2 Mbit/s link; the link is idle only between chunks).
 
 With ``latency_seconds`` > 0 the relay is also the emulated link's latency: it holds each chunk that long
-before forwarding it, both ways (network.py shapes the rate in the kernel).
+before forwarding it, both ways (network.py shapes the rate in the kernel). With a ``shared`` SharedLink,
+every relay's chunks also cross one link of a fixed rate in turn: the server's own uplink and downlink,
+which all nodes share.
 """
 
 from __future__ import annotations
@@ -93,10 +95,12 @@ class Relay:
         name: str = "",
         listen_host: str = "127.0.0.1",
         latency_seconds: float = 0.0,
+        shared: SharedLink | None = None,
     ) -> None:
         self.target = (target_host, target_port)
         self.name = name  # e.g. "supernode-0"
         self.latency_seconds = latency_seconds  # held before forwarding, each way (the emulated latency)
+        self.shared = shared  # the server's link, crossed by every relay's chunks in turn (None: no such link)
         self.samples: list[Sample] = []
         self.connections = 0  # connections accepted so far
         self._totals = {DOWN: 0, UP: 0}
@@ -212,6 +216,8 @@ class Relay:
         try:
             while data_sent := held.take():
                 sent, data = data_sent
+                if self.shared is not None:
+                    self.shared.cross(direction, len(data))
                 dst.sendall(data)
                 sample = self._count(direction, sent, len(data))
                 if acks is None:
@@ -244,6 +250,23 @@ class Relay:
                 if any(acks.pending for acks in watched):  # written meanwhile: look again
                     self._in_flight.set()
             time.sleep(ACK_POLL)
+
+
+class SharedLink:
+    """One link all relays cross (the server's): per direction, chunks take it in turn at a fixed payload rate."""
+
+    def __init__(self, down_bytes_per_second: float, up_bytes_per_second: float) -> None:
+        self.rates = {DOWN: down_bytes_per_second, UP: up_bytes_per_second}  # payload bytes a second
+        self.free_at = {DOWN: 0.0, UP: 0.0}  # monotonic time the link is next free, per direction
+        self.lock = threading.Lock()
+
+    def cross(self, direction: str, nbytes: int) -> None:
+        """Wait until a chunk of `nbytes` has crossed: after the chunks before it, at the link's rate."""
+        with self.lock:
+            now = time.monotonic()
+            done = max(now, self.free_at[direction]) + nbytes / self.rates[direction]
+            self.free_at[direction] = done
+        time.sleep(max(0.0, done - now))
 
 
 class Held:

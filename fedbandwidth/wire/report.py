@@ -173,7 +173,13 @@ def deploy_summary(run) -> dict:
     files["grid_ledger_csv"] = run.out / GRID_LEDGER_CSV
     emulated = [link.describe() for link in run.cfg.links]
     report, ledger = app_run_summary(
-        run, files, tls=run.cfg.use_tls, engine="deployment", links=emulated, client=run.cfg.client
+        run,
+        files,
+        tls=run.cfg.use_tls,
+        engine="deployment",
+        links=emulated,
+        client=run.cfg.client,
+        server_link=run.cfg.server_link.describe() if run.cfg.server_link else None,
     )
     report["grid_meter"] = grid_meter_summary(run.out)
     windows = round_windows(run.out / TIMELINE_CSV, end=time.time())

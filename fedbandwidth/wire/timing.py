@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..names import DOWN, UP
-from .links import transfer_seconds
+from .links import LinkProfile, transfer_seconds
 from .network import HEADER_BYTES
 from .transfer import BUILT_IN, message_seconds
 
 GAP_SECONDS = 1.0  # a pause at least this long (and 6 one-way latencies) ends a message's burst
+LOOPBACK = LinkProfile("loopback", 1e12, 1e12, 0.0)  # a node's link when only the server's is shaped
 
 
 @dataclass(frozen=True)
@@ -98,16 +99,19 @@ def timing_rows(run, ledger, windows: dict[int, tuple[float, float]], calibratio
     min_bytes = min((t.payload_bytes for t in ledger.transfers), default=0) // 2  # half a model message
     rows, fetched = [], set()
     at_once = Counter((t.round, t.direction) for t in ledger.transfers)  # nodes moving a model at the same time
+    server = run.cfg.server_link
     for i, relay in enumerate(run.relays):
         link, ids = run.links[i] if run.links else None, {run.node_ids[i], *run.rejoined_ids.get(i, [])}
-        gap = max(GAP_SECONDS, 6 * (link.latency_seconds if link else 0.0))
+        link = LOOPBACK if link is None and server is not None else link  # only the server's link is shaped
+        latency = (link.latency_seconds if link else 0.0) + (server.latency_seconds if server else 0.0)
+        gap = max(GAP_SECONDS, 6 * latency)
         found = {d: transfers(relay.snapshot(), d, min_bytes, gap) for d in (DOWN, UP)}
         for t in sorted((t for t in ledger.transfers if t.node_id in ids), key=lambda t: (t.round, t.direction)):
             start, end = windows.get(t.round, (0.0, 0.0))
             match = max((x for x in found[t.direction] if start <= x.start < end), key=lambda x: x.nbytes, default=None)
             first = t.direction == DOWN and t.node_id not in fetched
             fetched.add(t.node_id)
-            plan = (first, app, at_once[t.round, t.direction], calibration)
+            plan = (first, app, at_once[t.round, t.direction], calibration, server)
             row = timing_row(t, i, link, match, plan, run.cfg.model)
             rows.append({**row, "start_seconds": _since(match, origin)})
     return rows
@@ -120,8 +124,12 @@ def _since(match: Transfer | None, origin: float) -> float | None:
 
 def timing_row(t, partition: int, link, match: Transfer | None, plan: tuple, model: str) -> dict:
     """The timing entry of one message (None where nothing was measured or no link was emulated); `plan` is
-    (a node's first message, the app's bytes, nodes moving a model at the same time, the calibration)."""
-    first, app, nodes, calibration = plan
+    (a node's first message, the app's bytes, nodes moving a model at the same time, the calibration, the
+    server's link or None); the formula takes the node's fair share of the server's link, if there is one."""
+    first, app, nodes, calibration, server = plan
+    rate, latency = (link.rate(t.direction), link.latency_seconds) if link else (0.0, 0.0)
+    if link and server:
+        rate, latency = min(rate, server.rate(t.direction) / nodes), latency + server.latency_seconds
     return {
         "round": t.round,
         "node": partition,
@@ -131,12 +139,10 @@ def timing_row(t, partition: int, link, match: Transfer | None, plan: tuple, mod
         "bytes": match.nbytes if match else None,
         "measured_seconds": round(match.seconds, 4) if match else None,
         "nodes_at_once": nodes,
-        "predicted_seconds": round(message_seconds(model, link, t.direction, first, app, nodes, calibration), 4)
+        "predicted_seconds": round(message_seconds(model, link, t.direction, first, app, nodes, calibration, server), 4)
         if link
         else None,
-        "formula_seconds": round(transfer_seconds(t.payload_bytes, link.rate(t.direction), link.latency_seconds), 4)
-        if link
-        else None,
+        "formula_seconds": round(transfer_seconds(t.payload_bytes, rate, latency), 4) if link else None,
     }
 
 

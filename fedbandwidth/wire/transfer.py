@@ -100,14 +100,18 @@ def message_seconds(
     app_bytes: int = 0,
     nodes: int = 1,
     calibration: Calibration = BUILT_IN,
+    server: LinkProfile | None = None,
 ) -> float:
     """Seconds from a message's first byte leaving its sender to its last byte reaching the receiver.
 
     Down: the message and its tree (one latency), with a node's `first` message the run's details and the
     app (two more turns and `app_bytes`), the objects, then the receipt (one turn). Up: the upload session
     (one turn), the objects, and the last object's latency. `nodes`: how many move a model at the same time;
-    `calibration`: the machine's CPU terms (calibration.py)."""
+    `calibration`: the machine's CPU terms (calibration.py); `server`: the server's own link, which the
+    `nodes` share fairly (its latency adds to the node's)."""
     latency, rate = link.latency_seconds, wire_rate(link.rate(direction))
+    if server is not None:
+        latency, rate = latency + server.latency_seconds, min(rate, wire_rate(server.rate(direction)) / nodes)
     turn = 2 * latency + calibration.request_seconds + (nodes - 1) * calibration.superlink_seconds(direction)
     objects = request_loops(message_objects(model), rate, turn)
     if direction == DOWN:
