@@ -72,6 +72,19 @@ def test_plan_json_for_the_lessons_model():
     assert report["rounds"][0]["seconds_median"] == pytest.approx(slowest)
 
 
+def test_a_codec_shrinks_the_message_it_applies_to_by_its_exact_bytes():
+    from fedbandwidth.model import tensor_specs
+    from fedbandwidth.payload import npy_header_length
+
+    specs = tensor_specs("tiny-gptneox")  # each array in half precision, its key tagged "#f16"
+    fp16 = sum(npy_header_length(s.shape, "<f2") + 2 * s.numel + len(s.name) + len("#f16") for s in specs)
+    code, out, _ = cli("--links", "8/8/0", "--model", "tiny-gptneox", "--down-codec", "fp16", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["down_bytes"] == fp16 and report["up_bytes"] == report["message_payload_bytes"]
+    seconds = 8 * (fp16 + report["up_bytes"]) / 8e6 + 0.1  # down in fp16, up in float32, one 0.1 s step
+    assert report["rounds"][0]["seconds_median"] == pytest.approx(seconds)
+
+
 @pytest.mark.parametrize(
     "args, needle",
     [
@@ -80,6 +93,9 @@ def test_plan_json_for_the_lessons_model():
         (["--fleet", "4G:1", "--deadline", "0"], "--deadline must be > 0 seconds"),
         (["--fleet", "4G:1", "--study-setting", "no-such"], "--study-setting: 'no-such' has no rounds to L*"),
         (["--fleet", "6G:1"], "--fleet: unknown link profile '6G'"),
+        (["--fleet", "4G:1", "--up-codec", "int9"], "up-codec"),
+        (["--fleet", "4G:1", "--up-codec", "int8", "--lora-rank", "4"], "not with --lora-rank"),
+        (["--fleet", "4G:1", "--model", "llama-3.2-1b", "--up-codec", "int8"], "over 500,000,000 parameters"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args, needle):

@@ -7,6 +7,8 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..checks import ConfigError
 from .args import add_size_arguments
 
@@ -22,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="pythia-14m", help="any model predict takes (default pythia-14m)")
     parser.add_argument("--lora-rank", type=int, default=None, help="only LoRA adapters of this rank travel")
     parser.add_argument("--lora-rule", choices=("fedit", "ffa"), default="fedit", help="which adapters travel")
+    parser.add_argument("--up-codec", default=None, help="uplink codec chain as train takes it, e.g. delta+int4:64")
+    parser.add_argument("--down-codec", default=None, help="downlink codec chain as train takes it, e.g. fp16")
     parser.add_argument("--local-steps", type=int, default=1, help="local steps a client computes a round")
     parser.add_argument("--step-seconds", type=float, default=0.1, help="compute seconds of a local step (default)")
     parser.add_argument("--over-commit", type=float, default=1.0, help="sample x times the clients a round needs")
@@ -57,6 +61,26 @@ def message_bytes(args: argparse.Namespace) -> int:
     return report["message"]["payload_bytes"]
 
 
+MAX_CODEC_PARAMETERS = 500_000_000  # a codec's bytes are counted on an encoded random model of this size at most
+
+
+def codec_bytes(model: str, text: str, where: str) -> int:
+    """Payload bytes of one message of `model` encoded with the codec chain `text` (as train counts them), from
+    a random model of its exact shapes (a sparsifier's steady-state density: DGC's warm-up is not planned)."""
+    from ..compress.chain import check_downlink, parse_codec
+    from ..compress.encoding import encode, payload_bytes
+    from ..model import random_arrays, tensor_specs
+
+    codec = parse_codec(text, where)
+    codec = check_downlink(codec, where) if where == "down-codec" else codec
+    if sum(s.numel for s in tensor_specs(model)) > MAX_CODEC_PARAMETERS:
+        raise ConfigError(f"--{where}: {model} is over {MAX_CODEC_PARAMETERS:,} parameters; plan counts a codec's "
+                          "bytes by encoding the model, so give a smaller one")  # fmt: skip
+    arrays = random_arrays(model)
+    reference = {k: np.zeros_like(v) for k, v in arrays.items()}
+    return payload_bytes(encode(codec, arrays, reference, server_round=1_000).arrays)
+
+
 def run(args: argparse.Namespace) -> int:
     """Load the fleet, plan every round, print the table or JSON (and write the plot if asked)."""
     from ..wire.fleet import load_fleet
@@ -67,10 +91,15 @@ def run(args: argparse.Namespace) -> int:
     rounds = study_rounds(args.study_setting) if args.study_setting else args.rounds
     fleet = load_fleet(args.fleet, args.links, args.supernodes, args.step_seconds)
     message = message_bytes(args)
+    if (args.up_codec or args.down_codec) and args.lora_rank is not None:
+        raise ConfigError("--up-codec/--down-codec: plan encodes the whole model; not with --lora-rank")
+    down = codec_bytes(args.model, args.down_codec, "down-codec") if args.down_codec else message
+    up = codec_bytes(args.model, args.up_codec, "up-codec") if args.up_codec else message
     server = parse_link(args.server_link) if args.server_link else None
-    cfg = PlanConfig(message, message, args.local_steps, args.fraction, args.over_commit, args.deadline, server,
+    cfg = PlanConfig(down, up, args.local_steps, args.fraction, args.over_commit, args.deadline, server,
                      rounds, args.trials, args.seed)  # fmt: skip
-    report = {"model": args.model, "message_payload_bytes": message, **plan(fleet, cfg)}
+    report = {"model": args.model, "message_payload_bytes": message, "down_bytes": down, "up_bytes": up,
+              "up_codec": args.up_codec, "down_codec": args.down_codec, **plan(fleet, cfg)}  # fmt: skip
     report["wall_seconds"] = round(time.perf_counter() - started, 3)
     if args.plot:
         write_plot(report, args.plot)
@@ -100,7 +129,11 @@ def render_plan(report: dict) -> str:
         ("bytes", 18, lambda r: f"{r['bytes']:,}"),
         ("wasted bytes", 18, lambda r: f"{r['wasted_bytes']:,}"),
     ]
-    head = f"{report['clients']:,} clients, {report['model']}: one message {report['message_payload_bytes']:,} B"
+    head = (
+        f"{report['clients']:,} clients, {report['model']}: one message {report['message_payload_bytes']:,} B; "
+        f"down {report['down_bytes']:,} B ({report['down_codec'] or 'float32'}), "
+        f"up {report['up_bytes']:,} B ({report['up_codec'] or 'float32'})"
+    )
     total = (
         f"in all: {report['seconds_median']:.1f} s (sum of medians), {format_bytes(report['bytes'])} moved, "
         f"{format_bytes(report['wasted_bytes'])} wasted on stragglers"
