@@ -7,8 +7,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from ..checks import ConfigError
 from .args import add_size_arguments
 
@@ -67,6 +65,8 @@ MAX_CODEC_PARAMETERS = 500_000_000  # a codec's bytes are counted on an encoded 
 def codec_bytes(model: str, text: str, where: str) -> int:
     """Payload bytes of one message of `model` encoded with the codec chain `text` (as train counts them), from
     a random model of its exact shapes (a sparsifier's steady-state density: DGC's warm-up is not planned)."""
+    import numpy as np
+
     from ..compress.chain import check_downlink, parse_codec
     from ..compress.encoding import encode, payload_bytes
     from ..model import random_arrays, tensor_specs
