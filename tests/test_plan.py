@@ -64,7 +64,7 @@ def cli(*args, tmp_path=None):
 
 
 def test_plan_json_for_the_lessons_model():
-    code, out, _ = cli("--links", "8/8/0,80/80/0", "--rounds", "2", "--json")
+    code, out, _ = cli("--links", "8/8/0,80/80/0", "--rounds", "2", "--time-model", "formula", "--json")
     report = json.loads(out)
     assert code == 0 and report["message_payload_bytes"] == 56_280_718 + 3_042  # state-dict keys: Message API
     assert [set(r) >= {"round", "seconds_median", "seconds_p90", "bytes", "wasted_bytes"} for r in report["rounds"]]
@@ -78,11 +78,29 @@ def test_a_codec_shrinks_the_message_it_applies_to_by_its_exact_bytes():
 
     specs = tensor_specs("tiny-gptneox")  # each array in half precision, its key tagged "#f16"
     fp16 = sum(npy_header_length(s.shape, "<f2") + 2 * s.numel + len(s.name) + len("#f16") for s in specs)
-    code, out, _ = cli("--links", "8/8/0", "--model", "tiny-gptneox", "--down-codec", "fp16", "--json")
+    argv = ["--links", "8/8/0", "--model", "tiny-gptneox", "--down-codec", "fp16", "--time-model", "formula"]
+    code, out, _ = cli(*argv, "--json")
     report = json.loads(out)
     assert code == 0 and report["down_bytes"] == fp16 and report["up_bytes"] == report["message_payload_bytes"]
     seconds = 8 * (fp16 + report["up_bytes"]) / 8e6 + 0.1  # down in fp16, up in float32, one 0.1 s step
     assert report["rounds"][0]["seconds_median"] == pytest.approx(seconds)
+
+
+def test_the_object_model_times_each_message_with_the_calibration_it_is_given(tmp_path):
+    from fedbandwidth.wire.calibration import Calibration, save
+    from fedbandwidth.wire.links import LinkProfile
+    from fedbandwidth.wire.transfer import message_seconds
+
+    slow = Calibration(request_seconds=0.05, superlink_down_seconds=0.0, superlink_up_seconds=0.0)
+    path = save(slow, tmp_path / "calibration.json")
+    code, out, _ = cli("--links", "8/8/20", "--model", "tiny-gptneox", "--calibration", str(path), "--json")
+    report = json.loads(out)
+    link = LinkProfile.from_mbit("8/8/20", 8, 8, 20)
+    seconds = sum(message_seconds("tiny-gptneox", link, d, calibration=slow) for d in ("down", "up")) + 0.1
+    assert code == 0 and report["time_model"] == "objects" and report["calibration"] == str(path)
+    assert report["rounds"][0]["seconds_median"] == pytest.approx(seconds)
+    built_in = json.loads(cli("--links", "8/8/20", "--model", "tiny-gptneox", "--json")[1])["rounds"][0]
+    assert built_in["seconds_median"] < seconds  # 12 ms a request instead of 50 ms
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--over-commit", type=float, default=1.0, help="sample x times the clients a round needs")
     parser.add_argument("--deadline", type=float, default=None, help="close a round after S seconds")
     parser.add_argument("--server-link", default=None, help="the server's own link, shared by every client")
+    parser.add_argument("--time-model", choices=("objects", "formula"), default="objects",
+                        help="objects: how Flower moves a message, object by object (transfer.py, calibrated); "
+                             "formula: the course's latency + 8 x bytes / rate (default objects)")  # fmt: skip
+    parser.add_argument("--calibration", type=Path, default=None, help="the server machine's calibration file")
     parser.add_argument("--study-setting", default=None, help="plan the study setting's rounds to L* (its summary)")
     parser.add_argument("--trials", type=int, default=200, help="Monte Carlo draws of each round (default 200)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the draws")
@@ -62,9 +66,10 @@ def message_bytes(args: argparse.Namespace) -> int:
 MAX_CODEC_PARAMETERS = 500_000_000  # a codec's bytes are counted on an encoded random model of this size at most
 
 
-def codec_bytes(model: str, text: str, where: str) -> int:
-    """Payload bytes of one message of `model` encoded with the codec chain `text` (as train counts them), from
-    a random model of its exact shapes (a sparsifier's steady-state density: DGC's warm-up is not planned)."""
+def codec_message(model: str, text: str, where: str) -> tuple[int, tuple[int, ...]]:
+    """(payload bytes, objects) of one message of `model` encoded with the codec chain `text` (as train counts
+    them), from a random model of its exact shapes (a sparsifier's steady-state density: DGC's warm-up is not
+    planned)."""
     import numpy as np
 
     from ..compress.chain import check_downlink, parse_codec
@@ -76,13 +81,19 @@ def codec_bytes(model: str, text: str, where: str) -> int:
     if sum(s.numel for s in tensor_specs(model)) > MAX_CODEC_PARAMETERS:
         raise ConfigError(f"--{where}: {model} is over {MAX_CODEC_PARAMETERS:,} parameters; plan counts a codec's "
                           "bytes by encoding the model, so give a smaller one")  # fmt: skip
+    from ..payload import npy_header_length
+    from ..wire.transfer import array_objects
+
     arrays = random_arrays(model)
     reference = {k: np.zeros_like(v) for k, v in arrays.items()}
-    return payload_bytes(encode(codec, arrays, reference, server_round=1_000).arrays)
+    encoded = encode(codec, arrays, reference, server_round=1_000).arrays
+    objects = array_objects([npy_header_length(a.shape, a.dtype.str) + a.nbytes for a in encoded.values()])
+    return payload_bytes(encoded), objects
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the fleet, plan every round, print the table or JSON (and write the plot if asked)."""
+    from ..wire.calibration import load as load_calibration
     from ..wire.fleet import load_fleet
     from ..wire.links import parse_link
     from ..wire.plan import PlanConfig, plan
@@ -93,13 +104,20 @@ def run(args: argparse.Namespace) -> int:
     message = message_bytes(args)
     if (args.up_codec or args.down_codec) and args.lora_rank is not None:
         raise ConfigError("--up-codec/--down-codec: plan encodes the whole model; not with --lora-rank")
-    down = codec_bytes(args.model, args.down_codec, "down-codec") if args.down_codec else message
-    up = codec_bytes(args.model, args.up_codec, "up-codec") if args.up_codec else message
+    down, down_objects = (
+        codec_message(args.model, args.down_codec, "down-codec") if args.down_codec else (message, None)
+    )
+    up, up_objects = codec_message(args.model, args.up_codec, "up-codec") if args.up_codec else (message, None)
     server = parse_link(args.server_link) if args.server_link else None
+    timed = args.time_model == "objects" and args.lora_rank is None  # adapters' objects: not modelled yet
+    calibration = load_calibration(args.calibration)
     cfg = PlanConfig(down, up, args.local_steps, args.fraction, args.over_commit, args.deadline, server,
-                     rounds, args.trials, args.seed)  # fmt: skip
+                     rounds, args.trials, args.seed, args.model if timed else None, down_objects, up_objects,
+                     calibration)  # fmt: skip
     report = {"model": args.model, "message_payload_bytes": message, "down_bytes": down, "up_bytes": up,
-              "up_codec": args.up_codec, "down_codec": args.down_codec, **plan(fleet, cfg)}  # fmt: skip
+              "up_codec": args.up_codec, "down_codec": args.down_codec,
+              "time_model": "objects" if timed else "formula",
+              "calibration": calibration.source if timed else None, **plan(fleet, cfg)}  # fmt: skip
     report["wall_seconds"] = round(time.perf_counter() - started, 3)
     if args.plot:
         write_plot(report, args.plot)
@@ -132,7 +150,8 @@ def render_plan(report: dict) -> str:
     head = (
         f"{report['clients']:,} clients, {report['model']}: one message {report['message_payload_bytes']:,} B; "
         f"down {report['down_bytes']:,} B ({report['down_codec'] or 'float32'}), "
-        f"up {report['up_bytes']:,} B ({report['up_codec'] or 'float32'})"
+        f"up {report['up_bytes']:,} B ({report['up_codec'] or 'float32'}); time: "
+        + (f"object by object ({report['calibration']})" if report["time_model"] == "objects" else "the formula")
     )
     total = (
         f"in all: {report['seconds_median']:.1f} s (sum of medians), {format_bytes(report['bytes'])} moved, "

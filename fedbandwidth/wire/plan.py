@@ -8,8 +8,10 @@ m sampled clients move their messages at once, none gets more than 1/m of it (a 
 than its share keeps its own rate). The round closes at the K-th reply, or at the deadline if that comes first;
 a sampled client whose reply comes after the close is a straggler: its download produced no counted update,
 and its upload still crosses (as `fedbandwidth deploy` records a late reply), so both are wasted bytes.
-This is the course's formula per client (latency + 8 x bytes / rate), not the object-by-object model of
-`transfer.py`: a fleet's question is which clients finish, and the K-th fastest answers it.
+Each message is timed by `transfer.py`'s object-by-object model (its request turns, framing, the server's CPU
+terms from the calibration, the SuperLink's share per other sampled client) when a model is given, once per
+distinct link; else by the course's formula per client (latency + 8 x bytes / rate). A fleet's question is
+which clients finish, and the K-th fastest answers it.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..checks import ConfigError
+from ..names import DOWN, UP
+from .calibration import Calibration
 from .fleet import Fleet
 from .links import BITS_PER_BYTE, LinkProfile
+from .transfer import BUILT_IN, message_seconds
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,10 @@ class PlanConfig:
     rounds: int = 1  # rounds planned
     trials: int = 200  # Monte Carlo draws of a round
     seed: int = 0  # the draws' seed
+    model: str | None = None  # with it, transfer.py's object-by-object model times each message; else the formula
+    down_objects: tuple[int, ...] | None = None  # the download's objects (None: the float32 model's)
+    up_objects: tuple[int, ...] | None = None  # the upload's objects (None: the float32 model's)
+    calibration: Calibration = BUILT_IN  # the server's CPU terms (transfer.py's model only)
 
     def __post_init__(self) -> None:
         if not self.over_commit >= 1:
@@ -70,11 +79,29 @@ def transfer_seconds(num_bytes: int, own: np.ndarray, server: float | None, shar
     return BITS_PER_BYTE * num_bytes / rate
 
 
+def object_seconds(fleet: Fleet, idx: np.ndarray, sharing: np.ndarray, cfg: PlanConfig, direction: str) -> np.ndarray:
+    """transfer.py's seconds for each sampled client's message (its link, the server's link shared by the
+    clients sampled with it, the calibration), computed once per distinct link and sharing."""
+    rates = fleet.down_bits_per_second if direction == DOWN else fleet.up_bits_per_second
+    objects = cfg.down_objects if direction == DOWN else cfg.up_objects
+    keys = np.stack([rates[idx], fleet.latency_seconds[idx], np.broadcast_to(sharing, idx.shape)], axis=-1)
+    unique, inverse = np.unique(keys.reshape(-1, 3), axis=0, return_inverse=True)
+    seconds = np.array([
+        message_seconds(cfg.model, LinkProfile("c", rate, rate, latency), direction, nodes=int(nodes),
+                        calibration=cfg.calibration, server=cfg.server_link, objects=objects)
+        for rate, latency, nodes in unique
+    ])  # fmt: skip
+    return seconds[inverse.ravel()].reshape(idx.shape)
+
+
 def reply_seconds(fleet: Fleet, picked: np.ndarray, cfg: PlanConfig) -> np.ndarray:
     """When each sampled client's reply reaches the server (inf where no client was sampled)."""
     ok = picked >= 0
     idx = np.where(ok, picked, 0)
     sharing = ok.sum(axis=1, keepdims=True)
+    if cfg.model is not None:
+        moves = object_seconds(fleet, idx, sharing, cfg, DOWN) + object_seconds(fleet, idx, sharing, cfg, UP)
+        return np.where(ok, moves + cfg.local_steps * fleet.step_seconds[idx], np.inf)
     server_down = cfg.server_link.down_bits_per_second if cfg.server_link else None
     server_up = cfg.server_link.up_bits_per_second if cfg.server_link else None
     seconds = (

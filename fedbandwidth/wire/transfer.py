@@ -46,19 +46,24 @@ RECORD_BYTES_PER_ARRAY = 180  # an ArrayRecord lists each array's key and id
 SMALL_OBJECTS = (40, 300, 400)  # config/metric record, record dict, message: a few hundred bytes each
 
 
-@functools.lru_cache(maxsize=16)
-def message_objects(model: str) -> tuple[int, ...]:
-    """Sizes of the objects of one model message, in the order Flower moves them (chunks, array, ...)."""
+def array_objects(data_sizes) -> tuple[int, ...]:
+    """Sizes of the objects of a message whose arrays serialize to `data_sizes` bytes (.npy), in the order
+    Flower moves them: each array's chunks, then the array, then the record and the small objects."""
     sizes = []
-    for spec in tensor_specs(model):
-        data = npy_header_length(spec.shape) + spec.nbytes
+    for data in data_sizes:
         chunks = max(1, math.ceil(data / FLWR_PRIVATE_MAX_ARRAY_CHUNK_SIZE))
         for k in range(chunks):
             body = min(FLWR_PRIVATE_MAX_ARRAY_CHUNK_SIZE, data - k * FLWR_PRIVATE_MAX_ARRAY_CHUNK_SIZE)
             sizes.append(CHUNK_HEAD_BYTES + len(str(body)) + body)
         sizes.append(ARRAY_HEAD_BYTES + CHILD_ID_BYTES * chunks)
-    sizes.append(RECORD_BYTES_PER_ARRAY * len(tensor_specs(model)))
+    sizes.append(RECORD_BYTES_PER_ARRAY * len(data_sizes))
     return tuple(sizes) + SMALL_OBJECTS
+
+
+@functools.lru_cache(maxsize=16)
+def message_objects(model: str) -> tuple[int, ...]:
+    """Sizes of the objects of one float32 model message, in the order Flower moves them (chunks, array, ...)."""
+    return array_objects([npy_header_length(s.shape) + s.nbytes for s in tensor_specs(model)])
 
 
 def wire_rate(bits_per_second: float) -> float:
@@ -101,6 +106,7 @@ def message_seconds(
     nodes: int = 1,
     calibration: Calibration = BUILT_IN,
     server: LinkProfile | None = None,
+    objects: tuple[int, ...] | None = None,
 ) -> float:
     """Seconds from a message's first byte leaving its sender to its last byte reaching the receiver.
 
@@ -108,12 +114,13 @@ def message_seconds(
     app (two more turns and `app_bytes`), the objects, then the receipt (one turn). Up: the upload session
     (one turn), the objects, and the last object's latency. `nodes`: how many move a model at the same time;
     `calibration`: the machine's CPU terms (calibration.py); `server`: the server's own link, which the
-    `nodes` share fairly (its latency adds to the node's)."""
+    `nodes` share fairly (its latency adds to the node's); `objects`: the message's own objects (array_objects),
+    if it is not the float32 model (e.g. encoded)."""
     latency, rate = link.latency_seconds, wire_rate(link.rate(direction))
     if server is not None:
         latency, rate = latency + server.latency_seconds, min(rate, wire_rate(server.rate(direction)) / nodes)
     turn = 2 * latency + calibration.request_seconds + (nodes - 1) * calibration.superlink_seconds(direction)
-    objects = request_loops(message_objects(model), rate, turn)
+    objects = request_loops(objects or message_objects(model), rate, turn)
     if direction == DOWN:
         setup = latency + (2 * turn + app_bytes / rate if first else 0.0)
         return setup + objects + turn
