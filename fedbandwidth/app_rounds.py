@@ -35,6 +35,7 @@ from .payload import record_payload_bytes, record_tensor_bytes
 
 POLL_SECONDS = 0.5  # how often replies are pulled while a round is open (Flower's own loop: 3 s)
 NODE_LOST, LATE_REPLY = "node_lost", "late_reply"  # timeline events: no reply ever (or an error); a late reply
+ROUND_SENT, ROUND_CLOSED = "round_sent", "round_closed"  # timeline events: its models pushed; it closed
 
 
 def check_at_least(name: str, value, minimum: float) -> float:
@@ -126,12 +127,15 @@ class RoundGrid:
         expires = start + (timeout if timeout is not None else math.inf)
         ids = list(self._grid.push_messages(messages))
         sent = {i: sent_record(m, expires) for i, m in zip(ids, messages, strict=True) if i}
+        server_round = next(iter(sent.values())).round if sent else 0
+        self.event(server_round, ROUND_SENT, "")
         closes = min(expires, start + self.deadline) if self.deadline else expires
         wanted, replies = min(self.wanted or self.close_at or len(sent), len(sent)), []
         while sent and len(replies) < wanted and time.monotonic() < closes:
             replies += self.pull(sent)
             if sent and len(replies) < wanted:
                 time.sleep(self.poll_seconds)
+        self.event(server_round, ROUND_CLOSED, "")
         self.close(sent)
         return replies
 

@@ -108,7 +108,8 @@ simulation["rounds"]
 
 # %%
 from fedbandwidth.wire.engine import deploy
-from fedbandwidth.wire.report import deploy_summary, render_deploy_text
+from fedbandwidth.wire.report import deploy_summary
+from fedbandwidth.wire.report_text import render_deploy_text
 
 deployment = deploy_summary(deploy(replace(cfg, out=out / "deployment")))
 print(render_deploy_text(deployment))
@@ -122,7 +123,7 @@ print("same parameters, same payload bytes in simulation and deployment:", f"{de
 
 # %%
 from fedbandwidth.wire.plots import plot_payload_vs_wire
-from fedbandwidth.wire.report import wire_table
+from fedbandwidth.wire.report_text import wire_table
 
 table = wire_table(deployment)
 table.to_csv(out / "payload_vs_wire.csv", index=False)

@@ -14,7 +14,8 @@ from conftest import MESSAGE_BYTES, processes_with_flwr_home, start_deploy
 from fedbandwidth.wire.commands import find_executables
 from fedbandwidth.wire.engine import DeployConfig, deploy
 from fedbandwidth.wire.meters import object_costs
-from fedbandwidth.wire.report import deploy_summary, render_deploy_text
+from fedbandwidth.wire.report import deploy_summary
+from fedbandwidth.wire.report_text import render_deploy_text
 from fedbandwidth.wire.tls import generate_tls
 
 

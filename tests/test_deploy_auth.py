@@ -13,7 +13,8 @@ from fedbandwidth.model import tensor_specs
 from fedbandwidth.theory import predict
 from fedbandwidth.wire.auth import make_key_pair, registered_node_id
 from fedbandwidth.wire.engine import DeployConfig, deploy
-from fedbandwidth.wire.report import deploy_summary, render_deploy_text
+from fedbandwidth.wire.report import deploy_summary
+from fedbandwidth.wire.report_text import render_deploy_text
 
 TINY = "tiny-gptneox"
 TINY_BYTES = predict(tensor_specs(TINY), 1, 1, api="message").message_payload_bytes

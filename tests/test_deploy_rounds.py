@@ -12,7 +12,8 @@ from fedbandwidth.model import tensor_specs
 from fedbandwidth.theory import predict
 from fedbandwidth.wire.engine import DeployConfig, deploy
 from fedbandwidth.wire.faults import NodeFault
-from fedbandwidth.wire.report import deploy_summary, render_deploy_text
+from fedbandwidth.wire.report import deploy_summary
+from fedbandwidth.wire.report_text import render_deploy_text
 
 TINY = "tiny-gptneox"  # 1.85 MB a message: rounds of a few seconds
 TINY_BYTES = predict(tensor_specs(TINY), 1, 1, api="message").message_payload_bytes
@@ -89,6 +90,8 @@ def test_a_straggler_cut_off_at_the_kth_reply_is_late_and_its_bytes_wasted(tmp_p
     ]
     assert report["wasted_bytes"] == {"down": TINY_BYTES, "up": TINY_BYTES, "total": 2 * TINY_BYTES}
     assert report["late_replies"] == 1 and "wasted: 3,708,112 B" in render_deploy_text(report)
+    round_1 = report["rounds"][0]  # it closed at the 2nd reply, before the straggler's 6 s were over
+    assert 0 < round_1["seconds"] < 6
     (crossed,) = [c for c in report["node_rounds"] if c["late_up_crossing_bytes"]]
     assert crossed["partition"] == 2 and crossed["late_up_crossing_bytes"] == TINY_BYTES
     assert TINY_BYTES <= crossed["wire_bytes"]["up"] <= OVERHEAD * TINY_BYTES + FIXED  # in the window it crossed in

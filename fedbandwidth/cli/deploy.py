@@ -237,7 +237,7 @@ def with_secagg_stages(report: dict, cfg) -> dict:
 def render_text(report: dict) -> str:
     """The deployment's text report, with SecAgg+'s stages when it ran under it."""
     from ..privacy.stages import render_stages
-    from ..wire.report import render_deploy_text
+    from ..wire.report_text import render_deploy_text
 
     text = render_deploy_text(report)
     if "stages" not in report:

@@ -1,4 +1,4 @@
-"""Wire bytes next to payload bytes: a deployment's summary, per round and per node, and its text tables.
+"""Wire bytes next to payload bytes: a deployment's summary, per round and per node (its text: report_text.py).
 
 Wire bytes are split into rounds by time: the ServerApp writes when each round starts and when the
 run ends (timeline.csv, Unix time, same machine); the relay timestamps each chunk it forwards.
@@ -18,16 +18,16 @@ import csv
 import time
 from pathlib import Path
 
-from ..app_rounds import wasted_bytes
+from ..app_rounds import ROUND_CLOSED, ROUND_SENT, wasted_bytes
 from ..ledger import Ledger
 from ..model import tensor_specs
 from ..names import DOWN, UP
-from ..report import bytes_cell, prediction_summary, render_prediction, render_table, write_summary
+from ..report import prediction_summary, write_summary
 from ..server_app import GRID_LEDGER_CSV, LATE_REPLY, LEDGER_CSV, ROUND_START, RUN_END, TIMELINE_CSV
 from ..theory import predict
-from .auth import auth_lines, auth_summary
+from .auth import auth_summary
 from .calibration import load as load_calibration
-from .meters import meter_rows, object_costs, render_meters
+from .meters import meter_rows, object_costs
 from .relay import Relay
 from .timing import kernel_rows, lost_rows, round_of, timing_rows
 
@@ -47,6 +47,19 @@ def round_windows(timeline_csv: Path, end: float) -> dict[int, tuple[float, floa
     rounds = sorted(starts)
     ends = [starts[r] for r in rounds[1:]] + [run_end]
     return {r: (starts[r], stop) for r, stop in zip(rounds, ends, strict=True)}
+
+
+def round_seconds(timeline_csv: Path) -> dict[int, float]:
+    """Round -> seconds from its models pushed to its close (the app's timeline; rounds with both events)."""
+    marks: dict[tuple[int, str], float] = {}
+    if timeline_csv.exists():
+        with timeline_csv.open(newline="") as f:
+            for row in csv.DictReader(f):
+                if row["event"] in (ROUND_SENT, ROUND_CLOSED):
+                    marks.setdefault((int(row["round"]), row["event"]), float(row["unix_time"]))
+    rounds = {r for r, _ in marks}
+    return {r: marks[r, ROUND_CLOSED] - marks[r, ROUND_SENT] for r in sorted(rounds) if (r, ROUND_CLOSED) in marks
+            and (r, ROUND_SENT) in marks}  # fmt: skip
 
 
 def wire_by_round(relays: list[Relay], windows: dict[int, tuple[float, float]]) -> dict[int, dict[str, int]]:
@@ -184,8 +197,10 @@ def deploy_summary(run) -> dict:
     report["grid_meter"] = grid_meter_summary(run.out)
     windows = round_windows(run.out / TIMELINE_CSV, end=time.time())
     wire = wire_by_round(run.relays, windows)
+    closing = round_seconds(run.out / TIMELINE_CSV)
     for row in report["rounds"]:
         row["wire_bytes"] = wire.get(row["round"], {DOWN: 0, UP: 0})
+        row["seconds"] = round(closing[row["round"]], 3) if row["round"] in closing else None
     totals = {d: sum(r.totals()[d] for r in run.relays) for d in DIRECTIONS}
     in_rounds = {d: sum(w[d] for w in wire.values()) for d in DIRECTIONS}
     report["wire_bytes"] = {**totals, "other": {d: totals[d] - in_rounds[d] for d in DIRECTIONS}}
@@ -213,138 +228,3 @@ def deploy_summary(run) -> dict:
         "network": run.network,
     }
     return write_summary(report, run.out)
-
-
-def ratio_cell(direction: str):
-    """A cell showing a node's wire/payload ratio with 4 decimals, or '-' when no payload went that way."""
-    return lambda n: "-" if n["wire_per_payload"][direction] is None else f"{n['wire_per_payload'][direction]:.4f}"
-
-
-ROUND_WIRE_COLUMNS = [
-    ("round", 5, lambda r: str(r["round"])),
-    ("payload down", 14, bytes_cell("down_bytes")),
-    ("wire down", 14, bytes_cell("wire_bytes", DOWN)),
-    ("payload up", 14, bytes_cell("up_bytes")),
-    ("wire up", 14, bytes_cell("wire_bytes", UP)),
-]
-NODE_WIRE_COLUMNS = [
-    ("node", 5, lambda n: str(n["partition"])),
-    *[
-        column
-        for d in DIRECTIONS
-        for column in (
-            (f"payload {d}", 14, bytes_cell("payload_bytes", d)),
-            (f"wire {d}", 14, bytes_cell("wire_bytes", d)),
-            ("wire/payload", 12, ratio_cell(d)),
-        )
-    ],
-    ("", 0, lambda n: " (lost mid-run)" if n["lost"] else ""),
-]
-
-
-NODE_ROUND_COLUMNS = [
-    ("round", 5, lambda r: str(r["round"])),
-    ("node", 4, lambda r: str(r["partition"])),
-    *[
-        column
-        for d in DIRECTIONS
-        for column in (
-            (f"payload {d}", 14, bytes_cell("payload_bytes", d)),
-            (f"wire {d}", 14, bytes_cell("wire_bytes", d)),
-        )
-    ],
-    ("", 0, lambda r: f" (undelivered {r['undelivered_bytes']:,})" if r["undelivered_bytes"] else ""),
-    ("", 0, lambda r: f" (late up {r['late_up_crossing_bytes']:,})" if r["late_up_crossing_bytes"] else ""),
-]
-
-
-def straggler_lines(report: dict) -> list[str]:
-    """What was never fetched (left out of the moved bytes) and what crossed in vain, when anything did."""
-    wasted, lines = report["wasted_bytes"], []
-    if report["undelivered_bytes"]:
-        lines.append(f"undelivered: {report['undelivered_bytes']:,} B pushed for nodes that never fetched them")
-    if wasted["total"]:
-        lines.append(
-            f"wasted: {wasted['total']:,} B ({wasted[DOWN]:,} down to nodes without a counted reply, "
-            f"{wasted[UP]:,} up in {report['late_replies']} late replies)"
-        )
-    return lines
-
-
-def seconds_cell(key: str):
-    """A cell showing seconds with 2 decimals, or '-' when there are none."""
-    return lambda row: "-" if row[key] is None else f"{row[key]:.2f}"
-
-
-TIMING_COLUMNS = [
-    ("round", 5, lambda t: str(t["round"])),
-    ("node", 4, lambda t: str(t["node"])),
-    ("link", 15, lambda t: t["link"] or "loopback"),
-    ("dir", 4, lambda t: t["direction"]),
-    ("wire bytes", 12, lambda t: "-" if t["bytes"] is None else f"{t['bytes']:,}"),
-    ("formula s", 9, seconds_cell("formula_seconds")),
-    ("predicted s", 11, seconds_cell("predicted_seconds")),
-    ("measured s", 10, seconds_cell("measured_seconds")),
-]
-KERNEL_COLUMNS = [
-    ("node", 4, lambda k: str(k["node"])),
-    ("dir", 4, lambda k: k["direction"]),
-    ("kernel bytes", 14, bytes_cell("kernel_bytes")),
-    ("frames", 8, bytes_cell("kernel_frames")),
-    ("relay bytes", 14, bytes_cell("relay_bytes")),
-    ("kernel/relay", 12, lambda k: f"{k['kernel_per_relay']:.4f}" if k["kernel_per_relay"] else "-"),
-    ("unexplained", 11, lambda k: f"{k['unexplained']:+.4%}" if k["unexplained"] is not None else "-"),
-]
-
-
-def calibration_line(terms: dict) -> str:
-    """The calibration a report's time predictions used, in one line."""
-    ms = {k: f"{1000 * terms[k]:.1f} ms" for k in ("request_seconds", "superlink_down_seconds", "superlink_up_seconds")}
-    return (
-        f"request {ms['request_seconds']}, SuperLink share {ms['superlink_down_seconds']} down / "
-        f"{ms['superlink_up_seconds']} up per other node ({terms['source']})"
-    )
-
-
-def render_deploy_text(report: dict) -> str:
-    """The app's table, wire vs payload per round and per node, then (emulated) time and kernel counts, losses."""
-    run = report["run"]
-    emulated = [t for t in report["timing"] if t["predicted_seconds"] is not None]
-    lines = [
-        render_prediction(report),
-        "",
-        *render_table(ROUND_WIRE_COLUMNS, report["rounds"]),
-        *render_table(NODE_WIRE_COLUMNS, report["nodes"]),
-        *(render_table(NODE_ROUND_COLUMNS, report["node_rounds"]) if len(report["rounds"]) > 1 else []),
-        *straggler_lines(report),
-        *auth_lines(report),
-        *render_meters(report["meters"]),
-        *(render_table(TIMING_COLUMNS, emulated) if emulated else []),
-        *([f"predicted with: {calibration_line(report['calibration'])}"] if emulated else []),
-        *(render_table(KERNEL_COLUMNS, report["kernel"]) if report["kernel"] else []),
-        *[f"lost: node {x['node']} (id {x['node_id']}) sent no reply in round {x['round']}" for x in report["lost"]],
-        *[f"event: node {e['partition']} {e['event']} in round {e['round']}" for e in report["events"]],
-        f"run {run['id']}: {run['status']}; TLS {'on' if report['config']['tls'] else 'off'}; "
-        f"SuperNode auth {'on' if report['auth']['enabled'] else 'off'}; "
-        f"{run['processes_stopped']} processes stopped",
-    ]
-    return "\n".join(lines)
-
-
-def wire_table(report: dict):
-    """One row per node and direction: payload bytes, wire bytes, wire/payload."""
-    import pandas as pd
-
-    rows = [
-        {
-            "partition": n["partition"],
-            "node_id": n["node_id"],
-            "direction": d,
-            "payload_bytes": n["payload_bytes"][d],
-            "wire_bytes": n["wire_bytes"][d],
-            "wire_per_payload": n["wire_per_payload"][d],
-        }
-        for n in report["nodes"]
-        for d in DIRECTIONS
-    ]
-    return pd.DataFrame(rows)
