@@ -90,9 +90,14 @@ def round_grid(grid, timeline, **closing) -> tuple[RoundGrid, Ledger]:
     return rounds, ledger
 
 
-def events(timeline) -> list[tuple]:
+ROUND_EVENTS = ("round_start", "round_sent", "round_closed")
+
+
+def events(timeline, kinds=None) -> list[tuple]:
+    """The timeline's events about nodes (or of `kinds`), as (round, event, node id)."""
     with timeline.open(newline="") as f:
-        return [(r["round"], r["event"], r["node_id"]) for r in csv.DictReader(f) if r["event"] != "round_start"]
+        rows = [(r["round"], r["event"], r["node_id"]) for r in csv.DictReader(f)]
+    return [r for r in rows if (r[1] in kinds if kinds else r[1] not in ROUND_EVENTS)]
 
 
 def rows(ledger) -> list[tuple]:
@@ -121,6 +126,7 @@ def test_a_round_closes_at_its_kth_reply_and_the_late_one_is_written_late(identi
         (13, "up", MODEL, True, True),  # late: it crossed, and was wasted
     ]
     assert events(timeline) == [("1", "late_reply", "13")]
+    assert events(timeline, ("round_sent", "round_closed")) == [("1", "round_sent", ""), ("1", "round_closed", "")]
     assert rounds.sampleable([11, 12, 13]) == [11, 12, 13]  # Flower saw it again
     # the in-time ups are the strategy's to write; with them, only node 13's bytes are wasted
     ledger.record(1, "train", 11, "up", MODEL, 12)
