@@ -24,32 +24,29 @@ ROUND_WIRE_COLUMNS = [
     ("wire up", 14, bytes_cell("wire_bytes", UP)),
     ("seconds", 8, lambda r: "-" if r.get("seconds") is None else f"{r['seconds']:.1f}"),
 ]
-NODE_WIRE_COLUMNS = [
-    ("node", 5, lambda n: str(n["partition"])),
-    *[
-        column
-        for d in DIRECTIONS
-        for column in (
+
+
+def payload_and_wire(ratio: bool) -> list[tuple]:
+    """Payload and wire columns for each direction (and the wire/payload ratio, if asked)."""
+    columns = []
+    for d in DIRECTIONS:
+        columns += [
             (f"payload {d}", 14, bytes_cell("payload_bytes", d)),
             (f"wire {d}", 14, bytes_cell("wire_bytes", d)),
-            ("wire/payload", 12, ratio_cell(d)),
-        )
-    ],
+        ]
+        columns += [("wire/payload", 12, ratio_cell(d))] if ratio else []
+    return columns
+
+
+NODE_WIRE_COLUMNS = [
+    ("node", 5, lambda n: str(n["partition"])),
+    *payload_and_wire(ratio=True),
     ("", 0, lambda n: " (lost mid-run)" if n["lost"] else ""),
 ]
-
-
 NODE_ROUND_COLUMNS = [
     ("round", 5, lambda r: str(r["round"])),
     ("node", 4, lambda r: str(r["partition"])),
-    *[
-        column
-        for d in DIRECTIONS
-        for column in (
-            (f"payload {d}", 14, bytes_cell("payload_bytes", d)),
-            (f"wire {d}", 14, bytes_cell("wire_bytes", d)),
-        )
-    ],
+    *payload_and_wire(ratio=False),
     ("", 0, lambda r: f" (undelivered {r['undelivered_bytes']:,})" if r["undelivered_bytes"] else ""),
     ("", 0, lambda r: f" (late up {r['late_up_crossing_bytes']:,})" if r["late_up_crossing_bytes"] else ""),
 ]
