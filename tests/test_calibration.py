@@ -27,12 +27,17 @@ def test_no_file_means_the_built_in_constants_and_a_named_file_must_exist(tmp_pa
 
 
 def test_a_saved_calibration_reads_back_and_a_corrupt_one_is_refused(tmp_path, monkeypatch):
-    path = save(Calibration(0.02, 0.001, 0.003, 4e9, made={"host": "here"}), tmp_path / "c" / "calibration.json")
+    made = Calibration(0.02, 0.001, 0.003, 4e9, 0.4, 1.5, made={"host": "here"})
+    path = save(made, tmp_path / "c" / "calibration.json")
     back = load(path)
     assert (back.request_seconds, back.superlink_down_seconds, back.superlink_up_seconds) == (0.02, 0.001, 0.003)
+    assert (back.pickup_seconds, back.turnaround_seconds) == (0.4, 1.5)
     assert back.source == str(path) and back.made == {"host": "here"}
     monkeypatch.setenv(calibration.ENV, str(path))
     assert load() == back  # the environment names the default
+    old = {"request_seconds": 0.02, "superlink_down_seconds": 0, "superlink_up_seconds": 0}
+    path.write_text(json.dumps(old))  # made before the round terms were measured: the built-in ones
+    assert load(path).turnaround_seconds == Calibration().turnaround_seconds
     path.write_text("{not json")
     with pytest.raises(ConfigError, match=r"is not a calibration file .*rerun `fedbandwidth calibrate`"):
         load(path)
@@ -89,6 +94,8 @@ def test_calibrate_measures_this_machine_and_writes_what_deploy_reads(tmp_path):
     assert 0 <= stored.superlink_down_seconds < 1 and 0 <= stored.superlink_up_seconds < 1
     assert stored.loopback_bits_per_second > 1e8 and stored.made["model"] == "tiny-gptneox"
     assert len(stored.made["messages"]["one_node"]) == 3  # round 1 up, round 2 down and up
+    assert 0 <= stored.pickup_seconds < 10 and 0 < stored.turnaround_seconds < 30  # a poll; a ClientApp's start
+    assert len(stored.made["turns"]["turnaround"]) == 2 + 4  # per round and node: 1 node x 2 rounds, 2 x 2
 
 
 def test_a_folder_as_out_and_a_missing_calibration_for_deploy_are_one_line_exit_2(tmp_path):

@@ -91,12 +91,13 @@ def test_the_object_model_times_each_message_with_the_calibration_it_is_given(tm
     from fedbandwidth.wire.links import LinkProfile
     from fedbandwidth.wire.transfer import message_seconds
 
-    slow = Calibration(request_seconds=0.05, superlink_down_seconds=0.0, superlink_up_seconds=0.0)
+    slow = Calibration(request_seconds=0.05, superlink_down_seconds=0.0, superlink_up_seconds=0.0,
+                       pickup_seconds=0.2, turnaround_seconds=0.7)  # fmt: skip
     path = save(slow, tmp_path / "calibration.json")
     code, out, _ = cli("--links", "8/8/20", "--model", "tiny-gptneox", "--calibration", str(path), "--json")
     report = json.loads(out)
     link = LinkProfile.from_mbit("8/8/20", 8, 8, 20)
-    seconds = sum(message_seconds("tiny-gptneox", link, d, calibration=slow) for d in ("down", "up")) + 0.1
+    seconds = sum(message_seconds("tiny-gptneox", link, d, calibration=slow) for d in ("down", "up")) + 0.1 + 0.9
     assert code == 0 and report["time_model"] == "objects" and report["calibration"] == str(path)
     assert report["rounds"][0]["seconds_median"] == pytest.approx(seconds)
     built_in = json.loads(cli("--links", "8/8/20", "--model", "tiny-gptneox", "--json")[1])["rounds"][0]

@@ -54,6 +54,26 @@ def solve_message(model: str, link, row: dict, terms) -> float:
     return solve(seconds, row["measured_seconds"])
 
 
+def round_turns(report: dict, timeline: Path) -> tuple[list[float], list[float]]:
+    """(pickups, turnarounds) of a deployment, per round and node: the round's models pushed -> its download's
+    first byte; its download's last byte -> its upload's first byte (no compute: the ClientApp's own time)."""
+    import csv
+
+    with timeline.open(newline="") as f:
+        events = list(csv.DictReader(f))
+    origin = min(float(e["unix_time"]) for e in events if e["event"] == "round_start")
+    sent = {int(e["round"]): float(e["unix_time"]) - origin for e in events if e["event"] == "round_sent"}
+    rows = {(t["round"], t["node"], t["direction"]): t for t in report["timing"] if t["start_seconds"] is not None}
+    pickups, turnarounds = [], []
+    for (r, node, direction), down in rows.items():
+        up = rows.get((r, node, UP))
+        if direction != DOWN or r not in sent or up is None:
+            continue
+        pickups.append(max(0.0, down["start_seconds"] - sent[r]))
+        turnarounds.append(max(0.0, up["start_seconds"] - down["start_seconds"] - down["measured_seconds"]))
+    return pickups, turnarounds
+
+
 def fit(model: str, one: list[dict], two: list[dict], loopback: float, made: dict):
     """The Calibration whose schedule reproduces the measured messages: request time from the one-node run,
     the SuperLink's share per direction from the two-node run (medians of per-message solutions)."""
@@ -67,11 +87,14 @@ def fit(model: str, one: list[dict], two: list[dict], loopback: float, made: dic
     at_once = lambda x: Calibration(request, x, x)  # noqa: E731
     share = {d: statistics.median(solve_message(model, link, t, at_once) for t in two if t["direction"] == d)
              for d in (DOWN, UP)}  # fmt: skip
-    return Calibration(request, share[DOWN], share[UP], loopback, made=made)
+    turns = made.get("turns", {"pickup": [Calibration.pickup_seconds], "turnaround": [Calibration.turnaround_seconds]})
+    return Calibration(request, share[DOWN], share[UP], loopback, statistics.median(turns["pickup"]),
+                       statistics.median(turns["turnaround"]), made=made)  # fmt: skip
 
 
-def deployed(model: str, nodes: int, out: Path, flower_bin: Path | None) -> dict:
-    """A loopback deployment of `nodes` SuperNodes, ROUNDS rounds, perturbing clients: its summary."""
+def deployed(model: str, nodes: int, out: Path, flower_bin: Path | None) -> tuple[dict, tuple]:
+    """A loopback deployment of `nodes` SuperNodes, ROUNDS rounds, perturbing clients: (its summary, its
+    pickups and turnarounds)."""
     from ..wire.engine import DeployConfig, deploy
     from ..wire.report import deploy_summary
 
@@ -79,7 +102,7 @@ def deployed(model: str, nodes: int, out: Path, flower_bin: Path | None) -> dict
     report = deploy_summary(deploy(cfg))
     if not report["run"]["status"].endswith("completed"):
         raise RuntimeError(f"the {nodes}-node deployment ended {report['run']['status']}")
-    return report
+    return report, round_turns(report, out / "timeline.csv")
 
 
 def calibrate(model: str, flower_bin: Path | None = None, progress=print):
@@ -90,18 +113,21 @@ def calibrate(model: str, flower_bin: Path | None = None, progress=print):
     rate = loopback_rate()
     progress(f"loopback through a relay: {rate / 1e9:.2f} Gbit/s; deploying 1 SuperNode, then 2 ...")
     with tempfile.TemporaryDirectory(prefix="fedbandwidth-calibrate-") as tmp:
-        one = measured(deployed(model, 1, Path(tmp) / "one", flower_bin))
+        report, (pickups, turnarounds) = deployed(model, 1, Path(tmp) / "one", flower_bin)
+        one = measured(report)
         progress(f"1 SuperNode: {len(one)} messages timed; deploying 2 ...")
-        two = measured(deployed(model, 2, Path(tmp) / "two", flower_bin))
+        report, more = deployed(model, 2, Path(tmp) / "two", flower_bin)
+        two = measured(report)
     made = {**machine(), "model": model, "seconds": round(time.monotonic() - started, 1),
             "messages": {"one_node": [(t["direction"], t["measured_seconds"]) for t in one],
-                         "two_nodes": [(t["direction"], t["measured_seconds"]) for t in two]}}  # fmt: skip
+                         "two_nodes": [(t["direction"], t["measured_seconds"]) for t in two]},
+            "turns": {"pickup": pickups + more[0], "turnaround": turnarounds + more[1]}}  # fmt: skip
     return fit(model, one, two, rate, made)
 
 
 def run(args: argparse.Namespace) -> int:
     """Calibrate, write the file, print what was measured."""
-    from ..wire.calibration import save
+    from ..wire.calibration import ROUND_TERMS, TERMS, save
     from ..wire.commands import find_executables
 
     if args.out.exists() and args.out.is_dir():
@@ -115,11 +141,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"fedbandwidth calibrate: failed: {err}", file=sys.stderr)
         return FAILED
     path = save(result, args.out)
-    terms = {k: getattr(result, k) for k in ("request_seconds", "superlink_down_seconds", "superlink_up_seconds")}
+    terms = {k: getattr(result, k) for k in (*TERMS, *ROUND_TERMS)}
     if args.json:
         print(json.dumps({"path": str(path), **terms, "made": result.made}))
     else:
         ms = {k: f"{1000 * v:.2f} ms" for k, v in terms.items()}
         print(f"request {ms['request_seconds']}, SuperLink share {ms['superlink_down_seconds']} down / "
-              f"{ms['superlink_up_seconds']} up per other node; {result.made['seconds']} s; {path}")  # fmt: skip
+              f"{ms['superlink_up_seconds']} up per other node, pickup {ms['pickup_seconds']}, ClientApp turnaround "
+              f"{ms['turnaround_seconds']}; {result.made['seconds']} s; {path}")  # fmt: skip
     return 0

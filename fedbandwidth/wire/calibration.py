@@ -1,8 +1,9 @@
 """This machine's costs of moving a model through Flower, measured (`fedbandwidth calibrate`), not hard-coded.
 
 transfer.py's model needs two CPU terms: the processing of one object request (SuperNode + SuperLink) and
-the SuperLink's share of a request per other node moving a model at the same time. `calibrate` measures them
-on loopback: a deployment of one SuperNode (each model message's time at its relay, from the second round,
+the SuperLink's share of a request per other node moving a model at the same time; a round (plan.py) also
+waits for a node to pick its message up and for its ClientApp to turn the model around. `calibrate` measures
+them on loopback: a deployment of one SuperNode (each model message's time at its relay, from the second round,
 solved for the request time with transfer.py's own schedule) and one of two at once (solved for the share,
 per direction), the loopback's own rate measured through a relay first. The result is a small JSON file
 (default: the user's cache, ``~/.cache/fedbandwidth/calibration.json``; ``FEDBANDWIDTH_CALIBRATION`` or
@@ -27,6 +28,8 @@ from ..names import DOWN
 ENV = "FEDBANDWIDTH_CALIBRATION"  # a calibration file to use instead of the default path
 BUILT_IN = "built-in constants (fitted on one machine, 2026-11-28)"
 RERUN = "rerun `fedbandwidth calibrate`"
+TERMS = ("request_seconds", "superlink_down_seconds", "superlink_up_seconds")  # every calibration file has them
+ROUND_TERMS = ("pickup_seconds", "turnaround_seconds")  # files made before they were measured may lack them
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,9 @@ class Calibration:
     superlink_down_seconds: float = 0.008  # the SuperLink's share of a download request, per other node at once
     superlink_up_seconds: float = 0.012  # ... of an upload request (it hashes and stores each pushed object)
     loopback_bits_per_second: float = 0.0  # what loopback carried through a relay while calibrating (0: unknown)
+    pickup_seconds: float = 0.3  # from a round's models pushed to a node's download starting (its poll)
+    turnaround_seconds: float = 1.0  # from a node's download done to its upload starting, no compute (the
+    # ClientApp process Flower starts per message); these two built-in ones: seen here on 2026-12-03, busy
     source: str = BUILT_IN  # the file it was read from, or BUILT_IN
     made: dict = field(default_factory=dict)  # when, where, with what and how long calibrating took
 
@@ -63,7 +69,8 @@ def load(path: Path | None = None) -> Calibration:
         return Calibration()
     try:
         data = json.loads(where.read_text())
-        terms = {k: float(data[k]) for k in ("request_seconds", "superlink_down_seconds", "superlink_up_seconds")}
+        terms = {k: float(data[k]) for k in TERMS}
+        terms |= {k: float(data.get(k, getattr(Calibration, k))) for k in ROUND_TERMS}
         loopback = float(data.get("loopback_bits_per_second", 0.0))
     except (ValueError, KeyError, TypeError) as err:
         raise ConfigError(f"calibration: {where} is not a calibration file ({err}); {RERUN}") from None

@@ -10,8 +10,9 @@ a sampled client whose reply comes after the close is a straggler: its download 
 and its upload still crosses (as `fedbandwidth deploy` records a late reply), so both are wasted bytes.
 Each message is timed by `transfer.py`'s object-by-object model (its request turns, framing, the server's CPU
 terms from the calibration, the SuperLink's share per other sampled client) when a model is given, once per
-distinct link; else by the course's formula per client (latency + 8 x bytes / rate). A fleet's question is
-which clients finish, and the K-th fastest answers it.
+distinct link, and a client's round adds the calibration's pickup (its poll) and ClientApp turnaround; else
+by the course's formula per client (latency + 8 x bytes / rate). A fleet's question is which clients finish,
+and the K-th fastest answers it.
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def reply_seconds(fleet: Fleet, picked: np.ndarray, cfg: PlanConfig) -> np.ndarr
     sharing = ok.sum(axis=1, keepdims=True)
     if cfg.model is not None:
         moves = object_seconds(fleet, idx, sharing, cfg, DOWN) + object_seconds(fleet, idx, sharing, cfg, UP)
-        return np.where(ok, moves + cfg.local_steps * fleet.step_seconds[idx], np.inf)
+        turns = cfg.calibration.pickup_seconds + cfg.calibration.turnaround_seconds  # its poll, its ClientApp
+        return np.where(ok, moves + turns + cfg.local_steps * fleet.step_seconds[idx], np.inf)
     server_down = cfg.server_link.down_bits_per_second if cfg.server_link else None
     server_up = cfg.server_link.up_bits_per_second if cfg.server_link else None
     seconds = (

@@ -1,0 +1,175 @@
+"""A fleet's round time, measured on emulated hosts, next to `plan`'s prediction for that exact fleet.
+
+Six SuperNodes of tiny-gptneox on mixed links (two on 3G, 4G, home broadband, Wi-Fi, 5G), each behind its own
+shaped link and all behind one shaped server link; the no-op clients wait a compute delay before replying (the
+slowest one longer than any round); a round needs K = 3 replies and samples ceil(1.5 K) = 5 nodes (over-commit
+1.5), closing at the 3rd reply or the deadline. Each round: the seconds from its models pushed to its close
+(deploy's `rounds[].seconds`) next to the time wire/plan.py predicts for the nodes it sampled (their links,
+compute, the server link shared, transfer.py's object model with this machine's calibration); the bytes the
+ledger calls wasted (downloads without an in-time reply, late uploads) next to what those nodes' relays carried.
+Needs root (network namespaces). Results: results/fleet_validation.json (a run is appended; --report prints).
+
+    flock /work/coord/cpu.lock .venv/bin/python benchmarks/fleet_validation.py [--rounds 4]
+    .venv/bin/python benchmarks/fleet_validation.py --report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS = BENCH_DIR / "results" / "fleet_validation.json"
+WORK = BENCH_DIR.parent / "build" / "bench_fleet"
+MODEL = "tiny-gptneox"
+LINKS = "3G,3G,4G,home broadband,Wi-Fi,5G"
+COMPUTE = (1.0, 0.5, 2.0, 1.5, 3.0, 90.0)  # seconds node i waits before replying (node 5: always late)
+SERVER_LINK = "20/20/5"
+FRACTION, OVER_COMMIT, DEADLINE = 0.5, 1.5, 100.0  # K = 3 of 6, 5 sampled; no round lasts 100 s
+
+
+def deployed(rounds: int) -> tuple[dict, object]:
+    """The emulated deployment's summary and its config."""
+    from fedbandwidth.wire.engine import DeployConfig, deploy
+    from fedbandwidth.wire.links import parse_link, parse_links
+    from fedbandwidth.wire.report import deploy_summary
+
+    shutil.rmtree(WORK, ignore_errors=True)
+    cfg = DeployConfig(
+        supernodes=6,
+        rounds=rounds,
+        fraction=FRACTION,
+        out=WORK,
+        model=MODEL,
+        links=parse_links(LINKS),
+        over_commit=OVER_COMMIT,
+        deadline=DEADLINE,
+        compute_seconds=COMPUTE,
+        round_timeout=300,
+        server_link=parse_link(SERVER_LINK),
+    )
+    report = deploy_summary(deploy(cfg))
+    if not report["run"]["status"].endswith("completed"):
+        raise RuntimeError(f"the deployment ended {report['run']['status']}")
+    return report, cfg
+
+
+def last_deployment() -> tuple[dict, object]:
+    """The last deployment's summary (build/bench_fleet) and the config it ran with."""
+    from fedbandwidth.wire.engine import DeployConfig
+    from fedbandwidth.wire.links import parse_link, parse_links
+
+    cfg = DeployConfig(supernodes=6, links=parse_links(LINKS), server_link=parse_link(SERVER_LINK), model=MODEL)
+    return json.loads((WORK / "summary.json").read_text()), cfg
+
+
+def predicted(cfg, sampled: list[int], needed: int, message: int) -> float:
+    """wire/plan.py's close time of a round that sampled these partitions (one draw: the one that happened)."""
+    import numpy as np
+
+    from fedbandwidth.wire.calibration import load
+    from fedbandwidth.wire.fleet import Fleet
+    from fedbandwidth.wire.plan import PlanConfig, close_seconds, reply_seconds
+
+    links = [cfg.link_of(i) for i in range(cfg.supernodes)]
+    fleet = Fleet(
+        np.array([lk.down_bits_per_second for lk in links]),
+        np.array([lk.up_bits_per_second for lk in links]),
+        np.array([lk.latency_seconds for lk in links]),
+        np.array(COMPUTE),
+        np.ones(len(links)),
+        tuple(lk.name for lk in links),
+    )
+    plan = PlanConfig(message, message, 1, server_link=cfg.server_link, model=MODEL, calibration=load(cfg.calibration))
+    replies = reply_seconds(fleet, np.array([sampled]), plan)
+    return float(close_seconds(replies, needed, DEADLINE)[0])
+
+
+def round_rows(report: dict, cfg) -> list[dict]:
+    """Per round: sampled partitions, the late ones, measured and predicted seconds (closing at the replies that
+    came in time, as the round did), wasted download bytes in the ledger and what those nodes' relays carried."""
+    ids = {n["node_id"]: n["partition"] for n in report["nodes"]}
+    ledger = csv_rows(WORK / "ledger.csv")
+    windows = {(c["round"], c["partition"]): c for c in report["node_rounds"]}
+    message = report["model"]["message_payload_bytes"]
+    rows = []
+    for r in report["rounds"]:
+        mine = [x for x in ledger if int(x["round"]) == r["round"]]
+        sampled = sorted(ids[int(x["node_id"])] for x in mine if x["direction"] == "down")
+        in_time = {ids[int(x["node_id"])] for x in mine if x["direction"] == "up" and x["late"] != "True"}
+        late = [p for p in sampled if p not in in_time]
+        guess = predicted(cfg, sampled, max(len(in_time), 1), message)
+        relays = sum(windows[r["round"], p]["wire_bytes"]["down"] for p in late)
+        rows.append(
+            {
+                "round": r["round"],
+                "sampled": sampled,
+                "late": late,
+                "measured_seconds": r["seconds"],
+                "predicted_seconds": round(guess, 3),
+                "ratio": round(r["seconds"] / guess, 4),
+                "wasted_down_bytes_ledger": message * len(late),
+                "late_downloads_relay_bytes": relays,
+            }
+        )
+    return rows
+
+
+def csv_rows(path: Path) -> list[dict]:
+    """A CSV's rows as dicts."""
+    import csv
+
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def main() -> None:
+    """Run (or --report) the validation."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=4, help="rounds of the deployment (default 4)")
+    parser.add_argument("--report", action="store_true", help="print the results file's runs and exit")
+    parser.add_argument("--again", action="store_true", help="analyse the last deployment (build/) again, no run")
+    args = parser.parse_args()
+    runs = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+    if not args.report:
+        started = time.time()
+        report, cfg = last_deployment() if args.again else deployed(args.rounds)
+        runs = runs[:-1] if args.again else runs
+        rows = round_rows(report, cfg)
+        ratios = [r["ratio"] for r in rows if r["round"] > 1]  # round 1 also fetches the app, starts processes
+        runs.append(
+            {
+                "unix_time": round(started),
+                "load": os.getloadavg()[0],
+                "links": LINKS,
+                "server_link": SERVER_LINK,
+                "compute_seconds": COMPUTE,
+                "calibration": report["calibration"]["source"],
+                "wasted_bytes": report["wasted_bytes"],
+                "rounds": rows,
+                "median_ratio_from_round_2": statistics.median(ratios) if ratios else None,
+            }
+        )
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(runs, indent=2) + "\n")
+    for run in runs:
+        print(
+            f"run at {time.strftime('%Y-%m-%d %H:%M', time.gmtime(run['unix_time']))} (load {run['load']:.1f}), "
+            f"calibration: {run['calibration']}; median measured/predicted from round 2: "
+            f"{run['median_ratio_from_round_2']}; wasted (ledger) {run['wasted_bytes']}"
+        )
+        for r in run["rounds"]:
+            print(
+                f"  round {r['round']}: sampled {r['sampled']}, late {r['late']}: {r['measured_seconds']} s measured, "
+                f"{r['predicted_seconds']} s predicted; late downloads {r['wasted_down_bytes_ledger']:,} B, "
+                f"their relays {r['late_downloads_relay_bytes']:,} B"
+            )
+
+
+if __name__ == "__main__":
+    main()
