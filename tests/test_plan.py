@@ -127,3 +127,15 @@ def test_a_fleet_csv_with_a_negative_rate_is_one_line_exit_2(tmp_path):
     path.write_text("down_mbit,up_mbit,latency_ms,step_seconds\n10,5,20,0.1\n-3,5,20,0.1\n")
     code, _, err = cli("--fleet", str(path))
     assert code == 2 and err.count("\n") == 1 and "has a down_mbit <= 0: -3" in err
+
+
+def test_a_study_setting_plans_its_mean_rounds_to_target_rounded_up(tmp_path):
+    from fedbandwidth.checks import ConfigError
+    from fedbandwidth.cli.plan import study_rounds
+
+    summary = tmp_path / "compression_summary.json"
+    settings = [{"name": "int8", "rounds_to_target_mean": 3.4}, {"name": "top-k", "rounds_to_target_mean": None}]
+    summary.write_text(json.dumps({"regimes": {"scratch": {"settings": settings}}}))
+    assert study_rounds("int8", summary) == 4
+    with pytest.raises(ConfigError, match="'top-k' has no rounds to L\\*"):  # a seed never reached it
+        study_rounds("top-k", summary)

@@ -180,7 +180,9 @@ def test_summary_has_the_issues_schema_and_only_a_setting_every_seed_reached_can
         "up_bytes_to_target_mean",
         "down_bytes_to_target_mean",
         "total_bytes_to_target_mean",
+        "rounds_to_target_mean",  # what `plan --study-setting` reads
     }
+    assert reference["rounds_to_target_mean"] == 3.0  # every seed reached 2.02 in round 3
     assert (reference["seeds"], reference["lr"], reference["rounds"], reference["local_steps"]) == (
         [0, 1, 2],
         0.002,
@@ -191,7 +193,7 @@ def test_summary_has_the_issues_schema_and_only_a_setting_every_seed_reached_can
     int8, down = regime["settings"]
     assert set(int8) == {"name", "command", "seeds", "lr", "seeds_reaching_target", "up_bytes_to_target_mean",
                          "down_bytes_to_target_mean", "total_bytes_to_target_mean", "ratio_total", "ratio_up",
-                         "final_loss_mean", "final_loss_sd"}  # fmt: skip
+                         "final_loss_mean", "final_loss_sd", "rounds_to_target_mean"}  # fmt: skip
     assert (int8["seeds"], int8["lr"], int8["seeds_reaching_target"]) == ([0, 1, 2], 0.004, 3)
     assert int8["command"][-2:] == ["--max-rounds", "6"] and int8["ratio_total"] == pytest.approx(1.0)
     assert (down["seeds"], down["ratio_up"], down["ratio_total"]) == (

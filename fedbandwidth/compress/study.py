@@ -56,11 +56,13 @@ def mean_sd(values) -> tuple[float, float]:
 
 
 def to_target_means(rows, factor: float = HEADLINE) -> dict:
-    """Mean up, down and total bytes to the target over the seeds; None unless every seed reached it."""
-    _, up, down, total = target_columns(factor)
+    """Mean up, down and total bytes to the target over the seeds, and the mean round that reached it (what
+    `plan --study-setting` reads); None unless every seed reached it."""
+    reached, up, down, total = target_columns(factor)
     every = len(rows) > 0 and rows[total].notna().all()
-    return {f"{d}_bytes_to_target_mean": float(rows[c].astype(float).mean()) if every else None
-            for d, c in zip(DIRECTIONS, (up, down, total), strict=True)}  # fmt: skip
+    means = {f"{d}_bytes_to_target_mean": float(rows[c].astype(float).mean()) if every else None
+             for d, c in zip(DIRECTIONS, (up, down, total), strict=True)}  # fmt: skip
+    return {**means, "rounds_to_target_mean": float(rows[reached].astype(float).mean()) if every else None}
 
 
 def ratio(reference: float | None, setting: float | None) -> float | None:
