@@ -55,3 +55,23 @@ def plot_timeline(timing, ax=None):
     ax.plot([], [], color="black", label="predicted by the link model")
     ax.legend(fontsize="small", loc="lower right")
     return ax
+
+
+def plot_lever_times(rows: list[dict], regime: str, ax=None):
+    """Time to L* per setting (a row each) on each fleet (a bar each, mean +- sd over seeds), log seconds."""
+    ax = axes_or_new(ax)
+    mine = [r for r in rows if r["regime"] == regime]
+    settings = list(dict.fromkeys(r["setting"] for r in mine))
+    fleets = list(dict.fromkeys(r["fleet"] for r in mine))
+    height = 0.8 / max(len(fleets), 1)
+    for j, fleet in enumerate(fleets):
+        cells = {r["setting"]: r for r in mine if r["fleet"] == fleet}
+        y = np.arange(len(settings)) + j * height
+        x = [cells[s]["seconds_mean"] if s in cells else np.nan for s in settings]
+        err = [cells[s]["seconds_sd"] if s in cells else 0.0 for s in settings]
+        ax.barh(y, x, height=height, xerr=err, label=fleet)
+    ax.set_yticks(np.arange(len(settings)) + 0.4 - height / 2, settings)
+    ax.set(xscale="log", xlabel="seconds to L* (mean +- sd over seeds)", title=f"{regime}: which lever finishes first")
+    ax.invert_yaxis()
+    ax.legend(fontsize="small")
+    return ax

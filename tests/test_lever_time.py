@@ -1,0 +1,31 @@
+"""Time to L* of a study setting on a fleet: rounds x (the K-th reply's round, compute and codec included)."""
+
+from __future__ import annotations
+
+import pytest
+
+from fedbandwidth.wire.calibration import Calibration
+from fedbandwidth.wire.lever_time import FLEETS, LeverRun, lever_table, time_to_target
+from fedbandwidth.wire.links import PROFILES
+from fedbandwidth.wire.plots import plot_lever_times
+
+RUN = LeverRun(rounds=4, down_bytes=9_000_000, up_bytes=1_000_000, client_seconds=2.5, clients=5, fraction=1.0)
+TURNS = Calibration(pickup_seconds=0.25, turnaround_seconds=0.75)
+
+
+def test_on_equal_links_every_round_is_one_clients_whole_round():
+    link = PROFILES["home broadband"]
+    one_round = (2 * link.latency_seconds + 8 * RUN.down_bytes / link.down_bits_per_second + 2.5 + 1.0
+                 + 8 * RUN.up_bytes / link.up_bits_per_second)  # fmt: skip
+    assert time_to_target(RUN, "home broadband:1", TURNS) == pytest.approx(4 * one_round)
+
+
+def test_the_table_has_every_fleet_for_every_setting_with_the_spread_of_its_seeds():
+    fast = LeverRun(rounds=2, down_bytes=9_000_000, up_bytes=1_000_000, client_seconds=2.5, clients=5, fraction=1.0)
+    rows = lever_table({("scratch", "int8"): [RUN, fast]}, TURNS)
+    assert [r["fleet"] for r in rows] == list(FLEETS) and {r["seeds"] for r in rows} == {2}
+    home = rows[1]
+    assert home["seconds_mean"] == pytest.approx(0.75 * time_to_target(RUN, "home broadband:1", TURNS))
+    assert home["seconds_sd"] > 0
+    ax = plot_lever_times(rows, "scratch")
+    assert len(ax.patches) == 3 and ax.get_xscale() == "log"
