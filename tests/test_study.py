@@ -181,7 +181,9 @@ def test_summary_has_the_issues_schema_and_only_a_setting_every_seed_reached_can
         "down_bytes_to_target_mean",
         "total_bytes_to_target_mean",
         "rounds_to_target_mean",  # what `plan --study-setting` reads
+        "flattened",  # every seed's validation loss < 1% better over its last quarter
     }
+    assert reference["flattened"]  # 1.9 -> 1.895
     assert reference["rounds_to_target_mean"] == 3.0  # every seed reached 2.02 in round 3
     assert (reference["seeds"], reference["lr"], reference["rounds"], reference["local_steps"]) == (
         [0, 1, 2],

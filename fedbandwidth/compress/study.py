@@ -15,7 +15,7 @@ import json
 import numpy as np
 
 from .study_plan import REFERENCE, REFERENCE_STAGE, SETTING, split_of
-from .study_rows import HEADLINE, TARGET_FACTORS, target_columns, with_targets
+from .study_rows import HEADLINE, TARGET_FACTORS, flattened, losses_of, target_columns, with_targets
 
 MIN_SEEDS = 3  # a setting can be best only once it ran at this many seeds, every one reaching L*
 DIRECTIONS = ("up", "down", "total")
@@ -71,13 +71,15 @@ def ratio(reference: float | None, setting: float | None) -> float | None:
 
 
 def reference_summary(rows) -> dict:
-    """The reference over its seeds: its command, lr, split, final test loss and bytes to L*."""
+    """The reference over its seeds: its command, lr, split, final test loss, bytes to L*, and whether every
+    seed's validation loss had flattened (< 1% better over its last quarter; the plan stops doubling anyway)."""
     command = json.loads(rows.command.iloc[0])
     rounds, steps = split_of(command)
     loss_mean, loss_sd = mean_sd(rows.final_test_loss)
+    flat = all(flattened(losses_of(row, "val")) for _, row in rows.iterrows())
     return {"command": command, "seeds": [int(s) for s in rows.seed], "lr": float(rows.lr.iloc[0]),
             "rounds": rounds, "local_steps": steps, "final_loss_mean": loss_mean, "final_loss_sd": loss_sd,
-            **to_target_means(rows)}  # fmt: skip
+            "flattened": flat, **to_target_means(rows)}  # fmt: skip
 
 
 def setting_summary(rows, reference: dict) -> dict:

@@ -68,7 +68,8 @@ def findings_markdown(summary: dict, frame) -> list[str]:
     for regime, result in summary["regimes"].items():
         reference = result["reference"]
         star = result["targets"][str(HEADLINE)]
-        label = f"reference (float32, {reference['rounds']} x {reference['local_steps']} steps; L* = {star:.4f})"
+        flat = "" if reference.get("flattened", True) else ", not flattened"
+        label = f"reference (float32, {reference['rounds']} x {reference['local_steps']} steps{flat}; L* = {star:.4f})"
         lines.append(markdown_row(reference_rows(frame, regime), regime, reference, label))
         lines += [
             markdown_row(setting_rows(frame, regime, s["name"]), regime, s, s["name"]) for s in result["settings"]
