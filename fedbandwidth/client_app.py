@@ -1,7 +1,10 @@
 """No-op clients, as in the lesson: they send back the model they received, without training.
 
 Ray actors import this module, so it stays light: flwr and numpy only, no torch, no model.
-Two flavours: ``legacy_app`` (the course's ``NumPyClient``) and ``app`` (Flower's Message API). The Message-API
+Two flavours: ``legacy_app`` (the legacy API, as the course) and ``app`` (Flower's Message API). The course's
+client is ``NoOpClient``, a ``NumPyClient``; the apps hand each node an ``EchoClient``, the same reply without
+NumPyClient's round trip (Flower's wrapper deserializes the parameters into arrays and serializes the same arrays
+again: byte for byte what came in), which is most of a legacy round's cost here. The Message-API
 app reads the run config's ``client``: ``"echo"`` (the default) or ``"perturb"``, which changes every array a
 little, as training would, so a deployment's uplink really carries every byte (Flower does not upload objects
 the SuperLink still holds, and an echoed array is one of them). A node whose node config has ``compute-seconds``
@@ -17,6 +20,7 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.client import Client, NumPyClient
 from flwr.clientapp import ClientApp
+from flwr.common import Code, EvaluateIns, EvaluateRes, FitIns, FitRes, Status
 
 from .checks import check_choice
 from .names import ARRAYS, CLIENTS, COMPUTE_SECONDS, METRICS, NUM_EXAMPLES, PARTITION_ID
@@ -39,9 +43,23 @@ class NoOpClient(NumPyClient):
         return 0.0, 1, {"accuracy": 0.0}
 
 
+class EchoClient(Client):
+    """NoOpClient's replies, built without NumPyClient's wrapper: fit hands back the Parameters it received."""
+
+    def fit(self, ins: FitIns) -> FitRes:
+        """The received model, as it came (no training here)."""
+        return FitRes(status=Status(code=Code.OK, message="Success"), parameters=ins.parameters, num_examples=1,
+                      metrics={})  # fmt: skip
+
+    def evaluate(self, ins: EvaluateIns) -> EvaluateRes:
+        """A dummy loss (no evaluation here)."""
+        return EvaluateRes(status=Status(code=Code.OK, message="Success"), loss=0.0, num_examples=1,
+                           metrics={"accuracy": 0.0})  # fmt: skip
+
+
 def client_fn(context: Context) -> Client:
     """Build the no-op client for one SuperNode."""
-    return NoOpClient().to_client()
+    return EchoClient()
 
 
 def make_legacy_app(fail_partitions: Collection[int] = (), mods: list | None = None) -> ClientApp:
