@@ -129,6 +129,18 @@ TIME_STAGES = [
         "aggregate_arrayrecords",
     ),
     ("Flower", "Array from numpy (serializes the aggregate)", "app/message/array.py", "from_numpy_ndarray"),
+    (
+        "Flower",
+        "legacy compat: Parameters -> ArrayRecord",
+        "compat/common/recorddict_compat.py",
+        "parameters_to_arrayrecord",
+    ),
+    (
+        "Flower",
+        "legacy compat: ArrayRecord -> Parameters",
+        "compat/common/recorddict_compat.py",
+        "arrayrecord_to_parameters",
+    ),
     ("ours", "average_parameters (zero-copy, legacy)", "fedbandwidth/tracking.py", "average_parameters"),
     ("ours", "average_records (zero-copy, Message API)", "fedbandwidth/tracking.py", "average_records"),
     ("ours", "share_sent_buffers (a reply shares the sent bytes)", "fedbandwidth/backends.py", "share_sent_buffers"),

@@ -7,6 +7,7 @@ data (an ``.npy`` file: header + raw tensor bytes) plus the length of its key.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from collections.abc import Iterable
@@ -29,8 +30,19 @@ def npy_header_length(shape: tuple[int, ...], dtype: str = "float32") -> int:
 
 
 def npy_header(data: bytes) -> tuple[tuple[int, ...], bool, np.dtype, int]:
-    """Shape, Fortran order, dtype and header length of a serialized .npy array, read from its header only."""
-    stream = io.BytesIO(data[:4096])  # headers are < 4 KiB; never copy the tensor itself
+    """Shape, Fortran order, dtype and header length of a serialized .npy array, read from its header only
+    (parsed once per distinct header: a round's messages repeat the model's few dozen)."""
+    length = {1: (8, 10), 2: (8, 12)}.get(data[6]) if len(data) > 12 else None  # where the header's length is
+    if length is None:
+        return parsed_header(bytes(data[:4096]))  # numpy says what is wrong with it
+    size = length[1] + int.from_bytes(data[length[0] : length[1]], "little")
+    return parsed_header(bytes(data[:size]))
+
+
+@functools.lru_cache(maxsize=4096)
+def parsed_header(header: bytes) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """Shape, Fortran order, dtype and length of a .npy header (numpy's own parser)."""
+    stream = io.BytesIO(header)  # headers are < 4 KiB; never the tensor itself
     read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}[
         np.lib.format.read_magic(stream)
     ]
