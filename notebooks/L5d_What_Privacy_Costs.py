@@ -112,6 +112,10 @@ print(f"plain FedAvg {plain_round:,.0f} B a round; SecAgg+ {secagg_round:,.0f} B
       f"({secagg_round / plain_round:.2f}x)")
 
 # %% [markdown]
+# The same workflow runs on a real Deployment Engine: `fedbandwidth deploy --secagg --supernodes 3 --model
+# tiny-gptneox` (with the same `--secagg-*` settings) sets the Flower App's run config (`secagg = true`), and
+# its summary holds the same stages, measured at the Grid next to the formula (equal to the byte; README).
+#
 # ## Flower's 2 GiB ceiling
 #
 # A `ConfigRecord` is one object: Flower cuts ArrayRecords into 5 MiB chunks, not it. So the masked
