@@ -139,3 +139,25 @@ def test_a_study_setting_plans_its_mean_rounds_to_target_rounded_up(tmp_path):
     assert study_rounds("int8", summary) == 4
     with pytest.raises(ConfigError, match="'top-k' has no rounds to L\\*"):  # a seed never reached it
         study_rounds("top-k", summary)
+
+
+def test_adapters_are_timed_by_their_own_objects(tmp_path):
+    """Rank-8 adapters of smollm2-135m: 240 small arrays, each its own request, not the base model's objects."""
+    from fedbandwidth.forecast import ForecastConfig, message_specs
+    from fedbandwidth.shapes import default_targets
+    from fedbandwidth.wire.calibration import Calibration, save
+    from fedbandwidth.wire.links import LinkProfile
+    from fedbandwidth.wire.transfer import array_objects, message_seconds
+
+    path = save(Calibration(pickup_seconds=0.0, turnaround_seconds=0.0), tmp_path / "calibration.json")
+    code, out, _ = cli("--links", "8/8/20", "--model", "smollm2-135m", "--lora-rank", "8", "--calibration", str(path),
+                       "--json")  # fmt: skip
+    from fedbandwidth.adapters import LoraSpec
+    from fedbandwidth.payload import npy_header_length
+
+    specs = message_specs(ForecastConfig("smollm2-135m", lora=LoraSpec(8, default_targets("smollm2-135m"))))
+    objects = array_objects([npy_header_length(s.shape, s.dtype) + 4 * s.numel for s in specs])
+    link = LinkProfile.from_mbit("8/8/20", 8, 8, 20)
+    seconds = sum(message_seconds("smollm2-135m", link, d, objects=objects) for d in ("down", "up")) + 0.1
+    assert code == 0 and json.loads(out)["rounds"][0]["seconds_median"] == pytest.approx(seconds)
+    assert seconds < 20  # the whole model's objects would take minutes on 8 Mbit/s

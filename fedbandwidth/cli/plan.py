@@ -52,15 +52,21 @@ def study_rounds(name: str, summary: Path = SUMMARY) -> int:
     return int(-(-float(rounds) // 1))
 
 
-def message_bytes(args: argparse.Namespace) -> int:
-    """Payload bytes of one train message of the model (or its adapters), as predict forecasts it."""
+def message_bytes(args: argparse.Namespace) -> tuple[int, tuple[int, ...]]:
+    """(payload bytes, objects) of one train message of the model (or its adapters), as predict forecasts it."""
+    import numpy as np
+
     from ..adapters import LoraSpec
-    from ..forecast import ForecastConfig, forecast
+    from ..forecast import ForecastConfig, forecast, message_specs
+    from ..payload import npy_header_length
     from ..shapes import default_targets
+    from ..wire.transfer import array_objects
 
     lora = None if args.lora_rank is None else LoraSpec(args.lora_rank, default_targets(args.model))
-    report = forecast(ForecastConfig(args.model, lora=lora, api="message", lora_rule=args.lora_rule))
-    return report["message"]["payload_bytes"]
+    cfg = ForecastConfig(args.model, lora=lora, api="message", lora_rule=args.lora_rule)
+    specs = message_specs(cfg)
+    objects = array_objects([npy_header_length(s.shape, s.dtype) + s.numel * np.dtype(s.dtype).itemsize for s in specs])
+    return forecast(cfg)["message"]["payload_bytes"], objects
 
 
 MAX_CODEC_PARAMETERS = 500_000_000  # a codec's bytes are counted on an encoded random model of this size at most
@@ -101,15 +107,15 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     rounds = study_rounds(args.study_setting) if args.study_setting else args.rounds
     fleet = load_fleet(args.fleet, args.links, args.supernodes, args.step_seconds)
-    message = message_bytes(args)
+    message, objects = message_bytes(args)
     if (args.up_codec or args.down_codec) and args.lora_rank is not None:
         raise ConfigError("--up-codec/--down-codec: plan encodes the whole model; not with --lora-rank")
     down, down_objects = (
-        codec_message(args.model, args.down_codec, "down-codec") if args.down_codec else (message, None)
+        codec_message(args.model, args.down_codec, "down-codec") if args.down_codec else (message, objects)
     )
-    up, up_objects = codec_message(args.model, args.up_codec, "up-codec") if args.up_codec else (message, None)
+    up, up_objects = codec_message(args.model, args.up_codec, "up-codec") if args.up_codec else (message, objects)
     server = parse_link(args.server_link) if args.server_link else None
-    timed = args.time_model == "objects" and args.lora_rank is None  # adapters' objects: not modelled yet
+    timed = args.time_model == "objects"
     calibration = load_calibration(args.calibration)
     cfg = PlanConfig(down, up, args.local_steps, args.fraction, args.over_commit, args.deadline, server,
                      rounds, args.trials, args.seed, args.model if timed else None, down_objects, up_objects,
