@@ -142,8 +142,10 @@ def test_a_study_setting_plans_its_mean_rounds_to_target_rounded_up(tmp_path):
 
 
 def test_adapters_are_timed_by_their_own_objects(tmp_path):
-    """Rank-8 adapters of smollm2-135m: 240 small arrays, each its own request, not the base model's objects."""
+    """Rank-8 adapters of smollm2-135m: 120 small arrays, each its own requests, not the base model's objects."""
+    from fedbandwidth.adapters import LoraSpec
     from fedbandwidth.forecast import ForecastConfig, message_specs
+    from fedbandwidth.payload import npy_header_length
     from fedbandwidth.shapes import default_targets
     from fedbandwidth.wire.calibration import Calibration, save
     from fedbandwidth.wire.links import LinkProfile
@@ -152,8 +154,6 @@ def test_adapters_are_timed_by_their_own_objects(tmp_path):
     path = save(Calibration(pickup_seconds=0.0, turnaround_seconds=0.0), tmp_path / "calibration.json")
     code, out, _ = cli("--links", "8/8/20", "--model", "smollm2-135m", "--lora-rank", "8", "--calibration", str(path),
                        "--json")  # fmt: skip
-    from fedbandwidth.adapters import LoraSpec
-    from fedbandwidth.payload import npy_header_length
 
     specs = message_specs(ForecastConfig("smollm2-135m", lora=LoraSpec(8, default_targets("smollm2-135m"))))
     objects = array_objects([npy_header_length(s.shape, s.dtype) + 4 * s.numel for s in specs])
