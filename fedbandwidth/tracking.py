@@ -131,19 +131,32 @@ def scratch_buffer() -> np.ndarray:
 
 
 def average_parameters(results: list) -> list[np.ndarray]:
-    """Flower's legacy aggregate_inplace, bit for bit, reading each reply's arrays as views of its bytes."""
+    """Flower's legacy aggregate_inplace, bit for bit, reading each reply's arrays as views of its bytes, one
+    tensor of every reply at a time (read once, each is let go of once summed)."""
     total = sum(res.num_examples for _, res in results)
     factors = np.asarray([res.num_examples / total for _, res in results])  # np.float64, as Flower's
-    params: list[np.ndarray] = []
+    counts = {len(res.parameters.tensors) for _, res in results}
+    if len(counts) > 1:
+        raise ValueError("replies carry different numbers of arrays")
+    tensors = [iter(res.parameters.tensors) for _, res in results]
     scratch = scratch_buffer()
-    for i, (_, res) in enumerate(results):
-        views = (npy_view(tensor) for tensor in res.parameters.tensors)
-        if i == 0:
-            params = [np.multiply(x, legacy_factor(x, factors[0]), out=np.empty(x.shape, x.dtype)) for x in views]
-            continue
-        for acc, x in zip(params, views, strict=True):
-            add_product(acc, x, legacy_factor(x, factors[i]), scratch, x.dtype)  # Flower: x *= f, then acc += x
-    return params
+    return [weighted_sum([npy_view(next(t)) for t in tensors], factors, scratch) for _ in range(max(counts, default=0))]
+
+
+def weighted_sum(xs: list[np.ndarray], factors, scratch: np.ndarray) -> np.ndarray:
+    """x0 * f0 + x1 * f1 + ... in Flower's order (the first product, then each next one added, every product in
+    its array's dtype), a cache-sized chunk of every reply at a time: the sum stays in cache while they stream by."""
+    acc = np.empty(xs[0].shape, xs[0].dtype)
+    flat_acc, flats = acc.reshape(-1), [x.reshape(-1) for x in xs]
+    scaled = [(x, legacy_factor(x, f), scratch.view(x.dtype)) for x, f in zip(flats, factors, strict=True)]
+    for start in range(0, flat_acc.size, CHUNK):
+        into = flat_acc[start : start + CHUNK]
+        first, factor, _ = scaled[0]
+        np.multiply(first[start : start + CHUNK], factor, out=into)
+        for x, factor, product in scaled[1:]:  # Flower: x *= f, then acc += x
+            part = x[start : start + CHUNK]
+            np.add(into, np.multiply(part, factor, out=product[: part.size]), out=into)
+    return acc
 
 
 def array_view(array: Array) -> np.ndarray:
