@@ -94,14 +94,16 @@ def round_rows(report: dict, cfg) -> list[dict]:
     """Per round: sampled partitions, the late ones, measured and predicted seconds (closing at the replies that
     came in time, as the round did), wasted download bytes in the ledger and what those nodes' relays carried."""
     ids = {n["node_id"]: n["partition"] for n in report["nodes"]}
-    ledger = csv_rows(WORK / "ledger.csv")
+    from fedbandwidth.ledger import Ledger
+
+    ledger = Ledger.from_csv(WORK / "ledger.csv").transfers
     windows = {(c["round"], c["partition"]): c for c in report["node_rounds"]}
     message = report["model"]["message_payload_bytes"]
     rows = []
     for r in report["rounds"]:
-        mine = [x for x in ledger if int(x["round"]) == r["round"]]
-        sampled = sorted(ids[int(x["node_id"])] for x in mine if x["direction"] == "down")
-        in_time = {ids[int(x["node_id"])] for x in mine if x["direction"] == "up" and x["late"] != "True"}
+        mine = [t for t in ledger if t.round == r["round"]]
+        sampled = sorted(ids[t.node_id] for t in mine if t.direction == "down")
+        in_time = {ids[t.node_id] for t in mine if t.direction == "up" and not t.late}
         late = [p for p in sampled if p not in in_time]
         guess = predicted(cfg, sampled, max(len(in_time), 1), message)
         relays = sum(windows[r["round"], p]["wire_bytes"]["down"] for p in late)
@@ -118,14 +120,6 @@ def round_rows(report: dict, cfg) -> list[dict]:
             }
         )
     return rows
-
-
-def csv_rows(path: Path) -> list[dict]:
-    """A CSV's rows as dicts."""
-    import csv
-
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def main() -> None:

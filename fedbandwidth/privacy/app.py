@@ -51,6 +51,11 @@ CASTS = {"clipping_range": float, "pack": bool}  # the others are integers
 CLIENT_KEYS = ("secagg-quantization-range", "secagg-modulus-range", "secagg-pack")  # what a client needs to know
 
 
+def given_fields(run_config: dict, keys=tuple(KEYS)) -> dict:
+    """The SecAggConfig fields the run config gives among `keys`, each cast to its type."""
+    return {KEYS[k]: CASTS.get(KEYS[k], int)(run_config[k]) for k in keys if k in run_config}
+
+
 def secagg_config(run_config: dict, settings: AppSettings) -> SecAggConfig | None:
     """The SecAgg+ run the run config asks for (None without ``secagg``); ConfigError names a bad key."""
     if not run_config.get(SECAGG, False):
@@ -59,7 +64,7 @@ def secagg_config(run_config: dict, settings: AppSettings) -> SecAggConfig | Non
         raise ConfigError(
             f"fraction-train must be 1.0 with secagg (every node aggregates), got {settings.fraction_train}"
         )
-    given = {field: CASTS.get(field, int)(run_config[key]) for key, field in KEYS.items() if key in run_config}
+    given = given_fields(run_config)
     return SecAggConfig(supernodes=settings.min_available_nodes, rounds=settings.num_server_rounds, **given)
 
 
@@ -126,9 +131,7 @@ class SwitchingClientApp(ClientApp):
     def __call__(self, message: Message, context: Context) -> Message:
         if not context.run_config.get(SECAGG, False):
             return plain_client(message, context)
-        given = {
-            KEYS[k]: CASTS.get(KEYS[k], int)(context.run_config[k]) for k in CLIENT_KEYS if k in context.run_config
-        }
+        given = given_fields(context.run_config, CLIENT_KEYS)
         key = tuple(sorted(given.items()))
         if key not in self.secagg:
             self.secagg[key] = secagg_client_app(SecAggConfig(**given))
