@@ -8,7 +8,16 @@ from flwr.server.strategy import FedAvg as LegacyFedAvg
 from flwr.serverapp.strategy import FedAvg
 
 from fedbandwidth.ledger import Ledger
-from fedbandwidth.tracking import BandwidthTrackingFedAvg, MessageTrackingFedAvg, ReadOnceRecord, ReadOnceTensors
+from fedbandwidth.tracking import (
+    CHUNK,
+    PARALLEL_FROM,
+    BandwidthTrackingFedAvg,
+    MessageTrackingFedAvg,
+    ReadOnceRecord,
+    ReadOnceTensors,
+)
+
+BIG = PARALLEL_FROM + CHUNK // 3 + 1  # elements of an array big enough to be summed in two threads
 
 
 @pytest.fixture(autouse=True)
@@ -91,7 +100,7 @@ def test_empty_parameters_stay_valid():
 
 
 def awkward_models(count: int = 10, seed: int = 1) -> list[list[np.ndarray]]:
-    """`count` models of every kind of array an average meets: float32/16/64, ints, 0-d, empty, one big layer."""
+    """`count` models of every kind of array an average meets: float32/16/64, ints, 0-d, empty, big layers."""
     rng = np.random.default_rng(seed)
     return [
         [
@@ -101,6 +110,8 @@ def awkward_models(count: int = 10, seed: int = 1) -> list[list[np.ndarray]]:
             rng.integers(-50, 50, (3, 4)),
             np.array(rng.standard_normal(), dtype=np.float32),
             np.zeros((0, 7), np.float32),
+            rng.standard_normal(BIG, dtype=np.float32),  # summed in two halves at once, the halves uneven
+            rng.standard_normal((BIG // 7, 7)).astype(np.float16),
         ]
         for _ in range(count)
     ]
