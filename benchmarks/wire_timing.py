@@ -4,9 +4,11 @@ One emulated deployment per (profile, TLS) with a single SuperNode (so no other 
 two cores; ``--nodes 2`` puts two on the profile), 2 rounds, the perturbing client: 4 model messages each.
 pythia-14m where the model predicts a message takes at most a minute on the link, else the toy tiny-gptneox
 (1.85 MB a message). Each run's timing entries are appended to results/wire_timing.json as it finishes (a
-rerun skips what is there), so the sweep can run in chunks, each under the CPU lock:
+rerun skips what is there), so the sweep can run in chunks, each under the CPU lock. A sweep has a name
+(`--sweep`) and is predicted with the calibration it ran under (`--calibration F`, else the default path's,
+else the built-in terms; kept in the results file by sweep), so two sweeps an hour apart stand side by side:
 
-    flock /work/coord/cpu.lock .venv/bin/python benchmarks/wire_timing.py --profiles 4G,5G
+    flock /work/coord/cpu.lock .venv/bin/python benchmarks/wire_timing.py --sweep A --calibration F --profiles 4G,5G
     .venv/bin/python benchmarks/wire_timing.py --report      # the table, from the results file
 """
 
@@ -17,11 +19,13 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results" / "wire_timing.json"
 WORK = BENCH_DIR.parent / "build" / "bench_wire"
+FIRST_SWEEP = "2026-11 built-in"  # the entries measured before sweeps had names (built-in CPU terms)
 MINUTE = 60.0  # a message predicted longer than this on a link gets the smaller model
 SMALL_MODEL = "tiny-gptneox"
 
@@ -35,7 +39,7 @@ def model_for(link) -> str:
     return "pythia-14m" if slowest <= MINUTE else SMALL_MODEL
 
 
-def run_one(profile: str, tls: bool, rounds: int, repeat: int = 0, nodes: int = 1) -> tuple[list, list]:
+def run_one(profile: str, tls: bool, rounds: int, repeat: int = 0, nodes: int = 1, sweep: str = "") -> tuple:
     """One emulated deployment, `nodes` SuperNodes on the profile; its timing and kernel entries, tagged."""
     from fedbandwidth.wire.engine import DeployConfig, deploy
     from fedbandwidth.wire.links import PROFILES
@@ -50,6 +54,8 @@ def run_one(profile: str, tls: bool, rounds: int, repeat: int = 0, nodes: int = 
     if not report["run"]["status"].endswith("completed"):
         raise RuntimeError(f"{profile} tls={tls}: {report['run']['status']}")
     tags = {
+        "sweep": sweep,
+        "unix_time": round(time.time()),
         "profile": profile,
         "tls": tls,
         "model": model,
@@ -60,13 +66,24 @@ def run_one(profile: str, tls: bool, rounds: int, repeat: int = 0, nodes: int = 
     return [{**tags, **t} for t in report["timing"]], [{**tags, **k} for k in report["kernel"]]
 
 
-def load(key: str = "entries") -> list[dict]:
-    """The timing entries (or, key="kernel", the kernel-vs-relay entries) measured so far."""
-    return json.loads(RESULTS.read_text()).get(key, []) if RESULTS.exists() else []
+def load(key: str = "entries"):
+    """The timing entries (or, key="kernel", the kernel-vs-relay entries; "calibrations", each sweep's) so far."""
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    if key == "calibrations":
+        return data.get(key, {})
+    return [{"sweep": FIRST_SWEEP, **e} for e in data.get(key, [])]
 
 
-def save(entries: list[dict], kernel: list[dict]) -> None:
-    """Write the timing and kernel entries with the machine facts."""
+def calibration_of(sweep: str, calibrations: dict):
+    """The calibration `sweep` is predicted with: the one kept for it, else the built-in terms."""
+    from fedbandwidth.wire.calibration import Calibration
+
+    kept = calibrations.get(sweep)
+    return Calibration(**{k: v for k, v in kept.items() if k != "made"}) if kept else Calibration()
+
+
+def save(entries: list[dict], kernel: list[dict], calibrations: dict) -> None:
+    """Write the timing and kernel entries and each sweep's calibration with the machine facts."""
     import flwr
 
     facts = {
@@ -76,11 +93,12 @@ def save(entries: list[dict], kernel: list[dict]) -> None:
         "conditions": "each run under flock /work/coord/cpu.lock (no other CPU-heavy job on the 2 cores); "
         "load = 1-minute load average as the run ended, its own processes included",
     }
-    RESULTS.write_text(json.dumps({"machine": facts, "entries": entries, "kernel": kernel}, indent=1) + "\n")
+    data = {"machine": facts, "calibrations": calibrations, "entries": entries, "kernel": kernel}
+    RESULTS.write_text(json.dumps(data, indent=1) + "\n")
 
 
-def repredict(entries: list[dict]) -> list[dict]:
-    """Each entry's prediction by the model as it is now (the measurements stay as they were)."""
+def repredict(entries: list[dict], calibrations: dict) -> list[dict]:
+    """Each entry's prediction by the model as it is now, with its sweep's calibration (measurements unchanged)."""
     import tempfile
 
     from fedbandwidth.names import DOWN
@@ -93,7 +111,8 @@ def repredict(entries: list[dict]) -> list[dict]:
         app = fab_bytes(stage_app(Path(folder) / "app"))
     for e in entries:
         first, nodes = e["round"] == 1 and e["direction"] == DOWN, e.get("nodes", 1)
-        seconds = message_seconds(e["model"], PROFILES[e["profile"]], e["direction"], first, app, nodes=nodes)
+        calibration = calibration_of(e["sweep"], calibrations)
+        seconds = message_seconds(e["model"], PROFILES[e["profile"]], e["direction"], first, app, nodes, calibration)
         e.update(predicted_seconds=round(seconds, 4), nodes_at_once=nodes)
     return entries
 
@@ -119,20 +138,21 @@ def report(entries: list[dict]) -> str:
             f"{e['direction']:>4} {e['bytes']:>11,} {e['formula_seconds']:>9.2f} {e['predicted_seconds']:>11.2f} "
             f"{e['measured_seconds']:>10.2f} {error(e):>+7.1%}"
         )
-        groups.setdefault((e["profile"], e["tls"], e.get("nodes", 1), e["model"]), []).append(error(e))
-    for (profile, tls, nodes, model), errors in groups.items():
-        missed = sum(
-            1
-            for e in entries
-            if (e["profile"], e["tls"], e.get("nodes", 1), e["model"]) == (profile, tls, nodes, model)
-            and e["measured_seconds"] is None
-        )
+        groups.setdefault(group_of(e), []).append(error(e))
+    for key, errors in groups.items():
+        missed = sum(1 for e in entries if group_of(e) == key and e["measured_seconds"] is None)
+        sweep, profile, tls, nodes, model = key
         lines.append(
-            f"{profile} tls={tls} nodes={nodes} {model}: {len(errors)} messages measured"
+            f"[{sweep}] {profile} tls={tls} nodes={nodes} {model}: {len(errors)} messages measured"
             f"{f' ({missed} not)' if missed else ''}, error {min(errors):+.1%} .. "
             f"{max(errors):+.1%}{'' if max(map(abs, errors)) <= 0.1 else '  (beyond 10%)'}"
         )
     return "\n".join(lines)
+
+
+def group_of(entry: dict) -> tuple:
+    """The (sweep, profile, TLS, nodes, model) an entry's error range is reported for."""
+    return entry["sweep"], entry["profile"], entry["tls"], entry.get("nodes", 1), entry["model"]
 
 
 def kernel_report(kernel: list[dict]) -> str:
@@ -147,6 +167,23 @@ def kernel_report(kernel: list[dict]) -> str:
     )
 
 
+def run_key(entry: dict) -> tuple:
+    """The (profile, TLS, nodes, repeat) of the run an entry came from."""
+    return entry["profile"], entry["tls"], entry.get("nodes", 1), entry["repeat"]
+
+
+def keep(path: Path | None) -> dict:
+    """The calibration at `path` (or the default path) as the results file keeps it; it must be a real one."""
+    from dataclasses import asdict
+
+    from fedbandwidth.wire.calibration import load as load_calibration
+
+    calibration = load_calibration(path)
+    if not Path(calibration.source).exists():
+        raise SystemExit("wire_timing: no calibration file; run `fedbandwidth calibrate` or name one (--calibration)")
+    return {k: v for k, v in asdict(calibration).items()}
+
+
 def main(argv=None) -> int:
     """Run what is missing for the chosen profiles and TLS modes; print the table."""
     from fedbandwidth.wire.links import PROFILES
@@ -159,21 +196,26 @@ def main(argv=None) -> int:
     parser.add_argument("--nodes", type=int, default=1, help="SuperNodes, all on the profile (default 1)")
     parser.add_argument("--report", action="store_true", help="only print the table of the results file")
     parser.add_argument("--again", action="store_true", help="measure again what the results file holds")
+    parser.add_argument("--sweep", default=FIRST_SWEEP, help="this sweep's name (its runs are kept under it)")
+    parser.add_argument("--calibration", type=Path, help="the sweep's calibration file (default: the default path's)")
     args = parser.parse_args(argv)
-    entries, kernel = repredict(load()), load("kernel")
+    calibrations, kernel = load("calibrations"), load("kernel")
+    if not args.report and args.sweep not in calibrations and args.sweep != FIRST_SWEEP:
+        calibrations[args.sweep] = keep(args.calibration)
+    entries = repredict(load(), calibrations)
     for profile in [] if args.report else args.profiles.split(","):
         for tls in [mode == "on" for mode in args.tls.split(",")]:
             for repeat in range(args.repeats):
-                key = (profile, tls, args.nodes, repeat)
-                done = [e for e in entries if (e["profile"], e["tls"], e.get("nodes", 1), e["repeat"]) == key]
+                key = (args.sweep, profile, tls, args.nodes, repeat)
+                done = [e for e in entries if (e["sweep"], *run_key(e)) == key]
                 if done and not args.again:
                     continue
-                fresh, counted = run_one(profile, tls, args.rounds, repeat, args.nodes)
-                entries = [e for e in entries if e not in done] + fresh
-                kernel = [k for k in kernel if (k["profile"], k["tls"], k["nodes"], k["repeat"]) != key] + counted
-                save(entries, kernel)
+                fresh, counted = run_one(profile, tls, args.rounds, repeat, args.nodes, args.sweep)
+                entries = [e for e in entries if e not in done] + repredict(fresh, calibrations)
+                kernel = [k for k in kernel if (k.get("sweep", FIRST_SWEEP), *run_key(k)) != key] + counted
+                save(entries, kernel, calibrations)
                 print(report(fresh), flush=True)
-    save(entries, kernel)
+    save(entries, kernel, calibrations)
     print(report(entries))
     print(kernel_report(kernel))
     return 0
