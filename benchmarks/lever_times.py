@@ -4,8 +4,8 @@ mobile mix), its bytes, compute and codec seconds included (fedbandwidth/wire/le
 Reads the study's CSV (benchmarks/results/compression_study.csv): for every setting (and the reference) whose
 every seed reached L* = 1.01 x the reference's mean final test loss, each seed's rounds to L*, the bytes a
 sampled client moved a round each way through them, and a client's compute + encode + decode seconds a round
-as measured in the study (this machine, its load then). Writes results/lever_times.json and lever_times.png,
-prints the markdown table (README's).
+as measured in the study (this machine, its load then): fedbandwidth/explore/levers.py. Writes
+results/lever_times.json and lever_times.png, prints the markdown table (README's).
 
     .venv/bin/python benchmarks/lever_times.py [--calibration F]
 """
@@ -17,47 +17,6 @@ import json
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-CLIENT_SECONDS = ("compute_seconds", "encode_seconds", "decode_seconds")  # the CSV's per-round client timing
-
-
-def seed_run(row, factor: float = 1.01):
-    """The LeverRun of one CSV row (None if it never reached L*)."""
-    import math
-
-    from fedbandwidth.compress.study_rows import numbers
-    from fedbandwidth.wire.lever_time import LeverRun
-
-    rounds = row[f"round_to_{factor}"]
-    if rounds is None or (isinstance(rounds, float) and math.isnan(rounds)):
-        return None
-    rounds = int(rounds)
-    sampled = max(int(int(row.supernodes) * float(row.fraction)), 1)
-    seconds = sum(
-        numbers(row[k])[:rounds] and sum(numbers(row[k])[:rounds]) / rounds or 0.0
-        for k in ("compute_seconds", "encode_seconds", "decode_seconds")
-        if isinstance(row[k], str)
-    )
-    return LeverRun(rounds, round(row[f"down_bytes_to_{factor}"] / rounds / sampled),
-                    round(row[f"up_bytes_to_{factor}"] / rounds / sampled), seconds, int(row.supernodes),
-                    float(row.fraction))  # fmt: skip
-
-
-def study_runs() -> dict:
-    """(regime, setting) -> the LeverRun of each seed, for the settings whose every seed reached L*."""
-    import pandas as pd
-
-    from fedbandwidth.compress.study import reference_rows, setting_rows, study_frame
-
-    frame = study_frame(pd.read_csv(RESULTS / "compression_study.csv"))
-    runs = {}
-    for regime in dict.fromkeys(frame.regime):
-        names = ["reference", *[n for n in dict.fromkeys(frame[frame.regime == regime].setting) if n != "reference"]]
-        for name in names:
-            rows = reference_rows(frame, regime) if name == "reference" else setting_rows(frame, regime, name)
-            seeds = [seed_run(row) for _, row in rows.iterrows()]
-            if seeds and all(seeds):
-                runs[regime, name] = seeds
-    return runs
 
 
 def main() -> None:
@@ -67,6 +26,7 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from fedbandwidth.explore.levers import study_runs
     from fedbandwidth.wire.calibration import load
     from fedbandwidth.wire.lever_time import lever_table
     from fedbandwidth.wire.plots import plot_lever_times
@@ -75,7 +35,7 @@ def main() -> None:
     parser.add_argument("--calibration", type=Path, default=None, help="calibration file (default: this machine's)")
     args = parser.parse_args()
     calibration = load(args.calibration)
-    rows = lever_table(study_runs(), calibration)
+    rows = lever_table(study_runs(RESULTS / "compression_study.csv"), calibration)
     (RESULTS / "lever_times.json").write_text(json.dumps({"calibration": calibration.source, "rows": rows}, indent=2))
     regimes = list(dict.fromkeys(r["regime"] for r in rows))
     if regimes:

@@ -39,6 +39,7 @@ links: str = "Wi-Fi,5G"  # emulated links given to the nodes in turn (needs root
 run_tls: bool = True  # also run the deployment with TLS (a throw-away CA and certificate)
 run_dedup: bool = True  # also run the echo client, to see Flower skip objects the SuperLink still holds
 out_dir: str = "../build/L5c"  # ledgers, timelines, logs, certificates and figures go here
+study_csv: str = "../benchmarks/results/compression_study.csv"  # the committed compression study (lesson 5b)
 
 # %%
 from dataclasses import replace
@@ -277,3 +278,31 @@ compare_scenarios(simulation["model"]["message_payload_bytes"], supernodes=10, r
 from fedbandwidth.wire.commands import remote_instructions
 
 print(remote_instructions("superlink.example.org", port=9092))
+
+# %% [markdown]
+# ## 8. Which lever finishes first
+#
+# Bytes are not time. Lesson 5b's study counts, for each lever, how many rounds it needed to reach the
+# target loss L* (1.01 x the tuned float32 reference's), how many bytes a sampled client moved a round each way,
+# and how long a client computed, encoded and decoded a round (on the study's 2-core machine). On a fleet each of
+# those rounds lasts until the K-th sampled client has replied, each on its own link, plus its pickup and its
+# ClientApp's turnaround (`fedbandwidth/wire/lever_time.py`, the Monte Carlo of `fedbandwidth plan`). Three fleets:
+# a datacenter, home broadband, and a mobile mix (4G 50%, 5G 30%, 3G 20%). A setting is listed once **every** seed
+# of it reached L*; until the study has run its settings, only the reference is here. On a fast link a codec's
+# CPU seconds can cost more than the bytes it saves; on a slow one bytes rule.
+
+# %%
+import matplotlib.pyplot as plt
+
+from fedbandwidth.explore.levers import study_runs
+from fedbandwidth.wire.calibration import load as load_calibration
+from fedbandwidth.wire.lever_time import lever_table
+from fedbandwidth.wire.plots import plot_lever_times
+
+calibration = load_calibration()
+levers = pd.DataFrame(lever_table(study_runs(Path(study_csv)), calibration))
+print(f"calibration: {calibration.source}")
+print(levers.pivot(index="setting", columns="fleet", values="seconds_mean").round(0))
+fig, ax = plt.subplots(figsize=(7, 1.2 + 0.5 * levers.setting.nunique()))
+plot_lever_times(levers.to_dict("records"), "scratch", ax=ax)
+fig.savefig(out / "lever_times.png", dpi=120, bbox_inches="tight")

@@ -29,3 +29,28 @@ def test_the_table_has_every_fleet_for_every_setting_with_the_spread_of_its_seed
     assert home["seconds_sd"] > 0
     ax = plot_lever_times(rows, "scratch")
     assert len(ax.patches) == 3 and ax.get_xscale() == "log"
+
+
+def test_a_study_row_becomes_the_run_it_measured():
+    import pandas as pd
+
+    from fedbandwidth.explore.levers import seed_run
+
+    row = pd.Series({"round_to_1.01": 2.0, "supernodes": 10, "fraction": 0.5, "down_bytes_to_1.01": 40_000_000,
+                     "up_bytes_to_1.01": 4_000_000, "compute_seconds": "3.0 5.0 9.0", "encode_seconds": "0.5 0.5 0.5",
+                     "decode_seconds": float("nan")})  # fmt: skip
+    assert seed_run(row) == LeverRun(rounds=2, down_bytes=4_000_000, up_bytes=400_000, client_seconds=4.5,
+                                     clients=10, fraction=0.5)  # fmt: skip
+    never = row.copy()
+    never["round_to_1.01"] = float("nan")
+    assert seed_run(never) is None
+
+
+def test_the_committed_study_gives_the_reference_at_every_seed():
+    from pathlib import Path
+
+    from fedbandwidth.explore.levers import study_runs
+
+    runs = study_runs(Path(__file__).parent.parent / "benchmarks" / "results" / "compression_study.csv")
+    reference = runs["scratch", "reference"]
+    assert len(reference) == 5 and all(r.rounds >= 1 and r.clients == reference[0].clients for r in reference)

@@ -92,7 +92,7 @@ def test_notebook_runs_the_app_in_simulation_and_on_emulated_links(tmp_path):
             assert 0.9 * formula <= measured <= 3 * float(row["predicted_seconds"]), row
         kernel = rows(tmp_path / "kernel_vs_relay.csv")
         assert len(kernel) == 4 and all(abs(float(r["unexplained"])) < 0.005 for r in kernel)
-    for figure in ("payload_vs_wire.png", "timeline.png"):
+    for figure in ("payload_vs_wire.png", "timeline.png", "lever_times.png"):
         assert (tmp_path / figure).stat().st_size > 10_000, figure
 
 
