@@ -21,6 +21,7 @@ run after M minutes: run it in chunks. After each chunk it writes results/compre
 
     .venv/bin/python benchmarks/compression_study.py --minutes 12   # one chunk; repeat until it prints "done"
     .venv/bin/python benchmarks/compression_study.py --markdown     # the findings table of README, from the CSV
+    .venv/bin/python benchmarks/compression_study.py --summary && ... --readme  # summary, plots, READMEs' tables
 """
 
 from __future__ import annotations
@@ -261,18 +262,41 @@ def print_markdown() -> None:
     print(f"\nPending: {len(todo)} item(s); resume with `{RESUME.split('  #')[0]}`." if todo else "\nComplete.")
 
 
+def replace_table(text: str, table: list[str]) -> str:
+    """`text` with the markdown table that starts with `table`'s header line replaced by `table`."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == table[0])
+    end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
+    return "\n".join([*lines[:start], *table, *lines[end:]]) + "\n"
+
+
+def update_readmes() -> None:
+    """Write the findings table from the CSV into README.md and benchmarks/README.md, in place."""
+    from fedbandwidth.compress.study import study_summary
+    from fedbandwidth.compress.study_tables import findings_markdown
+
+    frame = read_frame()
+    table = findings_markdown(study_summary(frame), frame)
+    for readme in (REPO / "README.md", REPO / "benchmarks" / "README.md"):
+        readme.write_text(replace_table(readme.read_text(), table))
+        print(f"{readme.relative_to(REPO)}: findings table written ({len(table) - 2} rows)")
+
+
 def main() -> None:
     """Run (a chunk of) the study; write the summary and plots from what the CSV holds."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=float("inf"), help="start no run after this many minutes")
     parser.add_argument("--markdown", action="store_true", help="print the findings table (markdown) and exit")
     parser.add_argument("--summary", action="store_true", help="write the summary and plots from the CSV and exit")
+    parser.add_argument("--readme", action="store_true", help="write the findings table into the READMEs and exit")
     parser.add_argument("--smoke", action="store_true", help="the ci preset, results in build/study-smoke/")
     args = parser.parse_args()
     if args.smoke:
         use_results(REPO / "build" / "study-smoke")
     if args.markdown:
         return print_markdown()
+    if args.readme:
+        return update_readmes()
     RESULTS.mkdir(parents=True, exist_ok=True)
     os.chdir(REPO)  # the warm-start checkpoint is cached under build/ here
     plan, left_out = accepted_plan(SMOKE if args.smoke else PLAN)

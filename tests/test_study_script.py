@@ -56,3 +56,10 @@ def test_a_setting_train_refuses_is_named_with_trains_own_error(study):
     assert study.refusal(["train", "--preset", "ci", "--up-codec", "int8"]) is None
     assert "unrecognized arguments: --no-such-flag" in study.refusal(["train", "--preset", "ci", "--no-such-flag"])
     assert "unknown codec 'int3'" in study.refusal(["train", "--preset", "ci", "--up-codec", "int3"])
+
+
+def test_the_readme_table_is_replaced_in_place_and_nothing_else(study):
+    text = "intro\n\n| a | b |\n|---|---|\n| old | 1 |\n| stale | 2 |\n\nafter\n"
+    new = study.replace_table(text, ["| a | b |", "|---|---|", "| new | 3 |"])
+    assert new == "intro\n\n| a | b |\n|---|---|\n| new | 3 |\n\nafter\n"
+    assert study.replace_table(new, ["| a | b |", "|---|---|", "| new | 3 |"]) == new  # idempotent
