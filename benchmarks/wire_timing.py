@@ -10,6 +10,7 @@ else the built-in terms; kept in the results file by sweep), so two sweeps an ho
 
     flock /work/coord/cpu.lock .venv/bin/python benchmarks/wire_timing.py --sweep A --calibration F --profiles 4G,5G
     .venv/bin/python benchmarks/wire_timing.py --report      # the table, from the results file
+    .venv/bin/python benchmarks/wire_timing.py --refit       # ... each calibration refitted by today's `calibrate`
 """
 
 from __future__ import annotations
@@ -80,6 +81,21 @@ def calibration_of(sweep: str, calibrations: dict):
 
     kept = calibrations.get(sweep)
     return Calibration(**{k: v for k, v in kept.items() if k != "made"}) if kept else Calibration()
+
+
+def refitted(calibrations: dict) -> dict:
+    """Each kept calibration refitted by this checkout's `calibrate` fit, from the loopback messages it stored."""
+    from dataclasses import asdict
+
+    from fedbandwidth.cli.calibrate import fit
+
+    out = {}
+    for sweep, kept in calibrations.items():
+        rows = {n: [{"direction": d, "nodes_at_once": n, "measured_seconds": s} for d, s in kept["made"]["messages"][k]]
+                for n, k in ((1, "one_node"), (2, "two_nodes"))}  # fmt: skip
+        again = fit(kept["made"]["model"], rows[1], rows[2], kept["loopback_bits_per_second"], kept["made"])
+        out[sweep] = {k: v for k, v in asdict(again).items() if k != "source"}
+    return out
 
 
 def save(entries: list[dict], kernel: list[dict], calibrations: dict) -> None:
@@ -196,10 +212,14 @@ def main(argv=None) -> int:
     parser.add_argument("--nodes", type=int, default=1, help="SuperNodes, all on the profile (default 1)")
     parser.add_argument("--report", action="store_true", help="only print the table of the results file")
     parser.add_argument("--again", action="store_true", help="measure again what the results file holds")
+    parser.add_argument("--refit", action="store_true", help="print the table with each sweep's calibration refitted")
     parser.add_argument("--sweep", default=FIRST_SWEEP, help="this sweep's name (its runs are kept under it)")
     parser.add_argument("--calibration", type=Path, help="the sweep's calibration file (default: the default path's)")
     args = parser.parse_args(argv)
     calibrations, kernel = load("calibrations"), load("kernel")
+    if args.refit:  # the model as it is now, fitted to the loopback messages each calibration stored; nothing saved
+        print(report(repredict(load(), refitted(calibrations))))
+        return 0
     if not args.report and args.sweep not in calibrations and args.sweep != FIRST_SWEEP:
         calibrations[args.sweep] = keep(args.calibration)
     entries = repredict(load(), calibrations)

@@ -11,6 +11,7 @@ import pytest
 
 from fedbandwidth.checks import ConfigError
 from fedbandwidth.cli.calibrate import fit
+from fedbandwidth.names import DOWN, UP
 from fedbandwidth.wire import calibration
 from fedbandwidth.wire.calibration import BUILT_IN, Calibration, load, save, solve
 from fedbandwidth.wire.links import LinkProfile
@@ -64,12 +65,13 @@ def test_solve_finds_the_root_or_stops_at_an_end():
 
 
 def test_fit_recovers_the_terms_that_made_the_measurements():
-    truth = Calibration(0.021, 0.004, 0.009)
+    truth = Calibration(0.021, 0.004, 0.009, request_up_seconds=0.033)
     seconds = lambda d, n: message_seconds("tiny-gptneox", FAST, d, nodes=n, calibration=truth)  # noqa: E731
     row = lambda d, n: {"direction": d, "nodes_at_once": n, "measured_seconds": seconds(d, n)}  # noqa: E731
     one, two = [row("down", 1), row("up", 1)], [row("down", 2), row("up", 2), row("up", 2)]
     got = fit("tiny-gptneox", one, two, 1e15, {})
     assert got.request_seconds == pytest.approx(0.021, rel=1e-6)
+    assert got.request(UP) == got.request_up_seconds == pytest.approx(0.033, rel=1e-6)
     assert got.superlink_down_seconds == pytest.approx(0.004, rel=1e-6)
     assert got.superlink_up_seconds == pytest.approx(0.009, rel=1e-6)
 
@@ -102,3 +104,16 @@ def test_a_folder_as_out_and_a_missing_calibration_for_deploy_are_one_line_exit_
     for argv in (["calibrate", "--out", str(tmp_path)], ["deploy", "--calibration", str(tmp_path / "x.json")]):
         done = subprocess.run([sys.executable, "-m", "fedbandwidth", *argv], capture_output=True, text=True)
         assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_a_request_term_per_direction_is_read_back_and_old_files_use_one_for_both(tmp_path):
+    path = save(Calibration(0.01, 0, 0, request_up_seconds=0.02), tmp_path / "c.json")
+    assert (load(path).request(DOWN), load(path).request(UP)) == (0.01, 0.02)
+    path.write_text(json.dumps({"request_seconds": 0.015, "superlink_down_seconds": 0, "superlink_up_seconds": 0}))
+    assert (load(path).request(DOWN), load(path).request(UP)) == (0.015, 0.015)
+    up_only = Calibration(request_up_seconds=Calibration().request_seconds + 0.1)  # a download is unchanged
+    assert message_seconds("tiny-gptneox", FAST, DOWN, calibration=up_only) == message_seconds(
+        "tiny-gptneox", FAST, DOWN
+    )
+    gained = message_seconds("tiny-gptneox", FAST, UP, calibration=up_only) - message_seconds("tiny-gptneox", FAST, UP)
+    assert gained == pytest.approx(math.ceil(len(message_objects("tiny-gptneox")) / 2) * 0.1, rel=1e-9)

@@ -1,8 +1,8 @@
 """``fedbandwidth calibrate``: measure this machine's costs of moving a model through Flower, on loopback.
 
 Two small deployments (one SuperNode, then two at once; perturbing no-op clients so every byte goes up),
-each model message timed at its relay; transfer.py's schedule solved for the request time (one node) and the
-SuperLink's share per other node (two), per message, medians kept. Written as JSON to --out (default: the
+each model message timed at its relay; transfer.py's schedule solved for the request time per direction (one
+node) and the SuperLink's share per other node (two), per message, medians kept. Written as JSON to --out (default: the
 user's cache, where `deploy` looks; calibration.py). Exit codes: 0 written, 1 a deployment failed, 2 bad input.
 """
 
@@ -75,21 +75,24 @@ def round_turns(report: dict, timeline: Path) -> tuple[list[float], list[float]]
 
 
 def fit(model: str, one: list[dict], two: list[dict], loopback: float, made: dict):
-    """The Calibration whose schedule reproduces the measured messages: request time from the one-node run,
+    """The Calibration whose schedule reproduces the measured messages: request time per direction from the
+    one-node run,
     the SuperLink's share per direction from the two-node run (medians of per-message solutions)."""
     from ..wire.calibration import Calibration
     from ..wire.links import LinkProfile
 
     link = LinkProfile("loopback", loopback, loopback, 0.0)
-    if not one or not {t["direction"] for t in two} >= {DOWN, UP}:
+    if not {t["direction"] for t in one} >= {DOWN, UP} or not {t["direction"] for t in two} >= {DOWN, UP}:
         raise RuntimeError("the deployments left too few timed messages to fit")
-    request = statistics.median(solve_message(model, link, t, lambda x: Calibration(x, 0, 0)) for t in one)
-    at_once = lambda x: Calibration(request, x, x)  # noqa: E731
+    alone = lambda x: Calibration(x, 0, 0)  # noqa: E731  (request(direction) is x both ways)
+    request = {d: statistics.median(solve_message(model, link, t, alone) for t in one if t["direction"] == d)
+               for d in (DOWN, UP)}  # fmt: skip
+    at_once = lambda x: Calibration(request[DOWN], x, x, request_up_seconds=request[UP])  # noqa: E731
     share = {d: statistics.median(solve_message(model, link, t, at_once) for t in two if t["direction"] == d)
              for d in (DOWN, UP)}  # fmt: skip
     turns = made.get("turns", {"pickup": [Calibration.pickup_seconds], "turnaround": [Calibration.turnaround_seconds]})
-    return Calibration(request, share[DOWN], share[UP], loopback, statistics.median(turns["pickup"]),
-                       statistics.median(turns["turnaround"]), made=made)  # fmt: skip
+    return Calibration(request[DOWN], share[DOWN], share[UP], loopback, statistics.median(turns["pickup"]),
+                       statistics.median(turns["turnaround"]), request[UP], made=made)  # fmt: skip
 
 
 def deployed(model: str, nodes: int, out: Path, flower_bin: Path | None) -> tuple[dict, tuple]:
@@ -141,12 +144,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"fedbandwidth calibrate: failed: {err}", file=sys.stderr)
         return FAILED
     path = save(result, args.out)
-    terms = {k: getattr(result, k) for k in (*TERMS, *ROUND_TERMS)}
+    terms = {k: getattr(result, k) for k in (*TERMS, "request_up_seconds", *ROUND_TERMS)}
     if args.json:
         print(json.dumps({"path": str(path), **terms, "made": result.made}))
     else:
         ms = {k: f"{1000 * v:.2f} ms" for k, v in terms.items()}
-        print(f"request {ms['request_seconds']}, SuperLink share {ms['superlink_down_seconds']} down / "
+        print(f"request {ms['request_seconds']} down / {ms['request_up_seconds']} up, SuperLink share "
+              f"{ms['superlink_down_seconds']} down / "
               f"{ms['superlink_up_seconds']} up per other node, pickup {ms['pickup_seconds']}, ClientApp turnaround "
               f"{ms['turnaround_seconds']}; {result.made['seconds']} s; {path}")  # fmt: skip
     return 0

@@ -1,14 +1,14 @@
 """This machine's costs of moving a model through Flower, measured (`fedbandwidth calibrate`), not hard-coded.
 
-transfer.py's model needs two CPU terms: the processing of one object request (SuperNode + SuperLink) and
-the SuperLink's share of a request per other node moving a model at the same time; a round (plan.py) also
-waits for a node to pick its message up and for its ClientApp to turn the model around. `calibrate` measures
-them on loopback: a deployment of one SuperNode (each model message's time at its relay, from the second round,
-solved for the request time with transfer.py's own schedule) and one of two at once (solved for the share,
-per direction), the loopback's own rate measured through a relay first. The result is a small JSON file
-(default: the user's cache, ``~/.cache/fedbandwidth/calibration.json``; ``FEDBANDWIDTH_CALIBRATION`` or
-``--calibration`` name another, e.g. one made on the machine that runs the SuperLink). Without one, the
-built-in constants (fitted here on 2026-11-28) are used, and every report says which.
+transfer.py's model needs two CPU terms: the processing of one object request (SuperNode + SuperLink), and
+the SuperLink's share of a request per other node moving a model at the same time, each per direction; a
+round (plan.py) also waits for a node to pick its message up and for its ClientApp to turn the model around.
+`calibrate` measures them on loopback: a deployment of one SuperNode (each model message's time at its relay,
+from the second round, solved per direction for the request time with transfer.py's own schedule) and one of
+two at once (solved for the share, per direction), the loopback's own rate measured through a relay first.
+The result is a small JSON file (default: the user's cache, ``~/.cache/fedbandwidth/calibration.json``;
+``FEDBANDWIDTH_CALIBRATION`` or ``--calibration`` name another, e.g. one made on the machine that runs the
+SuperLink). Without one, the built-in constants (fitted here on 2026-11-28) are used, and every report says which.
 """
 
 from __future__ import annotations
@@ -30,21 +30,28 @@ BUILT_IN = "built-in constants (fitted on one machine, 2026-11-28)"
 RERUN = "rerun `fedbandwidth calibrate`"
 TERMS = ("request_seconds", "superlink_down_seconds", "superlink_up_seconds")  # every calibration file has them
 ROUND_TERMS = ("pickup_seconds", "turnaround_seconds")  # files made before they were measured may lack them
+# (and request_up_seconds: files made before it was fitted per direction use request_seconds both ways)
 
 
 @dataclass(frozen=True)
 class Calibration:
     """The CPU terms of transfer.py's model on one machine, and where they came from."""
 
-    request_seconds: float = 0.012  # processing of one object request (SuperNode + SuperLink)
+    request_seconds: float = 0.012  # processing of one object request (SuperNode + SuperLink), a download's
     superlink_down_seconds: float = 0.008  # the SuperLink's share of a download request, per other node at once
     superlink_up_seconds: float = 0.012  # ... of an upload request (it hashes and stores each pushed object)
     loopback_bits_per_second: float = 0.0  # what loopback carried through a relay while calibrating (0: unknown)
     pickup_seconds: float = 0.3  # from a round's models pushed to a node's download starting (its poll)
     turnaround_seconds: float = 1.0  # from a node's download done to its upload starting, no compute (the
     # ClientApp process Flower starts per message); these two built-in ones: seen here on 2026-12-03, busy
+    request_up_seconds: float | None = None  # ... of an upload's object request (None: request_seconds)
     source: str = BUILT_IN  # the file it was read from, or BUILT_IN
     made: dict = field(default_factory=dict)  # when, where, with what and how long calibrating took
+
+    def request(self, direction: str) -> float:
+        """The processing of one object request in `direction`."""
+        up = direction != DOWN and self.request_up_seconds is not None
+        return self.request_up_seconds if up else self.request_seconds
 
     def superlink_seconds(self, direction: str) -> float:
         """The SuperLink's share of a request in `direction`, per other node at once."""
@@ -71,6 +78,7 @@ def load(path: Path | None = None) -> Calibration:
         data = json.loads(where.read_text())
         terms = {k: float(data[k]) for k in TERMS}
         terms |= {k: float(data.get(k, getattr(Calibration, k))) for k in ROUND_TERMS}
+        terms["request_up_seconds"] = float(data.get("request_up_seconds") or terms["request_seconds"])
         loopback = float(data.get("loopback_bits_per_second", 0.0))
     except (ValueError, KeyError, TypeError) as err:
         raise ConfigError(f"calibration: {where} is not a calibration file ({err}); {RERUN}") from None

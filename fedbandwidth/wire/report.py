@@ -212,6 +212,7 @@ def deploy_summary(run) -> dict:
     report["undelivered_bytes"] = sum(t.payload_bytes for t in ledger.transfers if not t.delivered)
     calibration = load_calibration(run.cfg.calibration)
     report["calibration"] = {"source": calibration.source, "request_seconds": calibration.request_seconds,
+                             "request_up_seconds": calibration.request(UP),
                              "superlink_down_seconds": calibration.superlink_down_seconds,
                              "superlink_up_seconds": calibration.superlink_up_seconds}  # fmt: skip
     report["timing"] = timing_rows(run, ledger, windows, calibration)

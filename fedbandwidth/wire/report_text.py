@@ -93,9 +93,11 @@ KERNEL_COLUMNS = [
 
 def calibration_line(terms: dict) -> str:
     """The calibration a report's time predictions used, in one line."""
-    ms = {k: f"{1000 * terms[k]:.1f} ms" for k in ("request_seconds", "superlink_down_seconds", "superlink_up_seconds")}
+    keys = ("request_seconds", "superlink_down_seconds", "superlink_up_seconds")
+    ms = {k: f"{1000 * terms.get(k, terms['request_seconds']):.1f} ms" for k in (*keys, "request_up_seconds")}
     return (
-        f"request {ms['request_seconds']}, SuperLink share {ms['superlink_down_seconds']} down / "
+        f"request {ms['request_seconds']} down / {ms['request_up_seconds']} up, SuperLink share "
+        f"{ms['superlink_down_seconds']} down / "
         f"{ms['superlink_up_seconds']} up per other node ({terms['source']})"
     )
 

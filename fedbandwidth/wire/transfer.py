@@ -37,7 +37,7 @@ from .links import BITS_PER_BYTE, LinkProfile
 SEGMENT_BYTES, FRAME_BYTES = 1448, 66  # TCP payload per Ethernet frame, and the headers around it
 REQUESTS_IN_FLIGHT = FLWR_PRIVATE_MAX_CONCURRENT_OBJ_PULLS  # object requests a SuperNode keeps open
 BUILT_IN = Calibration()  # the CPU terms fitted on one machine on one day; `fedbandwidth calibrate` measures yours
-REQUEST_SECONDS = BUILT_IN.request_seconds  # processing of one object request (SuperNode + SuperLink)
+REQUEST_SECONDS = BUILT_IN.request_seconds  # processing of one object request (SuperNode + SuperLink), both ways
 SUPERLINK_SECONDS = {d: BUILT_IN.superlink_seconds(d) for d in (DOWN, UP)}  # the SuperLink's share, per other node
 OBJECT_OVERHEAD_BYTES = 210  # HTTP headers and protobuf framing around each object on the wire
 CHUNK_HEAD_BYTES = 13  # "ArrayChunk", two dividers and one ending the head, before the body's length in digits
@@ -119,7 +119,7 @@ def message_seconds(
     latency, rate = link.latency_seconds, wire_rate(link.rate(direction))
     if server is not None:
         latency, rate = latency + server.latency_seconds, min(rate, wire_rate(server.rate(direction)) / nodes)
-    turn = 2 * latency + calibration.request_seconds + (nodes - 1) * calibration.superlink_seconds(direction)
+    turn = 2 * latency + calibration.request(direction) + (nodes - 1) * calibration.superlink_seconds(direction)
     objects = request_loops(objects or message_objects(model), rate, turn)
     if direction == DOWN:
         setup = latency + (2 * turn + app_bytes / rate if first else 0.0)
