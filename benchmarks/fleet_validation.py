@@ -122,6 +122,22 @@ def round_rows(report: dict, cfg) -> list[dict]:
     return rows
 
 
+def turnaround_rows(report: dict, cfg) -> list[dict]:
+    """Per round and node: its download's last byte to its upload's first, less its compute delay (the
+    ClientApp's own turnaround, which plan.py takes from the calibration), with the node's link latency."""
+    rows = {(t["round"], t["node"], t["direction"]): t for t in report["timing"] if t["start_seconds"] is not None}
+    out = []
+    for (r, node, direction), down in sorted(rows.items()):
+        up = rows.get((r, node, "up"))
+        if direction != "down" or up is None or down["measured_seconds"] is None:
+            continue
+        seconds = up["start_seconds"] - down["start_seconds"] - down["measured_seconds"] - COMPUTE[node]
+        link = cfg.link_of(node)
+        out.append({"round": r, "partition": node, "link": link.name, "latency_ms": 1000 * link.latency_seconds,
+                    "seconds": round(seconds, 3)})  # fmt: skip
+    return out
+
+
 def main() -> None:
     """Run (or --report) the validation."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -146,6 +162,7 @@ def main() -> None:
                 "calibration": report["calibration"]["source"],
                 "wasted_bytes": report["wasted_bytes"],
                 "rounds": rows,
+                "turnarounds": turnaround_rows(report, cfg),
                 "median_ratio_from_round_2": statistics.median(ratios) if ratios else None,
             }
         )
