@@ -335,3 +335,11 @@ def scratch_dir() -> str:
 def remove_dir(path: str) -> None:
     """Remove a scratch folder, ignoring errors."""
     shutil.rmtree(path, ignore_errors=True)
+
+
+def replace_table(text: str, table: list[str]) -> str:
+    """`text` with the markdown table that starts with `table`'s header line replaced by `table`."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == table[0])
+    end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
+    return "\n".join([*lines[:start], *table, *lines[end:]]) + "\n"

@@ -262,23 +262,16 @@ def print_markdown() -> None:
     print(f"\nPending: {len(todo)} item(s); resume with `{RESUME.split('  #')[0]}`." if todo else "\nComplete.")
 
 
-def replace_table(text: str, table: list[str]) -> str:
-    """`text` with the markdown table that starts with `table`'s header line replaced by `table`."""
-    lines = text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.strip() == table[0])
-    end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
-    return "\n".join([*lines[:start], *table, *lines[end:]]) + "\n"
-
-
 def update_readmes() -> None:
     """Write the findings table from the CSV into README.md and benchmarks/README.md, in place."""
+    import benchlib  # benchmarks/, next to this script
     from fedbandwidth.compress.study import study_summary
     from fedbandwidth.compress.study_tables import findings_markdown
 
     frame = read_frame()
     table = findings_markdown(study_summary(frame), frame)
     for readme in (REPO / "README.md", REPO / "benchmarks" / "README.md"):
-        readme.write_text(replace_table(readme.read_text(), table))
+        readme.write_text(benchlib.replace_table(readme.read_text(), table))
         print(f"{readme.relative_to(REPO)}: findings table written ({len(table) - 2} rows)")
 
 

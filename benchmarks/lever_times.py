@@ -7,7 +7,7 @@ sampled client moved a round each way through them, and a client's compute + enc
 as measured in the study (this machine, its load then): fedbandwidth/explore/levers.py. Writes
 results/lever_times.json and lever_times.png, prints the markdown table (README's).
 
-    .venv/bin/python benchmarks/lever_times.py [--calibration F]
+    .venv/bin/python benchmarks/lever_times.py [--calibration F] [--readme]
 """
 
 from __future__ import annotations
@@ -17,6 +17,21 @@ import json
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+HEADER = "| regime | setting | seeds | datacenter | home broadband | mobile (4G 50%, 5G 30%, 3G 20%) |"
+
+
+def wide_table(rows: list[dict]) -> list[str]:
+    """The markdown table of README: a row per (regime, setting), the time to L* on each fleet (mean ± sd)."""
+    cells: dict[tuple, list[str]] = {}
+    for r in rows:
+        cells.setdefault((r["regime"], r["setting"], r["seeds"]), []).append(
+            f"{r['seconds_mean']:,.0f} ± {r['seconds_sd']:,.0f} s"
+        )
+    lines = [HEADER, "|---|---|---:|---:|---:|---:|"]
+    lines += [f"| {g} | {s} | {n} | {' | '.join(c)} |" for (g, s, n), c in cells.items()]
+    return lines if cells else [*lines, "| — | no setting has reached L* at every seed yet | | | | |"]
 
 
 def main() -> None:
@@ -33,6 +48,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calibration", type=Path, default=None, help="calibration file (default: this machine's)")
+    parser.add_argument("--readme", action="store_true", help="also write the table into README.md, in place")
     args = parser.parse_args()
     calibration = load(args.calibration)
     rows = lever_table(study_runs(RESULTS / "compression_study.csv"), calibration)
@@ -43,12 +59,13 @@ def main() -> None:
         for ax, regime in zip(axes[0], regimes, strict=True):
             plot_lever_times(rows, regime, ax=ax)
         fig.savefig(RESULTS / "lever_times.png", dpi=110)
-    print("| regime | setting | fleet | seeds | time to L* (s, mean ± sd) |\n|---|---|---|---:|---:|")
-    for r in rows:
-        print(f"| {r['regime']} | {r['setting']} | {r['fleet']} | {r['seeds']} | "
-              f"{r['seconds_mean']:,.0f} ± {r['seconds_sd']:,.0f} |")  # fmt: skip
-    if not rows:
-        print("| — | no setting has reached L* at every seed yet | | | |")
+    table = wide_table(rows)
+    print("\n".join(table))
+    if args.readme:
+        import benchlib  # benchmarks/, next to this script
+
+        readme = RESULTS.parents[1] / "README.md"
+        readme.write_text(benchlib.replace_table(readme.read_text(), table))
 
 
 if __name__ == "__main__":

@@ -288,8 +288,10 @@ print(remote_instructions("superlink.example.org", port=9092))
 # those rounds lasts until the K-th sampled client has replied, each on its own link, plus its pickup and its
 # ClientApp's turnaround (`fedbandwidth/wire/lever_time.py`, the Monte Carlo of `fedbandwidth plan`). Three fleets:
 # a datacenter, home broadband, and a mobile mix (4G 50%, 5G 30%, 3G 20%). A setting is listed once **every** seed
-# of it reached L*; until the study has run its settings, only the reference is here. On a fast link a codec's
-# CPU seconds can cost more than the bytes it saves; on a slow one bytes rule.
+# of it reached L* (the study is still running: the settings it has finished so far). On a fast link a codec's
+# CPU seconds can cost more than the bytes it saves; on a slow one bytes rule. Read the datacenter column with
+# care: a client's compute seconds were measured on a shared machine whose load moved them 1.4-2.8 s a round
+# between runs of the same steps, more than any codec's own cost there.
 
 # %%
 import matplotlib.pyplot as plt

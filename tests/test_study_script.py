@@ -1,5 +1,6 @@
 """benchmarks/compression_study.py's plan meets issue 16's design, and leaves out what `train` refuses."""
 
+import importlib
 import importlib.util
 from pathlib import Path
 
@@ -58,7 +59,9 @@ def test_a_setting_train_refuses_is_named_with_trains_own_error(study):
     assert "unknown codec 'int3'" in study.refusal(["train", "--preset", "ci", "--up-codec", "int3"])
 
 
-def test_the_readme_table_is_replaced_in_place_and_nothing_else(study):
+def test_the_readme_table_is_replaced_in_place_and_nothing_else(monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    study = importlib.import_module("benchlib")
     text = "intro\n\n| a | b |\n|---|---|\n| old | 1 |\n| stale | 2 |\n\nafter\n"
     new = study.replace_table(text, ["| a | b |", "|---|---|", "| new | 3 |"])
     assert new == "intro\n\n| a | b |\n|---|---|\n| new | 3 |\n\nafter\n"
