@@ -75,9 +75,8 @@ def round_turns(report: dict, timeline: Path) -> tuple[list[float], list[float]]
 
 
 def fit(model: str, one: list[dict], two: list[dict], loopback: float, made: dict):
-    """The Calibration whose schedule reproduces the measured messages: request time per direction from the
-    one-node run,
-    the SuperLink's share per direction from the two-node run (medians of per-message solutions)."""
+    """The Calibration whose schedule reproduces the measured messages: the request time per direction from the
+    one-node run, the SuperLink's share per direction from the two-node run (medians of per-message solutions)."""
     from ..wire.calibration import Calibration
     from ..wire.links import LinkProfile
 
@@ -92,7 +91,7 @@ def fit(model: str, one: list[dict], two: list[dict], loopback: float, made: dic
              for d in (DOWN, UP)}  # fmt: skip
     turns = made.get("turns", {"pickup": [Calibration.pickup_seconds], "turnaround": [Calibration.turnaround_seconds]})
     return Calibration(request[DOWN], share[DOWN], share[UP], loopback, statistics.median(turns["pickup"]),
-                       statistics.median(turns["turnaround"]), request[UP], made=made)  # fmt: skip
+                       statistics.median(turns["turnaround"]), request_up_seconds=request[UP], made=made)  # fmt: skip
 
 
 def deployed(model: str, nodes: int, out: Path, flower_bin: Path | None) -> tuple[dict, tuple]:

@@ -93,8 +93,9 @@ KERNEL_COLUMNS = [
 
 def calibration_line(terms: dict) -> str:
     """The calibration a report's time predictions used, in one line."""
+    up = {"request_up_seconds": terms.get("request_up_seconds", terms["request_seconds"])}  # older summaries lack it
     keys = ("request_seconds", "superlink_down_seconds", "superlink_up_seconds")
-    ms = {k: f"{1000 * terms.get(k, terms['request_seconds']):.1f} ms" for k in (*keys, "request_up_seconds")}
+    ms = {k: f"{1000 * v:.1f} ms" for k, v in ({k: terms[k] for k in keys} | up).items()}
     return (
         f"request {ms['request_seconds']} down / {ms['request_up_seconds']} up, SuperLink share "
         f"{ms['superlink_down_seconds']} down / "
