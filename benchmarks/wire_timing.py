@@ -91,9 +91,11 @@ def refitted(calibrations: dict) -> dict:
 
     out = {}
     for sweep, kept in calibrations.items():
-        rows = {n: [{"direction": d, "nodes_at_once": n, "measured_seconds": s} for d, s in kept["made"]["messages"][k]]
-                for n, k in ((1, "one_node"), (2, "two_nodes"))}  # fmt: skip
-        again = fit(kept["made"]["model"], rows[1], rows[2], kept["loopback_bits_per_second"], kept["made"])
+        messages = kept["made"]["messages"]
+        rows = {k: [{"direction": d, "nodes_at_once": n, "measured_seconds": s} for d, s in messages.get(k, [])]
+                for n, k in ((1, "one_node"), (1, "paced"), (2, "two_nodes"))}  # fmt: skip
+        again = fit(kept["made"]["model"], rows["one_node"], rows["two_nodes"], kept["loopback_bits_per_second"],
+                    kept["made"], rows["paced"])  # fmt: skip
         out[sweep] = {k: v for k, v in asdict(again).items() if k != "source"}
     return out
 
