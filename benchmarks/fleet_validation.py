@@ -92,12 +92,13 @@ def predicted(cfg, sampled: list[int], needed: int, message: int) -> float:
 
 def round_rows(report: dict, cfg) -> list[dict]:
     """Per round: sampled partitions, the late ones, measured and predicted seconds (closing at the replies that
-    came in time, as the round did), wasted download bytes in the ledger and what those nodes' relays carried."""
+    came in time, as the round did), wasted download bytes in the ledger and what those nodes' relays carried
+    for those downloads (each one's whole burst, wire bytes: HTTP and object framing on top of the payload)."""
     ids = {n["node_id"]: n["partition"] for n in report["nodes"]}
     from fedbandwidth.ledger import Ledger
 
     ledger = Ledger.from_csv(WORK / "ledger.csv").transfers
-    windows = {(c["round"], c["partition"]): c for c in report["node_rounds"]}
+    bursts = {(t["round"], t["node"], t["direction"]): t["bytes"] for t in report["timing"] if t["bytes"]}
     message = report["model"]["message_payload_bytes"]
     rows = []
     for r in report["rounds"]:
@@ -106,7 +107,7 @@ def round_rows(report: dict, cfg) -> list[dict]:
         in_time = {ids[t.node_id] for t in mine if t.direction == "up" and not t.late}
         late = [p for p in sampled if p not in in_time]
         guess = predicted(cfg, sampled, max(len(in_time), 1), message)
-        relays = sum(windows[r["round"], p]["wire_bytes"]["down"] for p in late)
+        relays = sum(bursts.get((r["round"], p, "down"), 0) for p in late)  # each whole burst, past the close too
         rows.append(
             {
                 "round": r["round"],
@@ -117,6 +118,7 @@ def round_rows(report: dict, cfg) -> list[dict]:
                 "ratio": round(r["seconds"] / guess, 4),
                 "wasted_down_bytes_ledger": message * len(late),
                 "late_downloads_relay_bytes": relays,
+                "relay_per_ledger": round(relays / (message * len(late)), 4) if late else None,
             }
         )
     return rows
@@ -179,6 +181,7 @@ def main() -> None:
                 f"  round {r['round']}: sampled {r['sampled']}, late {r['late']}: {r['measured_seconds']} s measured, "
                 f"{r['predicted_seconds']} s predicted; late downloads {r['wasted_down_bytes_ledger']:,} B, "
                 f"their relays {r['late_downloads_relay_bytes']:,} B"
+                + (f" (x{r['relay_per_ledger']})" if r.get("relay_per_ledger") else "")
             )
 
 
