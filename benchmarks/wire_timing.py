@@ -76,11 +76,14 @@ def load(key: str = "entries"):
 
 
 def calibration_of(sweep: str, calibrations: dict):
-    """The calibration `sweep` is predicted with: the one kept for it, else the built-in terms."""
+    """The calibration `sweep` is predicted with: the one kept for it (terms this checkout's model has), else the
+    built-in terms."""
+    from dataclasses import fields
+
     from fedbandwidth.wire.calibration import Calibration
 
-    kept = calibrations.get(sweep)
-    return Calibration(**{k: v for k, v in kept.items() if k != "made"}) if kept else Calibration()
+    kept, terms = calibrations.get(sweep), {f.name for f in fields(Calibration)} - {"made"}
+    return Calibration(**{k: v for k, v in kept.items() if k in terms}) if kept else Calibration()
 
 
 def refitted(calibrations: dict) -> dict:
@@ -91,11 +94,9 @@ def refitted(calibrations: dict) -> dict:
 
     out = {}
     for sweep, kept in calibrations.items():
-        messages = kept["made"]["messages"]
-        rows = {k: [{"direction": d, "nodes_at_once": n, "measured_seconds": s} for d, s in messages.get(k, [])]
-                for n, k in ((1, "one_node"), (1, "paced"), (2, "two_nodes"))}  # fmt: skip
-        again = fit(kept["made"]["model"], rows["one_node"], rows["two_nodes"], kept["loopback_bits_per_second"],
-                    kept["made"], rows["paced"])  # fmt: skip
+        rows = {n: [{"direction": d, "nodes_at_once": n, "measured_seconds": s} for d, s in kept["made"]["messages"][k]]
+                for n, k in ((1, "one_node"), (2, "two_nodes"))}  # fmt: skip
+        again = fit(kept["made"]["model"], rows[1], rows[2], kept["loopback_bits_per_second"], kept["made"])
         out[sweep] = {k: v for k, v in asdict(again).items() if k != "source"}
     return out
 

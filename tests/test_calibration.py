@@ -10,12 +10,12 @@ import sys
 import pytest
 
 from fedbandwidth.checks import ConfigError
-from fedbandwidth.cli.calibrate import PACE, fit
+from fedbandwidth.cli.calibrate import fit
 from fedbandwidth.names import DOWN, UP
 from fedbandwidth.wire import calibration
 from fedbandwidth.wire.calibration import BUILT_IN, Calibration, load, save, solve
-from fedbandwidth.wire.links import LinkProfile, parse_link
-from fedbandwidth.wire.transfer import message_objects, message_seconds, wire_rate
+from fedbandwidth.wire.links import LinkProfile
+from fedbandwidth.wire.transfer import message_objects, message_seconds
 
 FAST = LinkProfile("loopback", 1e15, 1e15, 0.0)  # no latency, bytes all but free: only the request turns count
 
@@ -97,8 +97,7 @@ def test_calibrate_measures_this_machine_and_writes_what_deploy_reads(tmp_path):
     assert stored.loopback_bits_per_second > 1e8 and stored.made["model"] == "tiny-gptneox"
     assert len(stored.made["messages"]["one_node"]) == 3  # round 1 up, round 2 down and up
     assert 0 <= stored.pickup_seconds < 10 and 0 < stored.turnaround_seconds < 30  # a poll; a ClientApp's start
-    assert len(stored.made["turns"]["turnaround"]) == 2 + 2 + 4  # per round and node: 1 node x 2 rounds, twice; 2 x 2
-    assert len(stored.made["messages"]["paced"]) == 3 and stored.cpu_bytes_per_second(DOWN) > 0
+    assert len(stored.made["turns"]["turnaround"]) == 2 + 4  # per round and node: 1 node x 2 rounds, 2 x 2
 
 
 def test_a_folder_as_out_and_a_missing_calibration_for_deploy_are_one_line_exit_2(tmp_path):
@@ -118,36 +117,3 @@ def test_a_request_term_per_direction_is_read_back_and_old_files_use_one_for_bot
     )
     gained = message_seconds("tiny-gptneox", FAST, UP, calibration=up_only) - message_seconds("tiny-gptneox", FAST, UP)
     assert gained == pytest.approx(math.ceil(len(message_objects("tiny-gptneox")) / 2) * 0.1, rel=1e-9)
-
-
-def test_fit_recovers_the_processes_pace_and_the_request_time_from_a_loopback_and_a_paced_run():
-    truth = Calibration(0.004, 0.002, 0.003, request_up_seconds=0.007, cpu_down_bits_per_second=1.2e9,
-                        cpu_up_bits_per_second=0.9e9)  # fmt: skip
-    link, paced = LinkProfile("loopback", 1e10, 1e10, 0.0), parse_link(PACE)
-
-    def row(direction, nodes, server=None):
-        seconds = message_seconds("pythia-14m", link, direction, nodes=nodes, calibration=truth, server=server)
-        return {"direction": direction, "nodes_at_once": nodes, "measured_seconds": seconds}
-
-    one, two = [row(DOWN, 1), row(UP, 1)], [row(DOWN, 2), row(UP, 2)]
-    got = fit("pythia-14m", one, two, 1e10, {}, [row(DOWN, 1, paced), row(UP, 1, paced)])
-    # the schedule is piecewise (which loop finishes first shifts), so the solution is found to ~1%
-    assert got.cpu_down_bits_per_second == pytest.approx(1.2e9, rel=0.02)
-    assert got.cpu_up_bits_per_second == pytest.approx(0.9e9, rel=0.02)
-    assert (got.request(DOWN), got.request(UP)) == pytest.approx((0.004, 0.007), rel=0.02)
-    assert (got.superlink_down_seconds, got.superlink_up_seconds) == pytest.approx((0.002, 0.003), rel=0.05)
-    assert fit("pythia-14m", one, two, 1e10, {}).cpu_bytes_per_second(UP) == math.inf  # no paced run: no pace
-
-
-def test_the_processes_pace_slows_a_fast_link_only_and_old_files_have_none(tmp_path):
-    paced = Calibration(cpu_down_bits_per_second=1e9, cpu_up_bits_per_second=1e9)
-    slow, fast = LinkProfile.from_mbit("3G", 2, 0.5, 100), LinkProfile.from_mbit("dc", 10_000, 10_000, 0.5)
-    assert message_seconds("pythia-14m", slow, UP, calibration=paced) == message_seconds("pythia-14m", slow, UP)
-    extra = message_seconds("pythia-14m", fast, DOWN, calibration=paced) - message_seconds("pythia-14m", fast, DOWN)
-    payload = sum(message_objects("pythia-14m"))  # at 1 Gbit/s instead of 10 Gbit/s less framing; a little of
-    pure = payload * 8 / 1e9 - payload / wire_rate(1e10)  # it hides in the other request loop's turns
-    assert 0.8 * pure < extra <= pure
-    path = tmp_path / "old.json"
-    path.write_text(json.dumps({"request_seconds": 0.015, "superlink_down_seconds": 0, "superlink_up_seconds": 0}))
-    assert load(path).cpu_bytes_per_second(DOWN) == math.inf
-    assert load(save(paced, tmp_path / "new.json")).cpu_bytes_per_second(UP) == 1e9 / 8

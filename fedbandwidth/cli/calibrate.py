@@ -1,10 +1,9 @@
 """``fedbandwidth calibrate``: measure this machine's costs of moving a model through Flower, on loopback.
 
-Three small deployments (one SuperNode, the same with its relay pacing the link to PACE, then two at once;
-perturbing no-op clients so every byte goes up), each model message timed at its relay; transfer.py's schedule
-solved per direction for the processes' pace and the request time (the one-node runs together) and the
-SuperLink's share per other node (two), medians kept. Written as JSON to --out (default: the user's cache,
-where `deploy` looks; calibration.py). Exit codes: 0 written, 1 a deployment failed, 2 bad input.
+Two small deployments (one SuperNode, then two at once; perturbing no-op clients so every byte goes up),
+each model message timed at its relay; transfer.py's schedule solved for the request time per direction (one
+node) and the SuperLink's share per other node (two), per message, medians kept. Written as JSON to --out (default: the
+user's cache, where `deploy` looks; calibration.py). Exit codes: 0 written, 1 a deployment failed, 2 bad input.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from ..names import DOWN, UP
 HELP = "measure this machine's request and SuperLink costs on loopback, for deploy's time predictions"
 FAILED = 1
 ROUNDS = 2  # per deployment: round 2's download is a node's second (no app fetched with it)
-PACE = "300/300/0"  # the link the second deployment's relay paces to (Mbit/s, ms): slower than the processes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,47 +43,15 @@ def measured(report: dict, skip_first_download: bool = True) -> list[dict]:
     return [t for t in rows if not (skip_first_download and t["direction"] == DOWN and t["round"] == 1)]
 
 
-def solve_message(model: str, link, row: dict, terms, server=None) -> float:
-    """The x for which transfer.py predicts `row`'s measured seconds with calibration `terms(x)` (and the
-    server's link `server`, the relay's pace)."""
+def solve_message(model: str, link, row: dict, terms) -> float:
+    """The x for which transfer.py predicts `row`'s measured seconds with calibration `terms(x)`."""
     from ..wire.calibration import solve
     from ..wire.transfer import message_seconds
 
     def seconds(x: float) -> float:
-        nodes = row["nodes_at_once"]
-        return message_seconds(model, link, row["direction"], nodes=nodes, calibration=terms(x), server=server)
+        return message_seconds(model, link, row["direction"], nodes=row["nodes_at_once"], calibration=terms(x))
 
     return solve(seconds, row["measured_seconds"])
-
-
-def alone(pace: dict):
-    """The one-node terms for a request time x (both ways) and the processes' `pace` (bits/s per direction)."""
-    from ..wire.calibration import Calibration
-
-    return lambda x: Calibration(x, 0, 0, cpu_down_bits_per_second=pace[DOWN], cpu_up_bits_per_second=pace[UP])
-
-
-def solve_pace(model: str, link, one: list[dict], paced: list[dict], direction: str) -> float:
-    """The processes' pace (bits/s) at which the request time that explains the loopback messages also explains
-    the paced ones (medians), searched from the pace that leaves no request time up to the loopback's rate."""
-    from ..wire.calibration import solve
-    from ..wire.links import parse_link
-    from ..wire.transfer import message_objects, message_seconds
-
-    server = parse_link(PACE)
-    fast, slow = (statistics.median(t["measured_seconds"] for t in rows if t["direction"] == direction)
-                  for rows in (one, paced))  # fmt: skip
-    low, high = max(8 * sum(message_objects(model)) / fast, server.rate(direction)), link.rate(direction)
-    if high <= low:
-        return 0.0
-    row = {"direction": direction, "nodes_at_once": 1, "measured_seconds": fast}
-
-    def paced_seconds(x: float) -> float:
-        pace = {DOWN: low * (high / low) ** x, UP: low * (high / low) ** x}
-        request = solve_message(model, link, row, alone(pace))
-        return message_seconds(model, link, direction, calibration=alone(pace)(request), server=server)
-
-    return low * (high / low) ** solve(paced_seconds, slow)
 
 
 def round_turns(report: dict, timeline: Path) -> tuple[list[float], list[float]]:
@@ -108,38 +74,33 @@ def round_turns(report: dict, timeline: Path) -> tuple[list[float], list[float]]
     return pickups, turnarounds
 
 
-def fit(model: str, one: list[dict], two: list[dict], loopback: float, made: dict, paced: list[dict] = ()):
-    """The Calibration whose schedule reproduces the measured messages: per direction, the processes' pace
-    and the request time from the one-node runs (loopback and paced; without paced ones, no pace), then the
-    SuperLink's share from the two-node run (medians of per-message solutions)."""
+def fit(model: str, one: list[dict], two: list[dict], loopback: float, made: dict):
+    """The Calibration whose schedule reproduces the measured messages: the request time per direction from the
+    one-node run, the SuperLink's share per direction from the two-node run (medians of per-message solutions)."""
     from ..wire.calibration import Calibration
     from ..wire.links import LinkProfile
 
     link = LinkProfile("loopback", loopback, loopback, 0.0)
-    if any(not {t["direction"] for t in rows} >= {DOWN, UP} for rows in (one, two, *([paced] if paced else []))):
+    if not {t["direction"] for t in one} >= {DOWN, UP} or not {t["direction"] for t in two} >= {DOWN, UP}:
         raise RuntimeError("the deployments left too few timed messages to fit")
-    pace = {d: solve_pace(model, link, one, paced, d) if paced else 0.0 for d in (DOWN, UP)}
-    request = {d: statistics.median(solve_message(model, link, t, alone(pace)) for t in one if t["direction"] == d)
+    alone = lambda x: Calibration(x, 0, 0)  # noqa: E731  (request(direction) is x both ways)
+    request = {d: statistics.median(solve_message(model, link, t, alone) for t in one if t["direction"] == d)
                for d in (DOWN, UP)}  # fmt: skip
-    cpu = {"cpu_down_bits_per_second": pace[DOWN], "cpu_up_bits_per_second": pace[UP]}
-    at_once = lambda x: Calibration(request[DOWN], x, x, request_up_seconds=request[UP], **cpu)  # noqa: E731
+    at_once = lambda x: Calibration(request[DOWN], x, x, request_up_seconds=request[UP])  # noqa: E731
     share = {d: statistics.median(solve_message(model, link, t, at_once) for t in two if t["direction"] == d)
              for d in (DOWN, UP)}  # fmt: skip
     turns = made.get("turns", {"pickup": [Calibration.pickup_seconds], "turnaround": [Calibration.turnaround_seconds]})
-    pickup, turnaround = statistics.median(turns["pickup"]), statistics.median(turns["turnaround"])
-    return Calibration(request[DOWN], share[DOWN], share[UP], loopback, pickup, turnaround,
-                       request_up_seconds=request[UP], **cpu, made=made)  # fmt: skip
+    return Calibration(request[DOWN], share[DOWN], share[UP], loopback, statistics.median(turns["pickup"]),
+                       statistics.median(turns["turnaround"]), request_up_seconds=request[UP], made=made)  # fmt: skip
 
 
-def deployed(model: str, nodes: int, out: Path, flower_bin: Path | None, pace: str = "") -> tuple[dict, tuple]:
-    """A loopback deployment of `nodes` SuperNodes, ROUNDS rounds, perturbing clients, its relays pacing the
-    SuperLink's link to `pace` if given: (its summary, its pickups and turnarounds)."""
+def deployed(model: str, nodes: int, out: Path, flower_bin: Path | None) -> tuple[dict, tuple]:
+    """A loopback deployment of `nodes` SuperNodes, ROUNDS rounds, perturbing clients: (its summary, its
+    pickups and turnarounds)."""
     from ..wire.engine import DeployConfig, deploy
-    from ..wire.links import parse_link
     from ..wire.report import deploy_summary
 
-    cfg = DeployConfig(supernodes=nodes, rounds=ROUNDS, out=out, model=model, client="perturb", flower_bin=flower_bin,
-                       server_link=parse_link(pace) if pace else None)  # fmt: skip
+    cfg = DeployConfig(supernodes=nodes, rounds=ROUNDS, out=out, model=model, client="perturb", flower_bin=flower_bin)
     report = deploy_summary(deploy(cfg))
     if not report["run"]["status"].endswith("completed"):
         raise RuntimeError(f"the {nodes}-node deployment ended {report['run']['status']}")
@@ -147,30 +108,28 @@ def deployed(model: str, nodes: int, out: Path, flower_bin: Path | None, pace: s
 
 
 def calibrate(model: str, flower_bin: Path | None = None, progress=print):
-    """Measure loopback, deploy one node, one node paced, then two; fit; the Calibration (with what it measured
-    in `made`)."""
+    """Measure loopback, deploy one node then two, fit; the Calibration (with what it measured in `made`)."""
     from ..wire.calibration import loopback_rate, machine
 
-    started, rows, turns = time.monotonic(), {}, {"pickup": [], "turnaround": []}
+    started = time.monotonic()
     rate = loopback_rate()
-    progress(f"loopback through a relay: {rate / 1e9:.2f} Gbit/s; deploying 1 SuperNode, the same paced "
-             f"to {PACE}, then 2 ...")  # fmt: skip
+    progress(f"loopback through a relay: {rate / 1e9:.2f} Gbit/s; deploying 1 SuperNode, then 2 ...")
     with tempfile.TemporaryDirectory(prefix="fedbandwidth-calibrate-") as tmp:
-        for name, nodes, pace in (("one_node", 1, ""), ("paced", 1, PACE), ("two_nodes", 2, "")):
-            report, (pickups, turnarounds) = deployed(model, nodes, Path(tmp) / name, flower_bin, pace)
-            rows[name] = measured(report)
-            turns["pickup"] += pickups
-            turns["turnaround"] += turnarounds
-            progress(f"{name.replace('_', ' ')}: {len(rows[name])} messages timed")
-    made = {**machine(), "model": model, "seconds": round(time.monotonic() - started, 1), "pace": PACE,
-            "messages": {k: [(t["direction"], t["measured_seconds"]) for t in v] for k, v in rows.items()},
-            "turns": turns}  # fmt: skip
-    return fit(model, rows["one_node"], rows["two_nodes"], rate, made, rows["paced"])
+        report, (pickups, turnarounds) = deployed(model, 1, Path(tmp) / "one", flower_bin)
+        one = measured(report)
+        progress(f"1 SuperNode: {len(one)} messages timed; deploying 2 ...")
+        report, more = deployed(model, 2, Path(tmp) / "two", flower_bin)
+        two = measured(report)
+    made = {**machine(), "model": model, "seconds": round(time.monotonic() - started, 1),
+            "messages": {"one_node": [(t["direction"], t["measured_seconds"]) for t in one],
+                         "two_nodes": [(t["direction"], t["measured_seconds"]) for t in two]},
+            "turns": {"pickup": pickups + more[0], "turnaround": turnarounds + more[1]}}  # fmt: skip
+    return fit(model, one, two, rate, made)
 
 
 def run(args: argparse.Namespace) -> int:
     """Calibrate, write the file, print what was measured."""
-    from ..wire.calibration import CPU_TERMS, ROUND_TERMS, TERMS, save
+    from ..wire.calibration import ROUND_TERMS, TERMS, save
     from ..wire.commands import find_executables
 
     if args.out.exists() and args.out.is_dir():
@@ -184,15 +143,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"fedbandwidth calibrate: failed: {err}", file=sys.stderr)
         return FAILED
     path = save(result, args.out)
-    terms = {k: getattr(result, k) for k in (*TERMS, "request_up_seconds", *ROUND_TERMS, *CPU_TERMS)}
+    terms = {k: getattr(result, k) for k in (*TERMS, "request_up_seconds", *ROUND_TERMS)}
     if args.json:
         print(json.dumps({"path": str(path), **terms, "made": result.made}))
     else:
-        ms = {k: f"{1000 * v:.2f} ms" for k, v in terms.items() if k not in CPU_TERMS}
-        pace = " / ".join(f"{terms[k] / 1e6:,.0f}" for k in CPU_TERMS)
+        ms = {k: f"{1000 * v:.2f} ms" for k, v in terms.items()}
         print(f"request {ms['request_seconds']} down / {ms['request_up_seconds']} up, SuperLink share "
               f"{ms['superlink_down_seconds']} down / "
               f"{ms['superlink_up_seconds']} up per other node, pickup {ms['pickup_seconds']}, ClientApp turnaround "
-              f"{ms['turnaround_seconds']}, the processes' pace {pace} Mbit/s down / up; {result.made['seconds']} s; "
-              f"{path}")  # fmt: skip
+              f"{ms['turnaround_seconds']}; {result.made['seconds']} s; {path}")  # fmt: skip
     return 0

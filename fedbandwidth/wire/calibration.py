@@ -1,13 +1,11 @@
 """This machine's costs of moving a model through Flower, measured (`fedbandwidth calibrate`), not hard-coded.
 
-transfer.py's model needs three CPU terms, each per direction: the processing of one object request
-(SuperNode + SuperLink), the pace at which Flower's processes move a big object's bytes (on a fast link their
-CPU, not the link, sets the rate), and the SuperLink's share of a request per other node moving a model at
-the same time; a round (plan.py) also waits for a node to pick its message up and for its ClientApp to turn
-the model around. `calibrate` measures them on loopback: a deployment of one SuperNode, the same with its
-relay pacing the link (CALIBRATION_PACE), the two solved together per direction for the request time and the
-pace with transfer.py's own schedule (each model message's time at its relay, from the second round), then
-one of two SuperNodes at once (solved for the share), the loopback's own rate measured through a relay first.
+transfer.py's model needs two CPU terms: the processing of one object request (SuperNode + SuperLink), and
+the SuperLink's share of a request per other node moving a model at the same time, each per direction; a
+round (plan.py) also waits for a node to pick its message up and for its ClientApp to turn the model around.
+`calibrate` measures them on loopback: a deployment of one SuperNode (each model message's time at its relay,
+from the second round, solved per direction for the request time with transfer.py's own schedule) and one of
+two at once (solved for the share, per direction), the loopback's own rate measured through a relay first.
 The result is a small JSON file (default: the user's cache, ``~/.cache/fedbandwidth/calibration.json``;
 ``FEDBANDWIDTH_CALIBRATION`` or ``--calibration`` name another, e.g. one made on the machine that runs the
 SuperLink). Without one, the built-in constants (fitted here on 2026-11-28) are used, and every report says which.
@@ -16,7 +14,6 @@ SuperLink). Without one, the built-in constants (fitted here on 2026-11-28) are 
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import socket
@@ -33,7 +30,6 @@ BUILT_IN = "built-in constants (fitted on one machine, 2026-11-28)"
 RERUN = "rerun `fedbandwidth calibrate`"
 TERMS = ("request_seconds", "superlink_down_seconds", "superlink_up_seconds")  # every calibration file has them
 ROUND_TERMS = ("pickup_seconds", "turnaround_seconds")  # files made before they were measured may lack them
-CPU_TERMS = ("cpu_down_bits_per_second", "cpu_up_bits_per_second")  # ... and these (0: no pace measured)
 # (and request_up_seconds: files made before it was fitted per direction use request_seconds both ways)
 
 
@@ -49,8 +45,6 @@ class Calibration:
     turnaround_seconds: float = 1.0  # from a node's download done to its upload starting, no compute (the
     # ClientApp process Flower starts per message); these two built-in ones: seen here on 2026-12-03, busy
     request_up_seconds: float | None = None  # ... of an upload's object request (None: request_seconds)
-    cpu_down_bits_per_second: float = 0.0  # the most a download moves at through Flower's processes here,
-    cpu_up_bits_per_second: float = 0.0  # ... an upload: their CPU's pace on big objects (0: not measured)
     source: str = BUILT_IN  # the file it was read from, or BUILT_IN
     made: dict = field(default_factory=dict)  # when, where, with what and how long calibrating took
 
@@ -58,11 +52,6 @@ class Calibration:
         """The processing of one object request in `direction`."""
         up = direction != DOWN and self.request_up_seconds is not None
         return self.request_up_seconds if up else self.request_seconds
-
-    def cpu_bytes_per_second(self, direction: str) -> float:
-        """The most payload bytes a second Flower's processes move a message at in `direction` (inf: unknown)."""
-        bits = self.cpu_down_bits_per_second if direction == DOWN else self.cpu_up_bits_per_second
-        return bits / 8 if bits > 0 else math.inf
 
     def superlink_seconds(self, direction: str) -> float:
         """The SuperLink's share of a request in `direction`, per other node at once."""
@@ -88,7 +77,7 @@ def load(path: Path | None = None) -> Calibration:
     try:
         data = json.loads(where.read_text())
         terms = {k: float(data[k]) for k in TERMS}
-        terms |= {k: float(data.get(k, getattr(Calibration, k))) for k in (*ROUND_TERMS, *CPU_TERMS)}
+        terms |= {k: float(data.get(k, getattr(Calibration, k))) for k in ROUND_TERMS}
         terms["request_up_seconds"] = float(data.get("request_up_seconds") or terms["request_seconds"])
         loopback = float(data.get("loopback_bits_per_second", 0.0))
     except (ValueError, KeyError, TypeError) as err:

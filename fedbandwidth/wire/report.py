@@ -214,9 +214,7 @@ def deploy_summary(run) -> dict:
     report["calibration"] = {"source": calibration.source, "request_seconds": calibration.request_seconds,
                              "request_up_seconds": calibration.request(UP),
                              "superlink_down_seconds": calibration.superlink_down_seconds,
-                             "superlink_up_seconds": calibration.superlink_up_seconds,
-                             "cpu_down_bits_per_second": calibration.cpu_down_bits_per_second,
-                             "cpu_up_bits_per_second": calibration.cpu_up_bits_per_second}  # fmt: skip
+                             "superlink_up_seconds": calibration.superlink_up_seconds}  # fmt: skip
     report["timing"] = timing_rows(run, ledger, windows, calibration)
     report["kernel"] = kernel_rows(run)
     report["lost"] = lost_rows(run.out / TIMELINE_CSV, run)

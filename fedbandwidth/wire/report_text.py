@@ -96,12 +96,10 @@ def calibration_line(terms: dict) -> str:
     up = {"request_up_seconds": terms.get("request_up_seconds", terms["request_seconds"])}  # older summaries lack it
     keys = ("request_seconds", "superlink_down_seconds", "superlink_up_seconds")
     ms = {k: f"{1000 * v:.1f} ms" for k, v in ({k: terms[k] for k in keys} | up).items()}
-    pace = [terms.get(k, 0.0) for k in ("cpu_down_bits_per_second", "cpu_up_bits_per_second")]  # older: none
-    paced = f", the processes' pace {pace[0] / 1e6:,.0f} / {pace[1] / 1e6:,.0f} Mbit/s" if min(pace) > 0 else ""
     return (
         f"request {ms['request_seconds']} down / {ms['request_up_seconds']} up, SuperLink share "
         f"{ms['superlink_down_seconds']} down / "
-        f"{ms['superlink_up_seconds']} up per other node{paced} ({terms['source']})"
+        f"{ms['superlink_up_seconds']} up per other node ({terms['source']})"
     )
 
 

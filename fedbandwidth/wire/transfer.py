@@ -11,8 +11,6 @@ is its own object, fetched (down) or sent (up) with its own request, two request
   (REQUEST_SECONDS, measured on this machine), two objects in flight at a time, sharing the link;
 - **the turns around the objects**: the message and its object tree first, the app (FAB) and the run's
   details with a node's first message, and the receipt (down) or the upload session (up);
-- **the processes' pace**: on a fast link Flower's processes, not the link, set the rate at which a big
-  object's bytes move (copies, hashing, HTTP framing on this machine's CPU); calibrated, else no cap;
 - **nodes at once**: one SuperLink process answers every node's requests, so with k nodes moving a model at
   the same time each request waits for k - 1 others' share of it (more up than down: the SuperLink checks
   each pushed object's hash and stores it). Both CPU terms come from `fedbandwidth calibrate` (calibration.py)
@@ -115,13 +113,12 @@ def message_seconds(
     Down: the message and its tree (one latency), with a node's `first` message the run's details and the
     app (two more turns and `app_bytes`), the objects, then the receipt (one turn). Up: the upload session
     (one turn), the objects, and the last object's latency. `nodes`: how many move a model at the same time;
-    `calibration`: the machine's CPU terms (calibration.py: request time, SuperLink share, the processes'
-    pace); `server`: the server's own link, which the `nodes` share fairly (its latency adds to the node's);
-    `objects`: the message's own objects (array_objects), if it is not the float32 model (e.g. encoded)."""
+    `calibration`: the machine's CPU terms (calibration.py); `server`: the server's own link, which the
+    `nodes` share fairly (its latency adds to the node's); `objects`: the message's own objects (array_objects),
+    if it is not the float32 model (e.g. encoded)."""
     latency, rate = link.latency_seconds, wire_rate(link.rate(direction))
     if server is not None:
         latency, rate = latency + server.latency_seconds, min(rate, wire_rate(server.rate(direction)) / nodes)
-    rate = min(rate, calibration.cpu_bytes_per_second(direction))  # a fast link waits for the processes
     turn = 2 * latency + calibration.request(direction) + (nodes - 1) * calibration.superlink_seconds(direction)
     objects = request_loops(objects or message_objects(model), rate, turn)
     if direction == DOWN:
