@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from fedbandwidth.wire.links import LinkProfile
@@ -76,7 +78,9 @@ def test_message_seconds_adds_the_turns_around_the_objects():
 def test_nodes_at_once_wait_for_each_others_share_of_the_superlink():
     link = LinkProfile.from_mbit("t", 8, 8, 50)
     for direction in ("down", "up"):
-        turn = 2 * 0.05 + REQUEST_SECONDS + SUPERLINK_SECONDS[direction]  # one other node at once
+        alone = request_loops(message_objects("tiny-gptneox"), wire_rate(8e6), 2 * 0.05 + REQUEST_SECONDS)
+        busy = math.ceil(len(message_objects("tiny-gptneox")) / 2) * REQUEST_SECONDS / alone  # the other's share
+        turn = 2 * 0.05 + REQUEST_SECONDS + SUPERLINK_SECONDS[direction] * busy  # (one other node at once)
         objects = request_loops(message_objects("tiny-gptneox"), wire_rate(8e6), turn)
         tail = turn if direction == "down" else 0.0
         assert message_seconds("tiny-gptneox", link, direction, nodes=2) == pytest.approx(0.05 + objects + tail)

@@ -13,9 +13,11 @@ is its own object, fetched (down) or sent (up) with its own request, two request
   details with a node's first message, and the receipt (down) or the upload session (up);
 - **nodes at once**: one SuperLink process answers every node's requests, so with k nodes moving a model at
   the same time each request waits for k - 1 others' share of it (more up than down: the SuperLink checks
-  each pushed object's hash and stores it). Both CPU terms come from `fedbandwidth calibrate` (calibration.py)
-  when this machine has a calibration; else the built-in ones, fitted on two nodes on Wi-Fi and home broadband
-  on one day (benchmarks/results/wire_timing.json).
+  each pushed object's hash and stores it), for the fraction of the time the others keep it busy (a node's
+  own request time over its objects' time; the others are taken to be alike): all of it on loopback, where
+  `calibrate` measures the share, 0.3-0.4 of it for pythia-14m on Wi-Fi, 0.05-0.1 on home broadband. Both CPU
+  terms come from `fedbandwidth calibrate` (calibration.py) when this machine has a calibration; else the
+  built-in ones, fitted on two nodes on Wi-Fi and home broadband on one day (benchmarks/results/wire_timing.json).
 
 ``message_seconds`` replays that schedule in a small event simulation (two request loops, one shared link).
 """
@@ -119,8 +121,12 @@ def message_seconds(
     latency, rate = link.latency_seconds, wire_rate(link.rate(direction))
     if server is not None:
         latency, rate = latency + server.latency_seconds, min(rate, wire_rate(server.rate(direction)) / nodes)
-    turn = 2 * latency + calibration.request(direction) + (nodes - 1) * calibration.superlink_seconds(direction)
-    objects = request_loops(objects or message_objects(model), rate, turn)
+    objects, request = objects or message_objects(model), calibration.request(direction)
+    turn = 2 * latency + request
+    if nodes > 1:  # the others' requests wait for the SuperLink's CPU only while it serves them
+        busy = min(1.0, math.ceil(len(objects) / REQUESTS_IN_FLIGHT) * request / request_loops(objects, rate, turn))
+        turn += (nodes - 1) * calibration.superlink_seconds(direction) * busy
+    objects = request_loops(objects, rate, turn)
     if direction == DOWN:
         setup = latency + (2 * turn + app_bytes / rate if first else 0.0)
         return setup + objects + turn
