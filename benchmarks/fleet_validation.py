@@ -151,13 +151,14 @@ def main() -> None:
     if not args.report:
         started = time.time()
         report, cfg = last_deployment() if args.again else deployed(args.rounds)
-        runs = runs[:-1] if args.again else runs
+        when = {"unix_time": round(started), "load": os.getloadavg()[0]}  # (--again: the run's own, kept)
+        if args.again:
+            when, runs = {k: runs[-1][k] for k in when}, runs[:-1]
         rows = round_rows(report, cfg)
         ratios = [r["ratio"] for r in rows if r["round"] > 1]  # round 1 also fetches the app, starts processes
         runs.append(
             {
-                "unix_time": round(started),
-                "load": os.getloadavg()[0],
+                **when,
                 "links": LINKS,
                 "server_link": SERVER_LINK,
                 "compute_seconds": COMPUTE,
