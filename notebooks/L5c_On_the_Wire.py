@@ -184,15 +184,17 @@ pd.DataFrame(deployment["meters"]).set_index("direction")
 #   128 of them under 10 kB: about 82 round trips per message. On 4G (50 ms) that is seconds.
 #
 # - **nodes at once**: one SuperLink process answers every node's requests, so with two nodes moving a
-#   model at the same time each request waits a little longer (`nodes_at_once`).
+#   model at the same time each request waits a little longer (`nodes_at_once`), for as long as the other
+#   node keeps the SuperLink busy.
 #
-# `predicted_seconds` replays that schedule (`fedbandwidth/wire/transfer.py`). Measured on this
-# repository's machine (2 cores; `benchmarks/wire_timing.py`, one node, 2 rounds, figures in the README's
-# "On the wire"), it comes within 10% of every message on 3G (with the toy model), 4G, 5G, home broadband and
-# Wi-Fi, insecure and with TLS, where the formula is off by up to a factor of 3; with two nodes at once
-# within 7.5% on home broadband and Wi-Fi without TLS. Not on `datacenter`, nor for two nodes with TLS on
-# fast links (up to +40% on Wi-Fi): there this machine's 2 cores, not the links, set the pace, and the
-# model has no term for CPU. Look at the `error` column: your machine is not ours.
+# `predicted_seconds` replays that schedule (`fedbandwidth/wire/transfer.py`), with this machine's CPU terms
+# when `fedbandwidth calibrate` has measured them (`calibration` in the report). Measured on this
+# repository's machine (2 cores; `benchmarks/wire_timing.py`, 2 rounds, figures in the README's "On the
+# wire"), after calibrating, it came within 7.1% of every message on 3G (with the toy model), 4G, 5G and home
+# broadband, one node and two, insecure and with TLS, in sweeps 22 hours apart, where the formula is off by
+# up to a factor of 3. Not on Wi-Fi (up to -28%) nor on `datacenter` (up to +41%): there this machine's 2
+# cores, not the links, set the pace, and the same message took nearly twice as long in one run as in another a
+# few minutes later. Look at the `error` column: your machine is not ours.
 
 # %%
 timing = pd.DataFrame(deployment["timing"])
