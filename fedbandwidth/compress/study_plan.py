@@ -55,7 +55,7 @@ class Plan:
     top_seeds: tuple[int, ...] = (3, 4)  # more seeds for the best `top` settings of a regime
     top: int = 3
     lever_lrs: int = 3  # learning rates of a family's first grid
-    max_lrs: int = 8  # at most this many per family (zeroth-order's best sat at the top of 5, 1e-5 .. 1.6e-4)
+    max_lrs: int = 10  # at most this many per family (zeroth-order's best sat at the top of 5, then of 8: 1.28e-3)
     max_doublings: int = 2  # the reference's rounds double at most this often while not flattened
     chase_factor: float = 1.5  # settings chase the validation target for up to this x the reference's rounds
     tuning_seed: int = 0
