@@ -56,7 +56,7 @@ def test_a_slower_request_adds_one_request_a_turn_to_each_of_the_two_request_loo
     busy = Calibration(superlink_up_seconds=0.05)  # 3 nodes at once: each turn waits for 2 others' share
     assert message_seconds("tiny-gptneox", FAST, "up", nodes=3, calibration=busy) == pytest.approx(
         message_seconds("tiny-gptneox", FAST, "up", calibration=Calibration(request_seconds=0.012 + 0.1)), rel=1e-6
-    )  # the others keep the SuperLink busy all the time but the (near-free) bytes' own
+    )  # on FAST the others keep the SuperLink busy all but the (near-zero) time their bytes take
 
 
 def test_solve_finds_the_root_or_stops_at_an_end():

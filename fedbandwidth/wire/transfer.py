@@ -99,6 +99,11 @@ def request_loops(sizes, bytes_per_second: float, gap: float, loops: int = REQUE
     return now
 
 
+def busy_fraction(sizes, bytes_per_second: float, turn: float, request: float) -> float:
+    """The share of its objects' time a node keeps the SuperLink busy: its request loops' processing over it."""
+    return min(1.0, math.ceil(len(sizes) / REQUESTS_IN_FLIGHT) * request / request_loops(sizes, bytes_per_second, turn))
+
+
 def message_seconds(
     model: str,
     link: LinkProfile,
@@ -121,12 +126,11 @@ def message_seconds(
     latency, rate = link.latency_seconds, wire_rate(link.rate(direction))
     if server is not None:
         latency, rate = latency + server.latency_seconds, min(rate, wire_rate(server.rate(direction)) / nodes)
-    objects, request = objects or message_objects(model), calibration.request(direction)
+    sizes, request = objects or message_objects(model), calibration.request(direction)
     turn = 2 * latency + request
     if nodes > 1:  # the others' requests wait for the SuperLink's CPU only while it serves them
-        busy = min(1.0, math.ceil(len(objects) / REQUESTS_IN_FLIGHT) * request / request_loops(objects, rate, turn))
-        turn += (nodes - 1) * calibration.superlink_seconds(direction) * busy
-    objects = request_loops(objects, rate, turn)
+        turn += (nodes - 1) * calibration.superlink_seconds(direction) * busy_fraction(sizes, rate, turn, request)
+    objects = request_loops(sizes, rate, turn)
     if direction == DOWN:
         setup = latency + (2 * turn + app_bytes / rate if first else 0.0)
         return setup + objects + turn
