@@ -16,6 +16,8 @@ import sys
 import threading
 from pathlib import Path
 
+from l5c_checks import L5C
+
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -26,6 +28,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SMALL = {"num_supernodes": 2, "num_rounds": 1, "local_steps": 1, "run_tls": False}  # applied if declared
+STAGED = {"L5c_On_the_Wire": L5C}  # a notebook's own small parameters, checked on its out_dir by the browser test
 SETTINGS = {  # JupyterLab user settings: every cell in the DOM, no autosave, no news toast over the page
     "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
     # a page that saves a notebook another page has open makes that page ask "File Changed" (a modal dialog)
@@ -80,7 +83,7 @@ def stage(notebook: Path, root: Path) -> Path:
     from papermill.parameterize import parameterize_notebook
 
     declared = set(inspect_notebook(str(notebook)))
-    parameters = {k: v for k, v in SMALL.items() if k in declared}
+    parameters = {k: v for k, v in {**SMALL, **STAGED.get(notebook.stem, {})}.items() if k in declared}
     if "out_dir" in declared:
         parameters["out_dir"] = str(root / "build" / notebook.stem)
     staged = parameterize_notebook(load_notebook_node(str(notebook)), parameters)

@@ -12,20 +12,28 @@ import time
 from pathlib import Path
 
 import pytest
+from l5c_checks import check_l5c
 from lab import CHROMIUM_ARGS, REPO, chromium, open_notebook, run_all, shut_down_kernel, stage, start_lab
 
 pytestmark = pytest.mark.browser
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 EXPLORER_NOTEBOOK = "L5_Bandwidth.ipynb"  # the notebook that shows the explorer
+WIRE_NOTEBOOK = "L5c_On_the_Wire.ipynb"  # the notebook whose outputs are checked here, not run again headless
 SHOTS = REPO / "build" / "browser"
 VIEWPORT = {"width": 1400, "height": 1000}
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+def lab_root(tmp_path_factory):
+    """The folder JupyterLab serves: staged notebooks under notebooks/, their out_dirs under build/."""
+    return tmp_path_factory.mktemp("lab")
+
+
+@pytest.fixture(scope="module")
+def lab(lab_root):
     """A JupyterLab server over staged copies of every notebook; yields the URL pattern of a notebook."""
-    root = tmp_path_factory.mktemp("lab")
+    root = lab_root
     for notebook in NOTEBOOKS:
         stage(notebook, root)
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -74,12 +82,22 @@ def ran(lab, browser):
 def test_notebook_runs_all_in_jupyterlab(ran, notebook):
     _, state = ran(notebook, keep_kernel=notebook == EXPLORER_NOTEBOOK)
     assert state["dialogs"] == []  # nothing asked the learner a question
-    if notebook != "L5c_On_the_Wire.ipynb":  # only L5c changes this machine's network (emulated hosts)
+    if notebook != WIRE_NOTEBOOK:  # only L5c changes this machine's network (emulated hosts)
         assert state["reconnects"] == 0
     assert state["errors"] == []
     assert state["executed"] == state["cells"] > 0
     assert state["figures"] >= 1 and state["rendered"] >= state["figures"]  # every figure drawn in the page
     assert state["widget_views"] >= state["widget_outputs"]  # every widget (progress bar, explorer) drawn
+
+
+def test_wire_notebook_in_the_browser_moved_the_exact_bytes(ran, lab_root):
+    """L5c's out_dir after Run All: the checks tests/test_notebook_wire.py makes headless, where this does not run."""
+    from fedbandwidth.wire.network import emulation_problem
+
+    _, state = ran(WIRE_NOTEBOOK)
+    assert state["errors"] == []
+    check_l5c(lab_root / "build" / Path(WIRE_NOTEBOOK).stem, shaped=not emulation_problem())
+    assert (lab_root / "build" / Path(WIRE_NOTEBOOK).stem / "echo" / "summary.json").exists()  # the echo run ran
 
 
 def wait_for_update(page, seen: int) -> int:
