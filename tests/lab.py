@@ -16,7 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
-from l5c_checks import L5C
+from notebook_checks import BROWSER_CHECKED
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = [
@@ -28,7 +28,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SMALL = {"num_supernodes": 2, "num_rounds": 1, "local_steps": 1, "run_tls": False}  # applied if declared
-STAGED = {"L5c_On_the_Wire": L5C}  # a notebook's own small parameters, checked on its out_dir by the browser test
+STAGED = {stem: parameters for stem, (parameters, _, _) in BROWSER_CHECKED.items()}  # checked on their out_dirs
 SETTINGS = {  # JupyterLab user settings: every cell in the DOM, no autosave, no news toast over the page
     "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
     # a page that saves a notebook another page has open makes that page ask "File Changed" (a modal dialog)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import papermill
-from l5c_checks import L5C, check_l5c
+from notebook_checks import L5C, check_l5c
 
 from conftest import assert_clean_and_paired
 from fedbandwidth.wire.network import emulation_problem
