@@ -262,7 +262,10 @@ if summary is not None:
 # %% [markdown]
 # ## What holds
 #
-# - **The new study's results are pending**: no ratio of a lever is claimed until it has run. The retired
+# - **The new study is not finished** (the cells above print what has run and what is pending): so far, in the
+#   scratch regime at 3 seeds, both directions as int4 per block (the download as the global update) reach L\*
+#   with 6.16x fewer total bytes than the tuned float32 reference, the uplink alone as int4 only 1.69x (the
+#   float32 download stays), and top-k, DGC and low rank do not reach L\* within 60 rounds. The retired
 #   527x / 158x were ratios to a reference that was 91% dead rows, untuned, counting the uplink only.
 # - What the lesson keeps: bytes are measured on the encoded payload; levers are compared by the bytes to
 #   reach a target, every seed reported; a ratio is only as honest as its denominator.
