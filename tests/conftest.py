@@ -65,14 +65,17 @@ def assert_clean_and_paired(notebook_path, script_path) -> None:
     assert [(c.cell_type, c.source) for c in notebook.cells] == [(c.cell_type, c.source) for c in script.cells]
 
 
-def processes_with_flwr_home(flwr_home):
-    """Live processes whose environment has FLWR_HOME=`flwr_home` (every Flower process of one run)."""
+def processes_with_flwr_home(flwr_home, under: bool = False):
+    """Live processes whose environment has FLWR_HOME=`flwr_home` (every Flower process of one run), or with
+    `under`, any FLWR_HOME inside that folder (every Flower process of all the runs a notebook started)."""
     import psutil
 
     found = []
     for proc in psutil.process_iter():
         try:
-            if proc.environ().get("FLWR_HOME") == str(flwr_home) and proc.status() != psutil.STATUS_ZOMBIE:
+            home = proc.environ().get("FLWR_HOME", "")
+            mine = home.startswith(str(flwr_home)) if under else home == str(flwr_home)
+            if mine and proc.status() != psutil.STATUS_ZOMBIE:
                 found.append(proc.pid)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             pass
@@ -99,11 +102,10 @@ def pytest_collection_modifyitems(config, items):
 
 def skip_what_the_browser_checks(items) -> None:
     """A notebook runs once: where the browser test runs it and checks its out_dir, its headless run is skipped."""
-    from notebook_checks import BROWSER_CHECKED
+    from notebook_checks import BROWSER_CHECKED, BROWSER_TEST
 
     names = {item.name for item in items}
-    replaced = {headless for stem, (_, _, headless) in BROWSER_CHECKED.items()
-                if f"test_out_dir_after_run_all_passes_the_headless_checks[{stem}]" in names}  # fmt: skip
+    replaced = {headless for stem, (_, _, headless) in BROWSER_CHECKED.items() if f"{BROWSER_TEST}[{stem}]" in names}
     skip = pytest.mark.skip(reason="run in JupyterLab: tests/test_browser.py makes the same checks on its out_dir")
     for item in items:
         if item.name in replaced:

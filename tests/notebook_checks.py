@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+from conftest import processes_with_flwr_home
 from fedbandwidth.model import tensor_specs
 from fedbandwidth.theory import predict
 from fedbandwidth.wire.commands import PROJECT
@@ -25,21 +26,6 @@ def rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def processes_with_flwr_home_under(folder: Path) -> list[int]:
-    """Live processes whose FLWR_HOME lies under `folder` (every Flower process the notebook started)."""
-    import psutil
-
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            home = proc.environ().get("FLWR_HOME", "")
-            if home.startswith(str(folder)) and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc.pid)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            pass
-    return found
-
-
 def check_engines(out: Path) -> None:
     """Simulation and deployment moved the same exact bytes, `flwr run .` ran, no Flower process is left."""
     for engine in ("simulation", "deployment"):
@@ -52,7 +38,7 @@ def check_engines(out: Path) -> None:
     flwr_run = (out / "simulation" / "logs" / "flwr-run.log").read_text().splitlines()[0].split()
     assert flwr_run[2:4] == ["run", str(PROJECT)]  # `flwr run .` in the project folder
     assert (out / "simulation" / "flwr_home" / "local-superlink" / "superlink.log").exists()
-    assert processes_with_flwr_home_under(out) == []  # local SuperLink, SuperLink, SuperNodes: gone
+    assert processes_with_flwr_home(out, under=True) == []  # local SuperLink, SuperLink, SuperNodes: gone
 
 
 def check_wire_and_time(out: Path, shaped: bool) -> None:
@@ -105,6 +91,7 @@ def check_l5c_with_echo(out: Path) -> None:
     assert json.loads((out / "echo" / "summary.json").read_text())["run"]["status"] == "finished:completed"
 
 
+BROWSER_TEST = "test_out_dir_after_run_all_passes_the_headless_checks"  # tests/test_browser.py's, per stem
 # notebook stem -> (its small parameters, the check of its out_dir, the headless test the browser run replaces)
 BROWSER_CHECKED = {
     "L5_Bandwidth": (L5, check_l5, "test_notebook_measures_the_predicted_bytes"),

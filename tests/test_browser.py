@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from lab import CHROMIUM_ARGS, REPO, chromium, open_notebook, run_all, shut_down_kernel, stage, start_lab
-from notebook_checks import BROWSER_CHECKED
+from notebook_checks import BROWSER_CHECKED, BROWSER_TEST
 
 pytestmark = pytest.mark.browser
 
@@ -97,6 +97,9 @@ def test_out_dir_after_run_all_passes_the_headless_checks(ran, lab_root, stem):
     assert state["errors"] == []
     _, check, _ = BROWSER_CHECKED[stem]
     check(lab_root / "build" / stem)
+
+
+assert test_out_dir_after_run_all_passes_the_headless_checks.__name__ == BROWSER_TEST  # conftest skips by this name
 
 
 def wait_for_update(page, seen: int) -> int:
