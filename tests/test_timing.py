@@ -46,6 +46,27 @@ def test_a_burst_the_other_way_cuts_a_burst():
     assert (up.start, up.end, up.nbytes) == (2.5, 4.6, 1_000_000)
 
 
+def test_a_quick_turnaround_does_not_merge_a_download_with_the_upload_after_it():
+    # as a relay saw it (2 nodes behind 8/8/10): each object pulled is a small request up; the node turns round in
+    # 0.5 s (less than a gap) with polls and heartbeats; the push starts with the message (4.3 kB) and the SuperLink's
+    # list of objects it lacks (4.1 kB), then each object pushed is answered by a small reply down
+    samples = [sample("down", 0.0, 0.01, 0.02, 4374)]  # the pulled message and its tree
+    for k in range(30):  # 30 objects of 60 kB: a request up, the object down
+        at = 0.05 + 0.1 * k
+        samples += [sample("up", at, at + 0.01, at + 0.01, 929), sample("down", at + 0.02, at + 0.03, at + 0.1, 60_000)]
+    samples += [sample("down", 3.05, 3.06, 3.06, 300), sample("up", 3.1, 3.11, 3.11, 942)]  # the last, small object
+    samples += [sample("up", 3.6, 3.61, 3.61, 843), sample("up", 3.6, 3.61, 3.62, 4333)]  # the push starts at 3.6
+    samples.append(sample("down", 3.63, 3.64, 3.64, 4072))
+    for k in range(30):
+        at = 3.7 + 0.1 * k
+        samples += [sample("up", at, at + 0.01, at + 0.09, 60_000), sample("down", at + 0.095, at + 0.1, at + 0.1, 130)]
+    (down,) = transfers(samples, "down", min_bytes=500_000)
+    (up,) = transfers(samples, "up", min_bytes=500_000)
+    assert (down.start, down.end, down.nbytes) == (0.0, 3.06, 4374 + 30 * 60_000 + 300)
+    assert (up.start, up.nbytes) == (3.6, 843 + 4333 + 30 * 60_000)
+    assert up.end == pytest.approx(6.69)
+
+
 def test_samples_that_never_arrived_are_left_out():
     down = [sample("down", 0.0, 0.1, 1.0, 600_000), Sample(0.5, "down", 600_000)]  # the node died
     (message,) = transfers(down, "down", min_bytes=500_000)

@@ -2,8 +2,11 @@
 
 **Measured**: a model message is the burst of bytes its relay forwarded one way, from the first byte leaving
 its sender to the last byte reaching its receiver (relay.py stamps both), bursts being cut where nothing
-arrived for longer than a gap (GAP_SECONDS, or 6 one-way latencies) and where a burst the other way starts;
-bursts under half a model message (polls, heartbeats, requests, acknowledgements) are not messages. Each
+arrived for longer than a gap (GAP_SECONDS, or 6 one-way latencies) and where a message starts, either way: at
+its first bulk chunk (BULK_BYTES or more) after the last message the other way, since a node's downloads and
+uploads take turns while requests, polls and acknowledgements are small; bursts under half a model message are
+not messages. (Cutting only at the other way's first byte merged a download with the upload after it whenever the
+node turned round in under a gap: its requests kept both ways busy. tests/test_timing.py has the case.) Each
 ledger row is matched to the largest burst of its node and direction that started in its round.
 **Predicted**: transfer.py's model of the same message on the node's link; next to it, links.py's formula
 ``latency + 8 * payload / rate``.
@@ -26,6 +29,7 @@ from .network import HEADER_BYTES
 from .transfer import BUILT_IN, message_seconds
 
 GAP_SECONDS = 1.0  # a pause at least this long (and 6 one-way latencies) ends a message's burst
+BULK_BYTES = 2048  # a chunk this big carries a message's content: requests, polls and acks here are <= 1.2 kB
 LOOPBACK = LinkProfile("loopback", 1e12, 1e12, 0.0)  # a node's link when only the server's is shaped
 
 
@@ -63,12 +67,30 @@ def _crosses(cuts: list[float], start: float, end: float) -> bool:
     return bisect.bisect_right(cuts, start) < bisect.bisect_right(cuts, end)
 
 
+def message_starts(samples: list, min_bytes: int) -> list[float]:
+    """When each message starts, either way: its first bulk chunk after the last message the other way (runs of
+    bulk chunks one way of at least `min_bytes` are messages; a smaller run, such as the object list a SuperLink
+    answers a push with, is part of the message around it)."""
+    runs: list[list] = []  # [direction, first chunk sent, bytes] of consecutive bulk chunks one way
+    for s in sorted((s for s in samples if s.nbytes >= BULK_BYTES), key=lambda s: s.sent):
+        if runs and runs[-1][0] == s.direction:
+            runs[-1][2] += s.nbytes
+        else:
+            runs.append([s.direction, s.sent, s.nbytes])
+    starts, since = [], []  # since: the smaller runs after the last message
+    for run in runs:
+        if run[2] < min_bytes:
+            since.append(run)
+            continue
+        starts.append(min((r[1] for r in since if r[0] == run[0]), default=run[1]))
+        since = []
+    return starts
+
+
 def transfers(samples: list, direction: str, min_bytes: int, gap: float = GAP_SECONDS) -> list[Transfer]:
-    """The bursts of `direction` of at least `min_bytes`, cut where such a burst the other way starts."""
+    """The bursts of `direction` of at least `min_bytes`, cut where a message starts either way."""
     arrived = [s for s in samples if s.arrived is not None]
-    other = [g for g in bursts([s for s in arrived if s.direction != direction], gap) if _size(g) >= min_bytes]
-    cuts = sorted(min(s.sent for s in g) for g in other)
-    mine = bursts([s for s in arrived if s.direction == direction], gap, cuts)
+    mine = bursts([s for s in arrived if s.direction == direction], gap, message_starts(arrived, min_bytes))
     return [
         Transfer(direction, min(s.sent for s in g), max(s.arrived for s in g), _size(g))
         for g in mine
