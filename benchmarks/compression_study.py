@@ -152,15 +152,16 @@ def run_train(argv: list[str], seed: int) -> dict:
     return json.loads(done.stdout)
 
 
-def sweep(plan: Plan, minutes: float) -> bool:
-    """Run what the plan needs next until `minutes` have passed (a run that fails is skipped for this chunk, and
-    named); True when nothing is left."""
+def sweep(plan: Plan, minutes: float, regime: str | None = None) -> bool:
+    """Run what the plan needs next (of `regime` only, if given) until `minutes` have passed (a run that fails is
+    skipped for this chunk, and named); True when nothing is left."""
     import pandas as pd
 
     started, failed = time.monotonic(), []
     while True:
         frame = read_frame()
         todo = [r for r in planned(plan, frame)[0] if (r["argv"], r["seed"]) not in failed]
+        todo = [r for r in todo if regime in (None, r["regime"])]
         if not todo:
             return not failed and not planned(plan, frame)[0]
         if time.monotonic() - started > 60 * minutes:
@@ -283,6 +284,7 @@ def main() -> None:
     parser.add_argument("--summary", action="store_true", help="write the summary and plots from the CSV and exit")
     parser.add_argument("--readme", action="store_true", help="write the findings table into the READMEs and exit")
     parser.add_argument("--smoke", action="store_true", help="the ci preset, results in build/study-smoke/")
+    parser.add_argument("--regime", help="run only this regime's pending runs (the others wait)")
     args = parser.parse_args()
     if args.smoke:
         use_results(REPO / "build" / "study-smoke")
@@ -295,8 +297,10 @@ def main() -> None:
     plan, left_out = accepted_plan(SMOKE if args.smoke else PLAN)
     for name, why in left_out.items():
         print(f"left out until train accepts it: {name} ({why})")
+    if args.regime is not None and args.regime not in plan.regimes:
+        parser.error(f"--regime: unknown regime {args.regime!r}; known: {', '.join(plan.regimes)}")
     if not args.summary:
-        sweep(plan, args.minutes)
+        sweep(plan, args.minutes, args.regime)
     if not write_results(plan, left_out)["pending"]:
         print("done")
 

@@ -66,3 +66,12 @@ def test_the_readme_table_is_replaced_in_place_and_nothing_else(monkeypatch):
     new = study.replace_table(text, ["| a | b |", "|---|---|", "| new | 3 |"])
     assert new == "intro\n\n| a | b |\n|---|---|\n| new | 3 |\n\nafter\n"
     assert study.replace_table(new, ["| a | b |", "|---|---|", "| new | 3 |"]) == new  # idempotent
+
+
+def test_a_sweep_of_one_regime_runs_only_its_runs(study, monkeypatch, tmp_path):
+    monkeypatch.setattr(study, "CSV_PATH", tmp_path / "study.csv")
+    seen = []
+    monkeypatch.setattr(study, "run_train", lambda argv, seed: seen.append(argv[2]) or (_ for _ in ()).throw(
+        RuntimeError("not run here")))  # fmt: skip
+    assert study.sweep(study.PLAN, minutes=60, regime="warm-start") is False
+    assert seen and set(seen) == {"warm-start"}  # each planned warm-start run was tried (and failed), no scratch one
