@@ -70,6 +70,9 @@ SETTINGS = (
     Setting("frozen input embedding", "frozen", ("--up-codec", "layers:-gpt_neox.embed_in.weight"), BOTH),
     Setting("fraction 0.4", "fraction", ("--fraction", "0.4"), BOTH),
     Setting("10 clients, fraction 0.5", "fraction", ("--supernodes", "10", "--fraction", "0.5"), BOTH),
+    Setting("down global delta int4 + up int4, 10 clients, fraction 0.5", "downlink",  # a node catches up
+            ("--down-codec", "delta+int4:64", "--up-codec", "delta+int4:64", "--supernodes", "10", "--fraction", "0.5"),
+            BOTH),  # with one delta from the model it holds, however many rounds it missed: those bytes count
     Setting("fewer rounds x more local steps", "rounds", ("--rounds", "{R4}", "--local-steps", "{S4}"), BOTH),
     Setting("adapters r16 (ffa) + int4 per block of 64", "adapters (ffa)",
             ("--lora-rank", "16", "--up-codec", "delta+int4:64"), WARM, ADAPTER_LR),
