@@ -194,14 +194,16 @@ def task_block() -> dict:
 
 
 def warm_start_block() -> dict:
-    """The warm start's pre-training (steps, losses, flattened, seconds) once its checkpoint is built; else {}."""
+    """The warm start's pre-training (steps, losses, flattened, seconds) once its checkpoint is built; where it is
+    not built here (a fresh checkout), what the summary already says of that checkpoint; else {}."""
     from fedbandwidth.compress import warm
     from fedbandwidth.compress.training import PRESETS, TrainConfig
 
     spec = TrainConfig(**PRESETS["warm-start"]).pretraining
-    if not spec.path.with_suffix(".json").exists():
-        return {}
-    return {"checkpoint": spec.path.name, **warm.curve(spec)}
+    if spec.path.with_suffix(".json").exists():
+        return {"checkpoint": spec.path.name, **warm.curve(spec)}
+    known = json.loads(SUMMARY_PATH.read_text()).get("warm_start", {}) if SUMMARY_PATH.exists() else {}
+    return known if known.get("checkpoint") == spec.path.name else {}
 
 
 def pending(plan: Plan, frame, left_out: dict[str, str]) -> list[dict]:

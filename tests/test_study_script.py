@@ -2,6 +2,7 @@
 
 import importlib
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,16 @@ def test_a_sweep_of_one_regime_runs_only_its_runs(study, monkeypatch, tmp_path):
         RuntimeError("not run here")))  # fmt: skip
     assert study.sweep(study.PLAN, minutes=60, regime="warm-start") is False
     assert seen and set(seen) == {"warm-start"}  # each planned warm-start run was tried (and failed), no scratch one
+
+
+def test_a_checkout_without_the_warm_start_keeps_what_the_summary_says_of_it(study, monkeypatch, tmp_path):
+    from fedbandwidth.compress.training import PRESETS, TrainConfig
+
+    name = TrainConfig(**PRESETS["warm-start"]).pretraining.path.name
+    monkeypatch.setattr(study, "SUMMARY_PATH", tmp_path / "summary.json")
+    monkeypatch.chdir(tmp_path)  # no build/ here: the checkpoint is not built
+    assert study.warm_start_block() == {}
+    study.SUMMARY_PATH.write_text(json.dumps({"warm_start": {"checkpoint": name, "step": [100, 200]}}))
+    assert study.warm_start_block() == {"checkpoint": name, "step": [100, 200]}
+    study.SUMMARY_PATH.write_text(json.dumps({"warm_start": {"checkpoint": "another.npz", "step": [1]}}))
+    assert study.warm_start_block() == {}  # another pre-training's curve is not this one's
