@@ -113,6 +113,17 @@ def test_targets_are_factors_of_the_references_mean_final_test_loss():
     assert waiting[0] == "scratch: int8 settings wait for their lr"
 
 
+def test_a_setting_with_more_local_steps_a_round_chases_with_the_same_local_steps_in_fewer_rounds():
+    from fedbandwidth.compress.study_plan import setting_argv
+
+    ref = ["train", "--preset", "scratch", "--lr", "0.002", "--rounds", "40", "--local-steps", "20"]
+    fewer = Setting("fewer rounds", "rounds", ("--rounds", "{R4}", "--local-steps", "{S4}"), ("scratch",))
+    argv = setting_argv(PLAN, "scratch", ref, fewer, 0.002, 5.0)
+    assert argv[-8:] == ["--rounds", "10", "--local-steps", "80", "--target-loss", "5.000000", "--max-rounds", "15"]
+    same = setting_argv(PLAN, "scratch", ref, PLAN.settings[0], 0.002, 5.0)  # 1.5 x 40 rounds of 20 steps
+    assert same[-2:] == ["--max-rounds", "60"]
+
+
 def lever_curves():
     """int8's validation curves: best at 0.004 (an edge), worse at 0.008; test losses reaching 2.02 in round 3."""
     good, bad = ([2.4, 2.0, 1.9, 1.9], [2.5, 2.1, 2.01, 2.0]), ([3.0, 2.9, 2.8, 2.7], [3.0, 2.9, 2.8, 2.7])

@@ -169,10 +169,20 @@ def own_argv(setting: Setting, rounds: int, steps: int) -> list[str]:
 
 
 def setting_argv(plan: Plan, regime: str, ref: list[str], setting: Setting, lr: float, target: float) -> list[str]:
-    """A setting's arguments: the reference's at `lr`, its own, chasing `target` up to chase_factor x the rounds."""
+    """A setting's arguments: the reference's at `lr`, its own, chasing `target` up to chase_factor x the
+    reference's local steps (in rounds of the setting's own local steps, if it has its own)."""
     rounds, steps = split_of(ref)
-    chase = ["--target-loss", f"{target:.6f}", "--max-rounds", str(math.ceil(plan.chase_factor * rounds))]
-    return [*base_argv(plan, regime, lr, rounds, steps), *own_argv(setting, rounds, steps), *chase]
+    own = own_argv(setting, rounds, steps)
+    own_steps = int(own[own.index("--local-steps") + 1]) if "--local-steps" in own else steps
+    most = math.ceil(plan.chase_factor * rounds * steps / own_steps)
+    return [
+        *base_argv(plan, regime, lr, rounds, steps),
+        *own,
+        "--target-loss",
+        f"{target:.6f}",
+        "--max-rounds",
+        str(most),
+    ]
 
 
 def family_run(plan: Plan, frame, regime: str, setting: Setting, lr: float) -> dict:
