@@ -74,6 +74,9 @@ SETTINGS = (
             ("--down-codec", "delta+int4:64", "--up-codec", "delta+int4:64", "--supernodes", "10", "--fraction", "0.5"),
             BOTH),  # with one delta from the model it holds, however many rounds it missed: those bytes count
     Setting("fewer rounds x more local steps", "rounds", ("--rounds", "{R4}", "--local-steps", "{S4}"), BOTH),
+    Setting("down global delta int4 + up int4, fewer rounds x more local steps", "rounds",  # the lesson's two
+            ("--down-codec", "delta+int4:64", "--up-codec", "delta+int4:64", "--rounds", "{R4}", "--local-steps",
+             "{S4}"), BOTH),  # levers at once: smaller messages and fewer rounds
     Setting("adapters r16 (ffa) + int4 per block of 64", "adapters (ffa)",
             ("--lora-rank", "16", "--up-codec", "delta+int4:64"), WARM, ADAPTER_LR),
     Setting("adapters r16 (ffa) + int8", "adapters (ffa)", ("--lora-rank", "16", "--up-codec", "int8"), WARM,
