@@ -12,8 +12,8 @@ A codec is a chain of stages written left to right with ``+``, e.g. ``delta+topk
   matrices too small to gain are sent whole; error feedback as for top-k;
 - ``dgc:<density>[:<momentum>[:<clip>]]``: Deep Gradient Compression's top-k of the momentum-corrected,
   clipped, accumulated update, with a density warm-up (uplink only; dgc.py);
-- ``fp16``, ``bf16``, ``int8[:<block>]``, ``int4[:<block>]``: store the values in fewer bits
-  (affine quantization per tensor, or per block of ``block`` values; int4 packs two values a byte).
+- ``fp16``, ``bf16``, ``int8[:<block>]``, ``int4[:<block>]``, ``int2[:<block>]``: store the values in fewer
+  bits (affine quantization per tensor, or per block of about ``block`` values; int4 packs two a byte, int2 four).
 
 Each lever is a ``stage.Lever`` in its own module (values, sparse, lowrank; delta and layers here), listed once
 in ``LEVERS``; a chain is parsed by looking its names up there, and encoding.py applies it.

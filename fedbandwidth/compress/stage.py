@@ -26,7 +26,7 @@ class Stage:
     """One step of a codec chain: its lever and its parsed parameters."""
 
     lever: Lever  # what the stage does (one object per lever, from the registry)
-    param: float | None = None  # fraction (topk), tau (threshold), rank (lowrank) or block size (int8/int4)
+    param: float | None = None  # fraction (topk), tau (threshold), rank (lowrank) or block size (int8/int4/int2)
     patterns: tuple[str, ...] = ()  # globs of `layers`; a leading "-" excludes
     error_feedback: bool = True  # topk/threshold/lowrank: keep what was not sent for the next round
     extra: tuple[float, ...] = ()  # further parameters (dgc: momentum, clipping norm)

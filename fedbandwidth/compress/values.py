@@ -1,4 +1,4 @@
-"""Value codecs: fp16, bf16, and affine int8/int4 quantization (per tensor or per block), in numpy, as levers."""
+"""Value codecs: fp16, bf16, and affine int8/int4/int2 quantization (per tensor or per block), in numpy, as levers."""
 
 from __future__ import annotations
 
@@ -26,37 +26,40 @@ def bf16_decode(x: np.ndarray) -> np.ndarray:
 
 
 def quantize(x: np.ndarray, bits: int, block: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Affine quantization: (codes 0..2^bits-1 as uint8, flat; params float32 (blocks, 2) = scale, min)."""
+    """Affine quantization: (codes 0..2^bits-1 as uint8, flat, padded to whole bytes with copies of the last
+    value; params float32 (blocks, 2) = scale, min). ceil(n / block) blocks share the codes equally, so the
+    decoder finds their size from the codes and the blocks alone (dequantize)."""
     flat = np.ascontiguousarray(x, dtype=np.float32).ravel()
-    size = max(block or flat.size, 1)
-    blocks = -(-flat.size // size)
+    whole = flat.size + -flat.size % (8 // bits if bits < 8 else 1)  # codes filling whole bytes
+    blocks = -(-flat.size // max(block or flat.size, 1))
+    size = max(-(-whole // max(blocks, 1)), 1)
     padded = np.pad(flat, (0, blocks * size - flat.size), mode="edge").reshape(blocks, size)
     low, high = padded.min(axis=1), padded.max(axis=1)
     scale = ((high - low) / (2**bits - 1)).astype(np.float32)
     scale[scale == 0] = 1.0  # constant block: any scale reproduces it exactly
     codes = np.rint((padded - low[:, None]) / scale[:, None]).clip(0, 2**bits - 1).astype(np.uint8)
-    return codes.ravel()[: flat.size], np.stack([scale, low], axis=1).astype(np.float32)
+    return codes.ravel()[:whole], np.stack([scale, low], axis=1).astype(np.float32)
 
 
 def dequantize(codes: np.ndarray, params: np.ndarray) -> np.ndarray:
-    """Codes (flat) and params (blocks, 2) -> float32 values, flat."""
+    """Codes (flat, as quantize made them) and params (blocks, 2) -> float32 values, flat."""
     size = -(-codes.size // len(params)) if len(params) else 0
     padded = np.pad(codes.astype(np.float32), (0, len(params) * size - codes.size))
     values = padded.reshape(len(params), size) * params[:, :1] + params[:, 1:]
     return values.ravel()[: codes.size].astype(np.float32)
 
 
-def pack_nibbles(codes: np.ndarray) -> np.ndarray:
-    """Two 4-bit codes per byte: even positions in the low nibble, odd in the high one."""
-    even = np.pad(codes, (0, codes.size % 2))
-    return (even[0::2] | (even[1::2] << 4)).astype(np.uint8)
+def pack_codes(codes: np.ndarray, bits: int) -> np.ndarray:
+    """8 // `bits` codes of `bits` bits (4 or 2) per byte, the first in the lowest bits."""
+    per = 8 // bits
+    padded = np.pad(codes, (0, -codes.size % per)).reshape(-1, per).astype(np.uint8)
+    return np.bitwise_or.reduce(padded << (bits * np.arange(per, dtype=np.uint8)), axis=1).astype(np.uint8)
 
 
-def unpack_nibbles(packed: np.ndarray) -> np.ndarray:
-    """Inverse of pack_nibbles; returns 2 x len(packed) codes (the caller trims any padding)."""
-    out = np.empty(packed.size * 2, dtype=np.uint8)
-    out[0::2], out[1::2] = packed & 0x0F, packed >> 4
-    return out
+def unpack_codes(packed: np.ndarray, bits: int) -> np.ndarray:
+    """Inverse of pack_codes; returns 8 // `bits` x len(packed) codes (the caller trims any padding)."""
+    shifts = bits * np.arange(8 // bits, dtype=np.uint8)
+    return ((packed[:, None] >> shifts) & (2**bits - 1)).astype(np.uint8).ravel()
 
 
 class ValueLever(Lever):
@@ -98,7 +101,7 @@ class Bf16(ValueLever):
 
 
 class Quantize(ValueLever):
-    """``int8[:<block>]`` / ``int4[:<block>]``: affine codes per tensor or per block; int4 packs two a byte."""
+    """``int8|int4|int2[:<block>]``: affine codes per tensor or per block; int4 packs two a byte, int2 four."""
 
     bits = 8  # bits per code
 
@@ -111,16 +114,16 @@ class Quantize(ValueLever):
         return Stage(self, float(int(args[0])))
 
     def encode_tensor(self, stage: Stage, key: str, x: np.ndarray) -> dict[str, np.ndarray]:
-        """Codes (int8: in the tensor's shape; int4: packed, flat) and the blocks' (scale, min)."""
+        """Codes (int8: in the tensor's shape; int4, int2: packed, flat) and the blocks' (scale, min)."""
         codes, params = quantize(x, self.bits, int(stage.param) if stage.param else None)
-        data = codes.reshape(x.shape) if self.bits == 8 else pack_nibbles(codes)
+        data = codes.reshape(x.shape) if self.bits == 8 else pack_codes(codes, self.bits)
         return {key + SEP + f"q{self.bits}": data, key + SEP + "qp": params}
 
     def decode(self, parts: dict[str, np.ndarray], shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
-        """Codes and params back to float32 (int4: flat, possibly padded by one value)."""
+        """Codes and params back to float32 (int4, int2: flat, possibly padded by up to 1, 3 values)."""
 
         def values(base: str, tag: str, x: np.ndarray) -> np.ndarray:
-            codes = x.ravel() if self.bits == 8 else unpack_nibbles(x)
+            codes = x.ravel() if self.bits == 8 else unpack_codes(x, self.bits)
             return dequantize(codes, parts[base + SEP + "qp"]).reshape(x.shape if self.bits == 8 else -1)
 
         return untag(parts, (f"q{self.bits}",), ("qp",), values)
@@ -138,4 +141,10 @@ class Int4(Quantize):
     name, bits = "int4", 4
 
 
-LEVERS = (Fp16(), Bf16(), Int8(), Int4())  # the value codecs, in the order chain.py lists them
+class Int2(Quantize):
+    """``int2[:<block>]``: 4 levels, four codes a byte (with error feedback, what a round drops comes back)."""
+
+    name, bits = "int2", 2
+
+
+LEVERS = (Fp16(), Bf16(), Int8(), Int4(), Int2())  # the value codecs, in the order chain.py lists them
