@@ -67,6 +67,8 @@ SETTINGS = (
     Setting("down fp16", "downlink", ("--down-codec", "fp16"), BOTH),
     Setting("down global delta int4 + up int4", "downlink",
             ("--down-codec", "delta+int4:64", "--up-codec", "delta+int4:64"), BOTH),
+    Setting("down global delta int2 + up int2", "downlink",  # 3 bits a value with the blocks' scale and min
+            ("--down-codec", "delta+int2:64", "--up-codec", "delta+int2:64"), BOTH),
     Setting("frozen input embedding", "frozen", ("--up-codec", "layers:-gpt_neox.embed_in.weight"), BOTH),
     Setting("fraction 0.4", "fraction", ("--fraction", "0.4"), BOTH),
     Setting("10 clients, fraction 0.5", "fraction", ("--supernodes", "10", "--fraction", "0.5"), BOTH),
@@ -77,6 +79,9 @@ SETTINGS = (
     Setting("down global delta int4 + up int4, fewer rounds x more local steps", "rounds",  # the lesson's two
             ("--down-codec", "delta+int4:64", "--up-codec", "delta+int4:64", "--rounds", "{R4}", "--local-steps",
              "{S4}"), BOTH),  # levers at once: smaller messages and fewer rounds
+    Setting("down global delta int2 + up int2, fewer rounds x more local steps", "rounds",
+            ("--down-codec", "delta+int2:64", "--up-codec", "delta+int2:64", "--rounds", "{R4}", "--local-steps",
+             "{S4}"), BOTH),
     Setting("adapters r16 (ffa) + int4 per block of 64", "adapters (ffa)",
             ("--lora-rank", "16", "--up-codec", "delta+int4:64"), WARM, ADAPTER_LR),
     Setting("adapters r16 (ffa) + int8", "adapters (ffa)", ("--lora-rank", "16", "--up-codec", "int8"), WARM,
