@@ -163,16 +163,16 @@ def run_train(argv: list[str], seed: int) -> dict:
     return json.loads(done.stdout)
 
 
-def sweep(plan: Plan, minutes: float, regime: str | None = None) -> bool:
-    """Run what the plan needs next (of `regime` only, if given) until `minutes` have passed (a run that fails is
-    skipped for this chunk, and named); True when nothing is left."""
+def sweep(plan: Plan, minutes: float, regime: str | None = None, setting: str = "") -> bool:
+    """Run what the plan needs next (of `regime` only, and of settings whose name holds `setting`, if given) until
+    `minutes` have passed (a run that fails is skipped for this chunk, and named); True when nothing is left."""
     import pandas as pd
 
     started, failed = time.monotonic(), []
     while True:
         frame = read_frame()
         todo = [r for r in planned(plan, frame)[0] if (r["argv"], r["seed"]) not in failed]
-        todo = [r for r in todo if regime in (None, r["regime"])]
+        todo = [r for r in todo if regime in (None, r["regime"]) and setting in r["setting"]]
         if not todo:
             return not failed and not planned(plan, frame)[0]
         if time.monotonic() - started > 60 * minutes:
@@ -298,6 +298,7 @@ def main() -> None:
     parser.add_argument("--readme", action="store_true", help="write the findings table into the READMEs and exit")
     parser.add_argument("--smoke", action="store_true", help="the ci preset, results in build/study-smoke/")
     parser.add_argument("--regime", help="run only this regime's pending runs (the others wait)")
+    parser.add_argument("--setting", default="", help="run only the settings whose name holds this text")
     args = parser.parse_args()
     if args.smoke:
         use_results(REPO / "build" / "study-smoke")
@@ -313,7 +314,7 @@ def main() -> None:
     if args.regime is not None and args.regime not in plan.regimes:
         parser.error(f"--regime: unknown regime {args.regime!r}; known: {', '.join(plan.regimes)}")
     if not args.summary:
-        sweep(plan, args.minutes, args.regime)
+        sweep(plan, args.minutes, args.regime, args.setting)
     if not write_results(plan, left_out)["pending"]:
         print("done")
 

@@ -76,6 +76,8 @@ def test_a_sweep_of_one_regime_runs_only_its_runs(study, monkeypatch, tmp_path):
         RuntimeError("not run here")))  # fmt: skip
     assert study.sweep(study.PLAN, minutes=60, regime="warm-start") is False
     assert seen and set(seen) == {"warm-start"}  # each planned warm-start run was tried (and failed), no scratch one
+    seen.clear()
+    assert study.sweep(study.PLAN, minutes=60, setting="no such setting") is False and seen == []
 
 
 def test_a_checkout_without_the_warm_start_keeps_what_the_summary_says_of_it(study, monkeypatch, tmp_path):
