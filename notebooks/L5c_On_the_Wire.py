@@ -306,7 +306,7 @@ from fedbandwidth.wire.plots import plot_lever_times
 calibration = load_calibration()
 levers = pd.DataFrame(lever_table(study_runs(Path(study_csv)), calibration))
 print(f"calibration: {calibration.source}")
-print(levers.pivot(index="setting", columns="fleet", values="seconds_mean").round(0))
+print(levers.pivot(index=["regime", "setting"], columns="fleet", values="seconds_mean").round(0))
 fig, ax = plt.subplots(figsize=(7, 1.2 + 0.5 * levers.setting.nunique()))
 plot_lever_times(levers.to_dict("records"), "scratch", ax=ax)
 fig.savefig(out / "lever_times.png", dpi=120, bbox_inches="tight")
