@@ -3,8 +3,9 @@
 A staged plan (fedbandwidth/compress/study_plan.py), derived each time from what the CSV holds, so a rerun
 continues where it stopped. Per regime:
   1. tuning     float32 FedAvg at >= 4 learning rates x 2 splits of the same local-step budget (rounds x local
-                steps), seed 0, on the validation split; the reference is the one reaching 1.01 x the best
-                final validation loss with the fewest total bytes;
+                steps), widened past an edge holding the best, seed 0, on the validation split; the reference
+                is the one reaching 1.01 x the best final validation loss with the fewest total bytes, among
+                the runs still at or below it after their last round;
   2. reference  that lr and split, trained until its validation loss has flattened (< 1% better over its last
                 quarter of rounds), at seeds 0-4; L* = 1.01 (1.02, 1.05) x its mean final test loss;
   3. tuning     each lever family as the reference was tuned (its tuning split, seed 0, fewest total bytes to

@@ -27,6 +27,7 @@ PLAN = Plan(
     seeds=(0, 1),
     top_seeds=(2,),
     top=1,
+    max_splits=2,  # the grid does not widen here (test_the_split_widens_... does)
 )
 
 
@@ -90,6 +91,47 @@ def test_the_reference_is_chosen_by_total_bytes_and_trains_until_flat():
     other = frame[(frame.lr == 0.001) & (frame.rounds == 4)]  # another tuning run's command, at another seed
     seed_9 = other.assign(seed=9, final_val_loss=1.0, val_losses="1.0 1.0 1.0 1.0")
     assert planned(PLAN, pd.concat([frame, seed_9]))[0] == todo  # the choice reads the tuning seed only
+
+
+def test_a_tuning_run_that_dips_below_the_target_and_drifts_back_up_is_not_the_reference():
+    """L* is the reference's final loss: the fastest to touch the target is no reference if it ends above it."""
+    from fedbandwidth.compress.study_plan import chosen_split
+
+    frame, curves = tuned()
+    drifter = (frame.lr == 0.008) & (frame.rounds == 2)
+    frame.loc[drifter, ["val_losses", "final_val_loss"]] = ["2.01 2.1", 2.1]  # 2.01 <= 1.01 x 2.0 in round 1
+    assert chosen_split(PLAN, frame, "scratch") == (0.002, 2, 10)  # reaches 2.02 in round 2 and ends at 2.0
+    frame.loc[drifter, ["val_losses", "final_val_loss"]] = ["2.01 2.015", 2.015]  # ends within it: the fastest
+    assert chosen_split(PLAN, frame, "scratch") == (0.008, 2, 10)
+
+
+def test_the_split_widens_past_an_edge_holding_the_best_as_a_learning_rate_does():
+    from dataclasses import replace
+
+    from fedbandwidth.compress.study_plan import chosen_split, wider_split
+
+    plan = replace(PLAN, max_splits=4)
+    frame, curves = tuned()  # the best, 2 rounds x 10 steps, has the fewest rounds of the grid
+    todo, waiting = planned(plan, frame)
+    assert [(r["lr"], r["argv"][-4:]) for r in todo] == [
+        (lr, ["--rounds", "1", "--local-steps", "20"]) for lr in PLAN.tuning_lrs["scratch"]
+    ]  # the same 20 local steps in one round, at every lr
+    assert waiting == ["scratch: lever tuning and settings wait for the reference"]
+    better, worse = dict(curves), dict(curves)
+    better[("reference", 0.002, "1x20")] = ([1.95], [1.96])  # within 1.01 x its own 1.95: fewest bytes
+    assert chosen_split(plan, add(frame, todo, better), "scratch") == (0.002, 1, 20)  # 1 round: nothing wider
+    worse[("reference", 0.002, "1x20")] = ([2.3], [2.3])
+    assert chosen_split(plan, add(frame, todo, worse), "scratch") == (0.002, 2, 10)  # inside the grid now
+    assert wider_split([(20, 10), (10, 20)], (20, 10)) == (40, 5) and wider_split([(5, 40)], (5, 40)) == (2, 100)
+
+
+def test_a_superseded_reference_run_is_kept_in_the_csv_but_is_not_the_reference():
+    from fedbandwidth.compress.study import reference_rows
+
+    frame = with_reference()
+    old = frame[frame.stage == "reference"].assign(stage="superseded", rounds=8, command='["old"]')
+    rows = reference_rows(pd.concat([frame, old], ignore_index=True), "scratch")
+    assert list(rows.seed) == [0, 1, 2] and set(rows.command) == {frame[frame.stage == "reference"].command.iloc[0]}
 
 
 def with_reference():
@@ -177,7 +219,7 @@ def test_summary_has_the_issues_schema_and_only_a_setting_every_seed_reached_can
     summary = study_summary(complete_frame(), task={"vocab_size": 4096})
     assert set(summary) == {"task", "regimes", "study_seconds"} and summary["task"] == {"vocab_size": 4096}
     regime = summary["regimes"]["scratch"]
-    assert set(regime) == {"reference", "targets", "settings", "best_total", "best_up"}
+    assert set(regime) == {"reference", "targets", "settings", "best_total", "best_up", "best_float32"}
     assert regime["targets"] == pytest.approx({"1.01": 2.02, "1.02": 2.04, "1.05": 2.1})
     reference = regime["reference"]
     assert set(reference) == {
@@ -206,7 +248,8 @@ def test_summary_has_the_issues_schema_and_only_a_setting_every_seed_reached_can
     int8, down = regime["settings"]
     assert set(int8) == {"name", "command", "seeds", "lr", "seeds_reaching_target", "up_bytes_to_target_mean",
                          "down_bytes_to_target_mean", "total_bytes_to_target_mean", "ratio_total", "ratio_up",
-                         "final_loss_mean", "final_loss_sd", "rounds_to_target_mean"}  # fmt: skip
+                         "final_loss_mean", "final_loss_sd", "rounds_to_target_mean",
+                         "ratio_total_best_float32"}  # fmt: skip
     assert (int8["seeds"], int8["lr"], int8["seeds_reaching_target"]) == ([0, 1, 2], 0.004, 3)
     assert int8["command"][-2:] == ["--max-rounds", "6"] and int8["ratio_total"] == pytest.approx(1.0)
     assert (down["seeds"], down["ratio_up"], down["ratio_total"]) == (
@@ -215,8 +258,29 @@ def test_summary_has_the_issues_schema_and_only_a_setting_every_seed_reached_can
         pytest.approx(1200 / 1050),
     )
     assert (regime["best_total"], regime["best_up"]) == ("int8", "int8")  # 2 seeds are too few to be best
+    assert regime["best_float32"] == "reference" and down["ratio_total_best_float32"] == down["ratio_total"]
     assert summary["study_seconds"] == 10.0 * len(complete_frame())
     json.dumps(summary)  # JSON-ready
+
+
+def test_ratios_are_also_against_the_best_float32_fedavg_another_split_of_the_reference_included():
+    from fedbandwidth.compress.study import is_float32_fedavg
+
+    frame = complete_frame()
+    int8 = (frame.setting == "int8") & (frame.stage == "setting")  # made a float32 split: no codec, 50 B up a round
+    split = ["train", "--preset", "scratch", "--lr", "0.004", "--rounds", "2", "--local-steps", "20"]
+    assert is_float32_fedavg([*split, "--target-loss", "1.9", "--max-rounds", "3"])
+    assert not is_float32_fedavg([*split, "--up-codec", "int8"])
+    assert not is_float32_fedavg([*split, "--fraction", "0.5"])
+    frame.loc[int8, "command"] = json.dumps(split)
+    frame.loc[int8, "up_bytes_per_round"] = "50 50 50 50"
+    regime = study_summary(frame)["regimes"]["scratch"]
+    float32, down = regime["settings"]
+    assert regime["best_float32"] == "int8" and float32["ratio_total"] == pytest.approx(1200 / 1050)
+    assert (float32["ratio_total_best_float32"], down["ratio_total_best_float32"]) == (1.0, 1.0)  # both 1,050 B
+    lines = findings_markdown(study_summary(frame), frame)
+    assert lines[2].split(" | ")[7:9] == ["1.00x", "0.88x"]  # the reference: 1,200 B against the best's 1,050
+    assert lines[3].split(" | ")[1] == "int8 (float32: the best float32 here)"
 
 
 def test_flattening_needs_less_than_one_percent_over_the_last_quarter():
@@ -256,12 +320,12 @@ def test_findings_markdown_gives_totals_each_way_and_ratios():
     lines = findings_markdown(study_summary(frame), frame)
     reference = "reference (float32, 4 x 10 steps; L* = 2.0200)"
     assert (
-        lines[2]
-        == f"| scratch | {reference} | 0.002 | 3/3 | 1,200 ± 0 | 300 ± 0 | 900 ± 0 | 1.00x | 1.00x | 2.0000 ± 0.0100 |"
+        lines[2] == f"| scratch | {reference} | 0.002 | 3/3 | 1,200 ± 0 | 300 ± 0 | 900 ± 0 | 1.00x | 1.00x | 1.00x "
+        "| 2.0000 ± 0.0100 |"
     )
     assert (
-        lines[4]
-        == "| scratch | int8 down too | 0.004 | 2/2 | 1,050 ± 0 | 150 ± 0 | 900 ± 0 | 1.14x | 2.00x | 2.0000 ± 0.0000 |"
+        lines[4] == "| scratch | int8 down too | 0.004 | 2/2 | 1,050 ± 0 | 150 ± 0 | 900 ± 0 | 1.14x | 1.14x | 2.00x "
+        "| 2.0000 ± 0.0000 |"
     )
     assert findings_markdown(study_summary(empty()), empty())[2] == NO_RUNS
     frame.loc[frame.setting == "int8 down too", "base_download_bytes"] = 56_283_760  # as if it were adapters

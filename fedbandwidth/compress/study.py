@@ -5,7 +5,9 @@ Compression, PowerSGD). Per regime the reference is float32 FedAvg tuned on the 
 (study_plan.py); L* = 1.01 x its mean final *test* loss (also 1.02, 1.05). A run's bytes to a target are
 its cumulative uplink, downlink and total payload bytes through the first round whose test loss is <= it.
 A setting's means are given only when every seed reached the target, and only such a setting can be best.
-The headline is total bytes (down + up): the bytes a user pays. Everything here is read from the CSV.
+The headline is total bytes (down + up): the bytes a user pays. Every ratio is also given against the best
+float32 FedAvg the study ran (the reference or another split of its rounds x local steps, "best_float32"):
+a lever's ratio is only as honest as its denominator. Everything here is read from the CSV.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from .study_rows import HEADLINE, TARGET_FACTORS, flattened, losses_of, target_c
 
 MIN_SEEDS = 3  # a setting can be best only once it ran at this many seeds, every one reaching L*
 DIRECTIONS = ("up", "down", "total")
+SPLIT_FLAGS = {"--preset", "--lr", "--rounds", "--local-steps", "--target-loss", "--max-rounds"}  # float32 FedAvg's
 
 
 def reference_rows(frame, regime: str):
@@ -100,6 +103,19 @@ def setting_summary(rows, reference: dict) -> dict:
     }
 
 
+def is_float32_fedavg(command: list[str]) -> bool:
+    """True for the reference's float32 FedAvg, same clients, at another split of rounds x local steps or lr."""
+    return {a for a in command if a.startswith("--")} <= SPLIT_FLAGS
+
+
+def best_float32(reference: dict, settings: list[dict]) -> dict:
+    """The float32 FedAvg run (the reference or another split of it, every seed reaching L*, >= MIN_SEEDS seeds)
+    with the fewest mean total bytes to L*: the strictest denominator, as tuned as any lever."""
+    fit = [s for s in settings if is_float32_fedavg(s["command"]) and s["seeds_reaching_target"] == len(s["seeds"])]
+    fit = [s for s in fit if len(s["seeds"]) >= MIN_SEEDS and s["total_bytes_to_target_mean"] is not None]
+    return min([{**reference, "name": REFERENCE}, *fit], key=lambda s: s["total_bytes_to_target_mean"] or float("inf"))
+
+
 def best_by(settings: list[dict], key: str) -> str | None:
     """The setting with the highest `key` ratio among those run at MIN_SEEDS seeds or more, every one reaching L*."""
     fit = [s for s in settings if s[key] is not None and len(s["seeds"]) >= MIN_SEEDS]
@@ -112,12 +128,16 @@ def regime_summary(frame, regime: str) -> dict:
     reference = reference_summary(reference_rows(frame, regime))
     names = [n for n in dict.fromkeys(frame[frame.regime == regime].setting) if n != REFERENCE]
     settings = [setting_summary(rows, reference) for n in names if not (rows := setting_rows(frame, regime, n)).empty]
+    floor = best_float32(reference, settings)
+    for s in settings:
+        s["ratio_total_best_float32"] = ratio(floor["total_bytes_to_target_mean"], s["total_bytes_to_target_mean"])
     return {
         "reference": reference,
         "targets": {str(f): t for f, t in regime_targets(frame, regime).items()},
         "settings": settings,
         "best_total": best_by(settings, "ratio_total"),
         "best_up": best_by(settings, "ratio_up"),
+        "best_float32": floor["name"],
     }
 
 

@@ -2,8 +2,14 @@
 
 Per regime, four stages, each waiting for the one before:
 1. tuning: float32 FedAvg at every learning rate x every split of the same local-step budget (rounds x
-   local steps), seed 0. The validation target is 1.01 x the lowest final validation loss of these runs;
-   the reference is the run that reaches it with the fewest total (up + down) bytes.
+   local steps), seed 0; while the best split is at an edge of the grid (the fewest rounds, or the most), the
+   next split past it joins the grid at every lr (up to `max_splits`): the split is tuned as the lr is, since
+   more local steps a round is the lesson's second lever and a reference at a poor split credits every lever
+   with what the split gives. The validation target is 1.01 x the lowest final validation loss of these runs;
+   the reference is the run that reaches it with the fewest total (up + down) bytes among those that still
+   meet it after their last round (L* is made from the reference's final loss: a run that dips below the
+   target and drifts back up, as the warm start's fine-tuning does at lr 1e-3, would make L* a loss it
+   passed in round 1).
 2. reference: the chosen lr and split until its validation loss has flattened (< 1% better over its last
    quarter of rounds; else seed 0 again at twice the rounds, at most `max_doublings` times), at every
    reference seed. L* = factor x the mean final *test* loss of these runs (1.01, 1.02, 1.05).
@@ -57,6 +63,7 @@ class Plan:
     lever_lrs: int = 3  # learning rates of a family's first grid
     max_lrs: int = 10  # at most this many per family (zeroth-order's best sat at the top of 5, then of 8: 1.28e-3)
     max_doublings: int = 2  # the reference's rounds double at most this often while not flattened
+    max_splits: int = 6  # the splits widen past an edge holding the best up to this many
     chase_factor: float = 1.5  # settings chase the validation target for up to this x the reference's rounds
     tuning_seed: int = 0
 
@@ -86,13 +93,24 @@ def base_argv(plan: Plan, regime: str, lr: float, rounds: int, steps: int) -> li
     return [*plan.regimes[regime], "--lr", lr_text(lr), "--rounds", str(rounds), "--local-steps", str(steps)]
 
 
-def tuning_runs(plan: Plan, regime: str) -> list[dict]:
-    """Stage 1: float32 FedAvg at every learning rate and split, one seed."""
+def tuning_runs(plan: Plan, regime: str, splits=None) -> list[dict]:
+    """Stage 1: float32 FedAvg at every learning rate and split (the plan's, or these), one seed."""
     return [
         run(regime, TUNING, REFERENCE, REFERENCE, plan.tuning_seed, base_argv(plan, regime, lr, r, s))
         for lr in plan.tuning_lrs[regime]
-        for r, s in plan.splits
+        for r, s in splits or plan.splits
     ]
+
+
+def wider_split(splits: list[tuple[int, int]], best: tuple[int, int]) -> tuple[int, int] | None:
+    """The next split of the same local-step budget past the edge holding the best (fewer rounds of more local
+    steps, or more of fewer), dividing the budget exactly; None when the best is inside the grid or at 1 round."""
+    budget, rounds = best[0] * best[1], sorted(r for r, _ in splits)
+    if best[0] == rounds[0] > 1:
+        fewer = next(r for r in range(best[0] // 2, 0, -1) if budget % r == 0)
+        return fewer, budget // fewer
+    more = next((r for r in range(2 * best[0], budget + 1) if budget % r == 0), None)
+    return (more, budget // more) if best[0] == rounds[-1] and more else None
 
 
 def missing(frame, runs: list[dict]) -> list[dict]:
@@ -110,22 +128,42 @@ def fewest_bytes(rows, target: float):
     return rows.loc[rows.final_val_loss.idxmin()]
 
 
-def chosen_split(plan: Plan, frame, regime: str) -> tuple[float, int, int] | None:
-    """(lr, rounds, local steps) of the tuning run that is the reference; None until stage 1 is done."""
-    runs = tuning_runs(plan, regime)
-    if missing(frame, runs):
-        return None
+def best_tuning_run(plan: Plan, frame, regime: str, runs: list[dict]):
+    """The tuning row that is the reference among `runs` (every one done): fewest bytes to 1.01 x the grid's best
+    final validation loss, among the runs still at or below it after their last round."""
     rows = rows_of(frame, regime, REFERENCE)
     rows = rows[rows.command.isin([json.dumps(r["argv"]) for r in runs]) & (rows.seed == plan.tuning_seed)]
-    best = fewest_bytes(rows, HEADLINE * rows.final_val_loss.min())
-    return float(best.lr), int(best.rounds), int(best.local_steps)
+    target = HEADLINE * rows.final_val_loss.min()
+    ended = rows[rows.final_val_loss <= target]  # L* is the reference's *final* loss: it must end at the target
+    return fewest_bytes(ended, target)
+
+
+def reference_tuning(plan: Plan, frame, regime: str) -> tuple[tuple[float, int, int] | None, list[dict]]:
+    """((lr, rounds, local steps) of the reference, []) or (None, the tuning runs still needed): the plan's
+    splits, widened past an edge holding the best (as a family's lrs are), up to `max_splits`."""
+    splits = list(plan.splits)
+    while True:
+        runs = tuning_runs(plan, regime, splits)
+        if needed := missing(frame, runs):
+            return None, needed
+        best = best_tuning_run(plan, frame, regime, runs)
+        split = (int(best.rounds), int(best.local_steps))
+        wider = wider_split(splits, split)
+        if wider is None or len(splits) >= plan.max_splits:
+            return (float(best.lr), *split), []
+        splits.append(wider)
+
+
+def chosen_split(plan: Plan, frame, regime: str) -> tuple[float, int, int] | None:
+    """(lr, rounds, local steps) of the tuning run that is the reference; None until stage 1 is done."""
+    return reference_tuning(plan, frame, regime)[0]
 
 
 def reference_argv(plan: Plan, frame, regime: str) -> tuple[list[str] | None, list[dict]]:
     """(the reference's arguments once its rounds are known, the run still needed to know them)."""
-    chosen = chosen_split(plan, frame, regime)
+    chosen, needed = reference_tuning(plan, frame, regime)
     if chosen is None:
-        return None, tuning_runs(plan, regime)
+        return None, needed
     lr, rounds, steps = chosen
     for doubling in range(plan.max_doublings + 1):
         argv = base_argv(plan, regime, lr, rounds * 2**doubling, steps)

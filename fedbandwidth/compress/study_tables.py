@@ -6,17 +6,18 @@ mean final test loss first, then each direction; adapters also name the one-time
 
 from __future__ import annotations
 
-from .study import reference_rows, setting_rows, study_frame
+from .study import ratio, reference_rows, setting_rows, study_frame
 from .study_plan import REFERENCE
 from .study_rows import HEADLINE, target_columns
 
 MARKDOWN_HEADER = [
     "| regime | setting | lr | seeds reaching L* | total bytes to L* (mean ± sd) | uplink bytes to L* "
-    "| downlink bytes to L* | fewer total bytes than float32 | fewer uplink bytes "
-    "| test loss after its rounds (mean ± sd) |",
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| downlink bytes to L* | fewer total bytes than the reference | fewer total bytes than the best float32 "
+    "| fewer uplink bytes than the reference | test loss after its rounds (mean ± sd) |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 ]
-NO_RUNS = "| — | no runs yet: the new study's results are pending | | | | | | | | |"
+TOTAL_MEAN = "total_bytes_to_target_mean"  # the summary's headline field
+NO_RUNS = "| — | no runs yet: the new study's results are pending | | | | | | | | | |"
 
 
 def mean_sd_cell(values) -> str:
@@ -51,12 +52,23 @@ def times(value: float | None) -> str:
     return "—" if value is None else f"{value:,.2f}x"
 
 
+def floor_total(result: dict) -> float | None:
+    """The mean total bytes to L* of a regime's best float32 FedAvg (the reference's, or a split's)."""
+    entries = [{**result["reference"], "name": REFERENCE}, *result["settings"]]
+    return next(e[TOTAL_MEAN] for e in entries if e["name"] == result["best_float32"])
+
+
+def label_of(name: str, result: dict) -> str:
+    """A setting's label in the table, marked when it is the regime's best float32 FedAvg."""
+    return f"{name} (float32: the best float32 here)" if name == result["best_float32"] else name
+
+
 def markdown_row(rows, regime: str, entry: dict, label: str) -> str:
     """One line of the findings table: a setting's (or the reference's) summary entry and its rows."""
     _, up, down, total = target_columns(HEADLINE)
     reach = f"{int(rows[total].notna().sum())}/{len(rows)}"
     loss = f"{entry['final_loss_mean']:.4f} ± {entry['final_loss_sd']:.4f}"
-    ratios = f"{times(entry.get('ratio_total', 1.0))} | {times(entry.get('ratio_up', 1.0))}"
+    ratios = " | ".join(times(entry.get(k, 1.0)) for k in ("ratio_total", "ratio_total_best_float32", "ratio_up"))
     cells = f"{total_cell(rows)} | {direction_cell(rows, up)} | {direction_cell(rows, down)}"
     return f"| {regime} | {label} | {entry['lr']:g} | {reach} | {cells} | {ratios} | {loss} |"
 
@@ -70,9 +82,11 @@ def findings_markdown(summary: dict, frame) -> list[str]:
         star = result["targets"][str(HEADLINE)]
         flat = "" if reference.get("flattened", True) else ", not flattened"
         label = f"reference (float32, {reference['rounds']} x {reference['local_steps']} steps{flat}; L* = {star:.4f})"
-        lines.append(markdown_row(reference_rows(frame, regime), regime, reference, label))
+        floor = {**reference, "ratio_total_best_float32": ratio(floor_total(result), reference[TOTAL_MEAN])}
+        lines.append(markdown_row(reference_rows(frame, regime), regime, floor, label))
         lines += [
-            markdown_row(setting_rows(frame, regime, s["name"]), regime, s, s["name"]) for s in result["settings"]
+            markdown_row(setting_rows(frame, regime, s["name"]), regime, s, label_of(s["name"], result))
+            for s in result["settings"]
         ]
     return lines if len(lines) > len(MARKDOWN_HEADER) else [*lines, NO_RUNS]
 
@@ -82,7 +96,9 @@ def summary_table(summary: dict, regime: str):
     import pandas as pd
 
     result = summary["regimes"][regime]
-    entries = [{"name": REFERENCE, **result["reference"], "ratio_total": 1.0, "ratio_up": 1.0}, *result["settings"]]
+    floor = ratio(floor_total(result), result["reference"][TOTAL_MEAN])
+    reference = {"name": REFERENCE, **result["reference"], "ratio_total": 1.0, "ratio_up": 1.0}
+    entries = [{**reference, "ratio_total_best_float32": floor}, *result["settings"]]
     rows = [
         {
             "setting": e["name"],
@@ -92,6 +108,7 @@ def summary_table(summary: dict, regime: str):
             "up bytes to L* (mean)": e["up_bytes_to_target_mean"],
             "down bytes to L* (mean)": e["down_bytes_to_target_mean"],
             "x fewer total bytes": e["ratio_total"],
+            "x fewer total bytes than the best float32": e.get("ratio_total_best_float32"),
             "x fewer uplink bytes": e["ratio_up"],
             "test loss (mean)": e["final_loss_mean"],
             "test loss (sd)": e["final_loss_sd"],
