@@ -48,7 +48,7 @@ RESUME = ".venv/bin/python benchmarks/compression_study.py --minutes 12  # repea
 RUN_TIMEOUT = 3600  # seconds before a run is presumed hung
 BOTH, WARM = ("scratch", "warm-start"), ("warm-start",)  # adapters fine-tune a pre-trained model: warm start only
 ADAPTER_LR = 10.0  # adapters' lr grid is centred on 10 x the reference's
-ZEROTH_LR = 0.01  # zeroth-order steps want a far smaller lr (a guess: the grid widens past an edge, up to 10 rates)
+ZEROTH_LR = 1.28  # the first pass searched 10 rates from 0.01 x (retired/): its best was 1.28 x the reference's lr
 # Every setting of the study, as `fedbandwidth train` arguments added to the reference's (its lr, rounds, local
 # steps; "{R}"/"{S}" are the reference's rounds / local steps, "{R4}" a quarter of them, "{S4}" 4 x as many).
 # A family shares one learning rate, tuned on its first setting. The DGC, downlink-delta and zeroth-order rows
