@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -202,17 +204,54 @@ def task_block() -> dict:
     return task_record()
 
 
-def warm_start_block() -> dict:
-    """The warm start's pre-training (steps, losses, flattened, seconds) once its checkpoint is built; where it is
-    not built here (a fresh checkout), what the summary already says of that checkpoint; else {}."""
-    from fedbandwidth.compress import warm
+def warm_spec():
+    """The warm-start preset's pre-training spec (where `train` looks for its checkpoint: build/warm-start/)."""
     from fedbandwidth.compress.training import PRESETS, TrainConfig
 
-    spec = TrainConfig(**PRESETS["warm-start"]).pretraining
-    if spec.path.with_suffix(".json").exists():
-        return {"checkpoint": spec.path.name, **warm.curve(spec)}
-    known = json.loads(SUMMARY_PATH.read_text()).get("warm_start", {}) if SUMMARY_PATH.exists() else {}
-    return known if known.get("checkpoint") == spec.path.name else {}
+    return TrainConfig(**PRESETS["warm-start"]).pretraining
+
+
+def pinned_checkpoint() -> Path:
+    """The warm-start checkpoint every warm-start row of the study trained from, kept with the results."""
+    return RESULTS / "warm_start" / warm_spec().path.name
+
+
+def sha256_of(path: Path) -> str:
+    """A file's sha256 (hex)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def pin_checkpoint(built: Path, pinned: Path) -> str:
+    """Make the checkpoint `train` loads (`built`) the study's pinned one, its curve (.json) with it: copied in when
+    missing or different; the one built here is pinned when none is yet. Its sha256. (Pre-training is repeatable
+    on one CPU model only: its float kernels differ, and three machines of this kind stopped it at 1,500, 1,700 and
+    1,900 steps; rows trained from two checkpoints would be two tasks.)"""
+    source, target = (built, pinned) if not pinned.exists() else (pinned, built)
+    if not target.exists() or sha256_of(target) != sha256_of(source):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in (".npz", ".json"):
+            shutil.copyfile(source.with_suffix(suffix), target.with_suffix(suffix))
+        print(f"warm start: {source} -> {target}", flush=True)
+    return sha256_of(pinned)
+
+
+def ready_warm_start() -> str:
+    """Pin the warm start before its runs: the pinned checkpoint into build/, or (none pinned yet) one built here."""
+    from fedbandwidth.compress import warm
+
+    spec = warm_spec()
+    if not pinned_checkpoint().exists():
+        warm.curve(spec)  # pre-trains once (minutes) if build/ has none
+    return pin_checkpoint(spec.path, pinned_checkpoint())
+
+
+def warm_start_block() -> dict:
+    """The pinned warm start's pre-training (checkpoint, sha256, steps, losses, flattened, seconds); {} if none."""
+    pinned = pinned_checkpoint()
+    if not pinned.exists():
+        return {}
+    curve = json.loads(pinned.with_suffix(".json").read_text())
+    return {"checkpoint": pinned.name, "sha256": sha256_of(pinned), **curve}
 
 
 def pending(plan: Plan, frame, left_out: dict[str, str]) -> list[dict]:
@@ -315,6 +354,8 @@ def main() -> None:
     if args.regime is not None and args.regime not in plan.regimes:
         parser.error(f"--regime: unknown regime {args.regime!r}; known: {', '.join(plan.regimes)}")
     if not args.summary:
+        if "warm-start" in plan.regimes and args.regime in (None, "warm-start"):
+            print(f"warm start: {pinned_checkpoint().name}, sha256 {ready_warm_start()}", flush=True)
         sweep(plan, args.minutes, args.regime, args.setting)
     if not write_results(plan, left_out)["pending"]:
         print("done")

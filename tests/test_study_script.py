@@ -80,14 +80,32 @@ def test_a_sweep_of_one_regime_runs_only_its_runs(study, monkeypatch, tmp_path):
     assert study.sweep(study.PLAN, minutes=60, setting="no such setting") is False and seen == []
 
 
-def test_a_checkout_without_the_warm_start_keeps_what_the_summary_says_of_it(study, monkeypatch, tmp_path):
-    from fedbandwidth.compress.training import PRESETS, TrainConfig
-
-    name = TrainConfig(**PRESETS["warm-start"]).pretraining.path.name
-    monkeypatch.setattr(study, "SUMMARY_PATH", tmp_path / "summary.json")
-    monkeypatch.chdir(tmp_path)  # no build/ here: the checkpoint is not built
+def test_the_summary_records_the_pinned_warm_start_without_building_it(study, monkeypatch, tmp_path):
+    monkeypatch.setattr(study, "RESULTS", tmp_path)
+    monkeypatch.chdir(tmp_path)  # no build/ here: nothing is pre-trained
     assert study.warm_start_block() == {}
-    study.SUMMARY_PATH.write_text(json.dumps({"warm_start": {"checkpoint": name, "step": [100, 200]}}))
-    assert study.warm_start_block() == {"checkpoint": name, "step": [100, 200]}
-    study.SUMMARY_PATH.write_text(json.dumps({"warm_start": {"checkpoint": "another.npz", "step": [1]}}))
-    assert study.warm_start_block() == {}  # another pre-training's curve is not this one's
+    pinned = study.pinned_checkpoint()
+    pinned.parent.mkdir()
+    pinned.write_bytes(b"weights"), pinned.with_suffix(".json").write_text('{"step": [100, 200], "flattened": true}')
+    block = study.warm_start_block()
+    assert block == {
+        "checkpoint": pinned.name,
+        "sha256": study.sha256_of(pinned),
+        "step": [100, 200],
+        "flattened": True,
+    }
+    assert not (tmp_path / "build").exists()
+
+
+def test_the_warm_start_is_pinned_so_every_warm_start_row_trains_from_the_same_checkpoint(study, tmp_path):
+    built, pinned = tmp_path / "build" / "w.npz", tmp_path / "results" / "w.npz"
+    built.parent.mkdir()
+    built.write_bytes(b"built here"), built.with_suffix(".json").write_text('{"step": [1700]}')
+    first = study.pin_checkpoint(built, pinned)  # none pinned yet: the one built here is
+    assert pinned.read_bytes() == b"built here" and first == study.sha256_of(built)
+    assert json.loads(pinned.with_suffix(".json").read_text()) == {"step": [1700]}
+    built.write_bytes(b"another CPU"), built.with_suffix(".json").write_text('{"step": [1900]}')
+    assert study.pin_checkpoint(built, pinned) == first  # a rebuild elsewhere is replaced by the pinned one
+    assert built.read_bytes() == b"built here" and built.with_suffix(".json").read_text() == '{"step": [1700]}'
+    built.unlink()
+    assert study.pin_checkpoint(built, pinned) == first and built.read_bytes() == b"built here"
