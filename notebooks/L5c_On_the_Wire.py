@@ -306,7 +306,10 @@ from fedbandwidth.wire.plots import plot_lever_times
 calibration = load_calibration()
 levers = pd.DataFrame(lever_table(study_runs(Path(study_csv)), calibration))
 print(f"calibration: {calibration.source}")
-print(levers.pivot(index=["regime", "setting"], columns="fleet", values="seconds_mean").round(0))
-fig, ax = plt.subplots(figsize=(7, 1.2 + 0.5 * levers.setting.nunique()))
+if levers.empty:
+    print("no study setting has reached L* at every seed yet (the study is running in chunks)")
+else:
+    print(levers.pivot(index=["regime", "setting"], columns="fleet", values="seconds_mean").round(0))
+fig, ax = plt.subplots(figsize=(7, 1.2 + 0.5 * (levers.setting.nunique() if len(levers) else 4)))
 plot_lever_times(levers.to_dict("records"), "scratch", ax=ax)
 fig.savefig(out / "lever_times.png", dpi=120, bbox_inches="tight")

@@ -72,6 +72,8 @@ def plot_lever_times(rows: list[dict], regime: str, ax=None):
         ax.barh(y, x, height=height, xerr=err, label=fleet)
     ax.set_yticks(np.arange(len(settings)) + 0.4 - height / 2, settings)
     ax.set(xscale="log", xlabel="seconds to L* (mean +- sd over seeds)", title=f"{regime}: which lever finishes first")
+    if not mine:
+        ax.text(0.5, 0.5, "no setting of this regime has reached L* yet", ha="center", transform=ax.transAxes)
     ax.invert_yaxis()
     ax.legend(fontsize="small")
     return ax
