@@ -75,5 +75,6 @@ def plot_lever_times(rows: list[dict], regime: str, ax=None):
     if not mine:
         ax.text(0.5, 0.5, "no setting of this regime has reached L* yet", ha="center", transform=ax.transAxes)
     ax.invert_yaxis()
-    ax.legend(fontsize="small")
+    if mine:
+        ax.legend(fontsize="small")
     return ax
