@@ -83,7 +83,7 @@ def test_the_reference_is_chosen_by_total_bytes_and_trains_until_flat():
     frame, curves = tuned()
     todo, _ = planned(PLAN, frame)  # 2 rounds are too few to tell flat: seed 0 again at twice the rounds
     assert [(r["stage"], r["seed"], r["argv"][-6:]) for r in todo] == [
-        ("reference", 0, ["--lr", "0.002", "--rounds", "4", "--local-steps", "10"])
+        ("flattening", 0, ["--lr", "0.002", "--rounds", "4", "--local-steps", "10"])
     ]
     frame = add(frame, todo, curves)  # its validation loss: 1.9 -> 1.895 over the last quarter, < 1%
     todo, _ = planned(PLAN, frame)
@@ -95,14 +95,29 @@ def test_the_reference_is_chosen_by_total_bytes_and_trains_until_flat():
 
 def test_a_tuning_run_that_dips_below_the_target_and_drifts_back_up_is_not_the_reference():
     """L* is the reference's final loss: the fastest to touch the target is no reference if it ends above it."""
-    from fedbandwidth.compress.study_plan import chosen_split
+    from fedbandwidth.compress.study_plan import chosen_split, reference_tuning
 
     frame, curves = tuned()
     drifter = (frame.lr == 0.008) & (frame.rounds == 2)
     frame.loc[drifter, ["val_losses", "final_val_loss"]] = ["2.01 2.1", 2.1]  # 2.01 <= 1.01 x 2.0 in round 1
     assert chosen_split(PLAN, frame, "scratch") == (0.002, 2, 10)  # reaches 2.02 in round 2 and ends at 2.0
-    frame.loc[drifter, ["val_losses", "final_val_loss"]] = ["2.01 2.015", 2.015]  # ends within it: the fastest
+    frame.loc[drifter, ["val_losses", "final_val_loss"]] = ["2.01 2.015", 2.015]  # ends within it: the fastest,
+    assert chosen_split(PLAN, frame, "scratch") is None  # but at the grid's top lr: one more past it first
+    todo = reference_tuning(PLAN, frame, "scratch")[1]
+    assert [(r["lr"], r["argv"][-4:]) for r in todo] == [(0.016, ["--rounds", "2", "--local-steps", "10"])]
+    frame = add(frame, todo, {("reference", 0.016): ([2.5, 2.5], [2.5, 2.5])})
     assert chosen_split(PLAN, frame, "scratch") == (0.008, 2, 10)
+
+
+def test_a_reference_whose_doubled_rounds_gain_under_one_percent_is_flat_at_its_shorter_run():
+    frame, curves = tuned()
+    todo, _ = planned(PLAN, frame)  # 2 rounds at 0.002 (final validation 2.0), then 4
+    curves[("reference", 0.002, "4x10")] = ([2.5, 2.0, 1.99, 1.985], [2.6, 2.1, 2.0, 1.99])  # 0.75% lower: flat
+    frame = add(frame, todo, curves)
+    todo, _ = planned(PLAN, frame)
+    assert [(r["seed"], r["argv"][-4:]) for r in todo] == [
+        (s, ["--rounds", "2", "--local-steps", "10"]) for s in (1, 2)
+    ]  # the 2-round run (seed 0's tuning run) is the reference
 
 
 def test_the_split_widens_past_an_edge_holding_the_best_as_a_learning_rate_does():

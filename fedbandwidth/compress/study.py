@@ -25,7 +25,8 @@ SPLIT_FLAGS = {"--preset", "--lr", "--rounds", "--local-steps", "--target-loss",
 
 
 def reference_rows(frame, regime: str):
-    """The reference's runs: its command at the most rounds among the reference-stage rows, every seed."""
+    """The reference's runs: its command at the most rounds among the reference-stage rows (seeds past the first:
+    seed 0 ran in tuning or flattening), every seed."""
     staged = frame[(frame.regime == regime) & (frame.setting == REFERENCE) & (frame.stage == REFERENCE_STAGE)]
     if staged.empty:
         return staged

@@ -5,14 +5,17 @@ Per regime, four stages, each waiting for the one before:
    local steps), seed 0; while the best split is at an edge of the grid (the fewest rounds, or the most), the
    next split past it joins the grid at every lr (up to `max_splits`): the split is tuned as the lr is, since
    more local steps a round is the lesson's second lever and a reference at a poor split credits every lever
-   with what the split gives. The validation target is 1.01 x the lowest final validation loss of these runs;
+   with what the split gives; then, while the best lr is at an edge of those tried at the best split, the next
+   lr past it (a factor 2) at that split, up to `max_lrs`. The validation target is 1.01 x the lowest final
+   validation loss of these runs;
    the reference is the run that reaches it with the fewest total (up + down) bytes among those that still
    meet it after their last round (L* is made from the reference's final loss: a run that dips below the
    target and drifts back up, as the warm start's fine-tuning does at lr 1e-3, would make L* a loss it
    passed in round 1).
 2. reference: the chosen lr and split until its validation loss has flattened (< 1% better over its last
-   quarter of rounds; else seed 0 again at twice the rounds, at most `max_doublings` times), at every
-   reference seed. L* = factor x the mean final *test* loss of these runs (1.01, 1.02, 1.05).
+   quarter of rounds; else seed 0 again at twice the rounds, at most `max_doublings` times; when twice the
+   rounds end < 1% lower, or higher, the shorter run is the flat one), at every reference seed. L* = factor x
+   the mean final *test* loss of these runs (1.01, 1.02, 1.05).
 3. lever tuning: each lever family as the reference was tuned: its first setting at the reference's tuning
    split (the rounds x local steps chosen in stage 1), at learning rates around the reference's (x its
    lr_scale), a factor 2 apart, seed 0; the best is the one reaching 1.01 x the grid's lowest final
@@ -31,10 +34,11 @@ import json
 import math
 from dataclasses import dataclass
 
-from .study_rows import HEADLINE, TARGET_FACTORS, bytes_to, flattened, losses_of
+from .study_rows import FLAT, HEADLINE, TARGET_FACTORS, bytes_to, flattened, losses_of
 
 REFERENCE = "reference"  # the setting (and family) name of float32 FedAvg
 TUNING, REFERENCE_STAGE, SETTING = "tuning", "reference", "setting"  # the stages a row records
+FLATTENING = "flattening"  # seed 0 at twice the rounds, to see whether the reference has flattened
 
 
 @dataclass(frozen=True)
@@ -138,20 +142,35 @@ def best_tuning_run(plan: Plan, frame, regime: str, runs: list[dict]):
     return fewest_bytes(ended, target)
 
 
+def wider_lr(lrs: list[float], best: float) -> float | None:
+    """The next learning rate past the edge of `lrs` holding the best (a factor 2 out), or None inside them."""
+    texts = sorted(float(lr_text(lr)) for lr in lrs)
+    if float(lr_text(best)) == texts[-1]:
+        return 2 * texts[-1]
+    return texts[0] / 2 if float(lr_text(best)) == texts[0] else None
+
+
 def reference_tuning(plan: Plan, frame, regime: str) -> tuple[tuple[float, int, int] | None, list[dict]]:
-    """((lr, rounds, local steps) of the reference, []) or (None, the tuning runs still needed): the plan's
-    splits, widened past an edge holding the best (as a family's lrs are), up to `max_splits`."""
-    splits = list(plan.splits)
+    """((lr, rounds, local steps) of the reference, []) or (None, the tuning runs still needed): the plan's lrs x
+    splits; while the best split is at an edge, the next split past it at every lr (up to `max_splits`); then while
+    the best lr is at an edge of those tried at the best split, the next lr past it at that split (up to `max_lrs`)."""
+    splits, extra = list(plan.splits), []  # extra: (lr, rounds, steps) past the lr grid's edge
     while True:
         runs = tuning_runs(plan, regime, splits)
+        runs += [
+            run(regime, TUNING, REFERENCE, REFERENCE, plan.tuning_seed, base_argv(plan, regime, *e)) for e in extra
+        ]
         if needed := missing(frame, runs):
             return None, needed
         best = best_tuning_run(plan, frame, regime, runs)
         split = (int(best.rounds), int(best.local_steps))
-        wider = wider_split(splits, split)
-        if wider is None or len(splits) >= plan.max_splits:
+        if (wider := wider_split(splits, split)) and len(splits) < plan.max_splits:
+            splits.append(wider)
+            continue
+        tried = [*plan.tuning_lrs[regime], *(lr for lr, *at in extra if tuple(at) == split)]
+        if (lr := wider_lr(tried, float(best.lr))) is None or len(tried) >= plan.max_lrs:
             return (float(best.lr), *split), []
-        splits.append(wider)
+        extra.append((lr, *split))
 
 
 def chosen_split(plan: Plan, frame, regime: str) -> tuple[float, int, int] | None:
@@ -165,14 +184,19 @@ def reference_argv(plan: Plan, frame, regime: str) -> tuple[list[str] | None, li
     if chosen is None:
         return None, needed
     lr, rounds, steps = chosen
+    shorter = None  # (argv, final validation loss) of the run at half these rounds
     for doubling in range(plan.max_doublings + 1):
         argv = base_argv(plan, regime, lr, rounds * 2**doubling, steps)
         rows = rows_of(frame, regime, REFERENCE, argv)
         rows = rows[rows.seed == plan.tuning_seed]
         if rows.empty:
-            return None, [run(regime, REFERENCE_STAGE, REFERENCE, REFERENCE, plan.tuning_seed, argv)]
-        if flattened(losses_of(rows.iloc[0], "val")) or doubling == plan.max_doublings:
+            return None, [run(regime, FLATTENING, REFERENCE, REFERENCE, plan.tuning_seed, argv)]
+        val = losses_of(rows.iloc[0], "val")
+        if shorter and val[-1] > (1 - FLAT) * shorter[1]:  # twice the rounds gained < 1% (or lost): flat already
+            return shorter[0], []
+        if flattened(val) or doubling == plan.max_doublings:
             return argv, []
+        shorter = argv, val[-1]
     raise AssertionError("unreachable")
 
 

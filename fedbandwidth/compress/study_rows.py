@@ -14,6 +14,7 @@ import math
 
 TARGET_FACTORS = (1.01, 1.02, 1.05)  # L* = factor x the reference's mean final test loss
 HEADLINE = 1.01  # the target ratios and "best" are measured at
+FLAT = 0.01  # a loss has flattened once it improves by less than this (relative) over its last quarter
 TIMING_KEYS = ("compute_seconds", "encode_seconds", "decode_seconds", "server_seconds")  # per round, if recorded
 SPLITS = ("val", "test")  # validation: tuning decides on it; test: what is reported
 RUN_COLUMNS = [
@@ -114,7 +115,7 @@ def with_targets(frame, targets: dict[str, dict[float, float]]):
     return pd.concat([frame[RUN_COLUMNS], derived], axis=1)
 
 
-def flattened(losses: list[float], tolerance: float = 0.01) -> bool:
+def flattened(losses: list[float], tolerance: float = FLAT) -> bool:
     """True when the loss improved by less than `tolerance` (relative) over the last quarter of the rounds."""
     if len(losses) < 4:
         return False
