@@ -118,6 +118,8 @@ def test_a_reference_whose_doubled_rounds_gain_under_one_percent_is_flat_at_its_
     assert [(r["seed"], r["argv"][-4:]) for r in todo] == [
         (s, ["--rounds", "2", "--local-steps", "10"]) for s in (1, 2)
     ]  # the 2-round run (seed 0's tuning run) is the reference
+    reference = study_summary(add(frame, todo, curves))["regimes"]["scratch"]["reference"]
+    assert (reference["rounds"], reference["seeds"], reference["flattened"]) == (2, [0, 1, 2], True)
 
 
 def test_the_split_widens_past_an_edge_holding_the_best_as_a_learning_rate_does():

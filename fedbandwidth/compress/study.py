@@ -17,7 +17,7 @@ import json
 import numpy as np
 
 from .study_plan import REFERENCE, REFERENCE_STAGE, SETTING, split_of
-from .study_rows import HEADLINE, TARGET_FACTORS, flattened, losses_of, target_columns, with_targets
+from .study_rows import FLAT, HEADLINE, TARGET_FACTORS, flattened, losses_of, target_columns, with_targets
 
 MIN_SEEDS = 3  # a setting can be best only once it ran at this many seeds, every one reaching L*
 DIRECTIONS = ("up", "down", "total")
@@ -74,13 +74,23 @@ def ratio(reference: float | None, setting: float | None) -> float | None:
     return reference / setting if reference and setting else None
 
 
-def reference_summary(rows) -> dict:
-    """The reference over its seeds: its command, lr, split, final test loss, bytes to L*, and whether every
-    seed's validation loss had flattened (< 1% better over its last quarter; the plan stops doubling anyway)."""
+def doubling_gained_little(frame, regime: str, command: list[str], final_val: float) -> bool:
+    """True when seed 0 at twice the reference's rounds (its flattening run) ended < 1% lower than it, or higher."""
+    doubled = list(command)
+    doubled[doubled.index("--rounds") + 1] = str(2 * split_of(command)[0])
+    rows = frame[(frame.regime == regime) & (frame.command == json.dumps(doubled)) & (frame.seed == 0)]
+    return not rows.empty and float(rows.final_val_loss.iloc[0]) > (1 - FLAT) * final_val
+
+
+def reference_summary(rows, frame, regime: str) -> dict:
+    """The reference over its seeds: its command, lr, split, final test loss, bytes to L*, and whether it had
+    flattened: every seed's validation loss < 1% better over its last quarter, or seed 0 at twice the rounds
+    < 1% lower (the plan stops doubling anyway)."""
     command = json.loads(rows.command.iloc[0])
     rounds, steps = split_of(command)
     loss_mean, loss_sd = mean_sd(rows.final_test_loss)
     flat = all(flattened(losses_of(row, "val")) for _, row in rows.iterrows())
+    flat = flat or doubling_gained_little(frame, regime, command, float(rows[rows.seed == 0].final_val_loss.iloc[0]))
     return {"command": command, "seeds": [int(s) for s in rows.seed], "lr": float(rows.lr.iloc[0]),
             "rounds": rounds, "local_steps": steps, "final_loss_mean": loss_mean, "final_loss_sd": loss_sd,
             "flattened": flat, **to_target_means(rows)}  # fmt: skip
@@ -126,7 +136,7 @@ def best_by(settings: list[dict], key: str) -> str | None:
 
 def regime_summary(frame, regime: str) -> dict:
     """A regime: its reference, its targets, every setting that has setting-stage runs, the best each way."""
-    reference = reference_summary(reference_rows(frame, regime))
+    reference = reference_summary(reference_rows(frame, regime), frame, regime)
     names = [n for n in dict.fromkeys(frame[frame.regime == regime].setting) if n != REFERENCE]
     settings = [setting_summary(rows, reference) for n in names if not (rows := setting_rows(frame, regime, n)).empty]
     floor = best_float32(reference, settings)
