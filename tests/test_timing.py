@@ -155,3 +155,48 @@ def test_timeline_of_a_loopback_run_draws_bars_and_no_prediction():
     ax = plot_timeline(pd.DataFrame([{**rows[0], "predicted_seconds": None}]))  # every prediction None
     assert [(b.get_x(), b.get_width()) for b in ax.patches if b.get_width() > 0] == [(0.5, 1.0)]
     assert [line for line in ax.lines if len(line.get_xdata())] == []
+
+
+def test_requests_piled_up_in_one_read_do_not_split_a_download_nor_merge_the_upload_before_it():
+    # seen on 3G (0.5 Mbit/s up): an upload, the next round's download 0.6 s later, its object requests going up
+    # (900 B each); once, three requests reach the relay in one read (2,700 B: "bulk") mid-download
+    samples = [sample("up", 0.1 * k, 0.1 * k + 0.05, 0.1 * k + 0.1, 100_000) for k in range(6)]  # 600 kB up
+    for k in range(6):  # 600 kB down: a request up, 100 kB down, every 0.2 s from 1.2 s
+        at = 1.2 + 0.2 * k
+        samples += [sample("up", at, at + 0.01, at + 0.01, 900)]
+        samples += [sample("down", at + 0.02, at + 0.03, at + 0.15, 100_000)]
+        if k == 2:
+            samples.append(sample("up", at + 0.16, at + 0.17, at + 0.17, 2700))
+    (up,) = transfers(samples, "up", min_bytes=500_000)
+    (down,) = transfers(samples, "down", min_bytes=500_000)
+    # the upload ends where the download starts, not 1.2 s later; the download's first request, up before its
+    # first object came down and within a gap of the upload, stays with it (0.6 s here, under 1 s on 3G)
+    assert (up.start, up.end, up.nbytes) == (0.0, 1.21, 600_900)
+    assert (down.start, down.nbytes) == (1.22, 600_000) and down.end == pytest.approx(2.35)
+
+
+def test_a_relays_samples_written_are_read_back(tmp_path):
+    from fedbandwidth.wire.timing import read_samples, write_samples
+
+    samples = [sample("up", 1.5, 1.6, 1.7, 900), Sample(2.0, "down", 600_000)]  # the second never arrived
+    assert read_samples(write_samples(samples, tmp_path / "s.csv")) == samples
+
+
+def test_an_upload_of_single_segments_on_a_slow_uplink_is_still_a_message():
+    # as the relay saw 3G (0.5 Mbit/s up): the push (4,334 B) and the SuperLink's object list (4,072 B down), then
+    # the upload mostly in single 1,448 B segments (under BULK_BYTES), a 2-segment read now and then; the next
+    # round's download follows within a gap of the upload's last byte (the node's poll at 10.5 s)
+    samples = [sample("up", 0.0, 0.01, 0.01, 4334), sample("down", 0.1, 0.11, 0.11, 4072)]
+    for k in range(400):
+        at, size = 0.2 + 0.025 * k, 2896 if k % 40 == 0 else 1448
+        samples.append(sample("up", at, at + 0.02, at + 0.025, size))
+    samples += [sample("up", 10.5, 10.51, 10.51, 900), sample("down", 10.6, 10.61, 10.62, 4374)]
+    for k in range(6):
+        at = 10.7 + 0.2 * k
+        samples += [sample("up", at, at + 0.01, at + 0.01, 900)]
+        samples += [sample("down", at + 0.02, at + 0.03, at + 0.15, 100_000)]
+    up_bytes = 4334 + 390 * 1448 + 10 * 2896
+    (up,) = transfers(samples, "up", min_bytes=280_000)
+    (down,) = transfers(samples, "down", min_bytes=280_000)
+    assert (up.start, up.nbytes) == (0.0, up_bytes + 900) and up.end == pytest.approx(10.51)  # the poll: within a gap
+    assert (down.start, down.nbytes) == (10.6, 4374 + 600_000) and down.end == pytest.approx(11.85)

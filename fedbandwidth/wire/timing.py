@@ -6,8 +6,12 @@ arrived for longer than a gap (GAP_SECONDS, or 6 one-way latencies) and where a 
 its first bulk chunk (BULK_BYTES or more) after the last message the other way, since a node's downloads and
 uploads take turns while requests, polls and acknowledgements are small; bursts under half a model message are
 not messages. (Cutting only at the other way's first byte merged a download with the upload after it whenever the
-node turned round in under a gap: its requests kept both ways busy. tests/test_timing.py has the case.) Each
-ledger row is matched to the largest burst of its node and direction that started in its round.
+node turned round in under a gap: its requests kept both ways busy. On 3G two more cases broke it: an upload's
+chunks are mostly single 1,448 B segments, so counting only bulk chunks made it a third of a message, and a few
+requests read at once can pass BULK_BYTES in the middle of a download; message_starts counts every byte of a run
+and absorb_strays joins a download around such a stray. tests/test_timing.py has the cases.) Each ledger row is
+matched to the largest burst of its node and direction that started in its round. With FEDBANDWIDTH_KEEP_SAMPLES
+set, each relay's samples are kept in the run's folder (relay<i>_samples.csv) to be read again (read_samples).
 **Predicted**: transfer.py's model of the same message on the node's link; next to it, links.py's formula
 ``latency + 8 * payload / rate``.
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +35,8 @@ from .transfer import BUILT_IN, message_seconds
 
 GAP_SECONDS = 1.0  # a pause at least this long (and 6 one-way latencies) ends a message's burst
 BULK_BYTES = 2048  # a chunk this big carries a message's content: requests, polls and acks here are <= 1.2 kB
+STRAY_BYTES = 16 * 1024  # ... but requests read at once on a slow uplink can pass it: a run under this may be a stray
+KEEP_SAMPLES = "FEDBANDWIDTH_KEEP_SAMPLES"  # set: each relay's samples go to relay<i>_samples.csv in the run's folder
 LOOPBACK = LinkProfile("loopback", 1e12, 1e12, 0.0)  # a node's link when only the server's is shaped
 
 
@@ -68,23 +75,40 @@ def _crosses(cuts: list[float], start: float, end: float) -> bool:
 
 
 def message_starts(samples: list, min_bytes: int) -> list[float]:
-    """When each message starts, either way: its first bulk chunk after the last message the other way (runs of
-    bulk chunks one way of at least `min_bytes` are messages; a smaller run, such as the object list a SuperLink
-    answers a push with, is part of the message around it)."""
-    runs: list[list] = []  # [direction, first chunk sent, bytes] of consecutive bulk chunks one way
-    for s in sorted((s for s in samples if s.nbytes >= BULK_BYTES), key=lambda s: s.sent):
+    """When each message starts, either way: its first bulk chunk after the last message the other way. A run
+    starts at a bulk chunk (BULK_BYTES or more) the other way from the run before it and holds every byte its way
+    until the next run (on a slow uplink most of an upload's chunks are single segments, under BULK_BYTES); runs
+    of at least `min_bytes` are messages, and a smaller run, such as the object list a SuperLink answers a push
+    with, is part of the message around it."""
+    runs: list[list] = []  # [direction, first bulk chunk sent, bytes its way until the next run]
+    for s in sorted(samples, key=lambda s: s.sent):
+        if s.nbytes >= BULK_BYTES and not (runs and runs[-1][0] == s.direction):
+            runs.append([s.direction, s.sent, 0])
         if runs and runs[-1][0] == s.direction:
             runs[-1][2] += s.nbytes
-        else:
-            runs.append([s.direction, s.sent, s.nbytes])
     starts, since = [], []  # since: the smaller runs after the last message
-    for run in runs:
+    for run in absorb_strays(runs):
         if run[2] < min_bytes:
             since.append(run)
             continue
         starts.append(min((r[1] for r in since if r[0] == run[0]), default=run[1]))
         since = []
     return starts
+
+
+def absorb_strays(runs: list[list]) -> list[list]:
+    """Runs with each stray the other way inside a message joined up: a run under STRAY_BYTES and a quarter of
+    the runs either side of it, which go the same way (requests piling up in one read on a slow uplink while a
+    download goes on), does not split them (else neither part may be half a message, and no start is found)."""
+    out: list[list] = []
+    for run in runs:
+        stray = len(out) >= 2 and out[-2][0] == run[0] and out[-1][2] < STRAY_BYTES
+        if stray and 4 * out[-1][2] < min(out[-2][2], run[2]):
+            out.pop()
+            out[-1][2] += run[2]
+        else:
+            out.append(list(run))
+    return out
 
 
 def transfers(samples: list, direction: str, min_bytes: int, gap: float = GAP_SECONDS) -> list[Transfer]:
@@ -127,7 +151,10 @@ def timing_rows(run, ledger, windows: dict[int, tuple[float, float]], calibratio
         link = LOOPBACK if link is None and server is not None else link  # only the server's link is shaped
         latency = (link.latency_seconds if link else 0.0) + (server.latency_seconds if server else 0.0)
         gap = max(GAP_SECONDS, 6 * latency)
-        found = {d: transfers(relay.snapshot(), d, min_bytes, gap) for d in (DOWN, UP)}
+        samples = relay.snapshot()
+        if os.environ.get(KEEP_SAMPLES):
+            write_samples(samples, run.out / f"relay{i}_samples.csv")
+        found = {d: transfers(samples, d, min_bytes, gap) for d in (DOWN, UP)}
         for t in sorted((t for t in ledger.transfers if t.node_id in ids), key=lambda t: (t.round, t.direction)):
             start, end = windows.get(t.round, (0.0, 0.0))
             match = max((x for x in found[t.direction] if start <= x.start < end), key=lambda x: x.nbytes, default=None)
@@ -137,6 +164,27 @@ def timing_rows(run, ledger, windows: dict[int, tuple[float, float]], calibratio
             row = timing_row(t, i, link, match, plan, run.cfg.model)
             rows.append({**row, "start_seconds": _since(match, origin)})
     return rows
+
+
+def write_samples(samples: list, path: Path) -> Path:
+    """A relay's samples as CSV (sent, direction, bytes, first and last byte arrived), to re-read its messages."""
+    with path.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["sent", "direction", "nbytes", "first_arrived", "arrived"])
+        out.writerows((s.sent, s.direction, s.nbytes, s.first_arrived, s.arrived) for s in samples)
+    return path
+
+
+def read_samples(path: Path) -> list:
+    """Samples written by write_samples."""
+    from .relay import Sample
+
+    def time(text: str) -> float | None:
+        return float(text) if text else None
+
+    with path.open(newline="") as f:
+        return [Sample(float(r["sent"]), r["direction"], int(r["nbytes"]), time(r["arrived"]), time(r["first_arrived"]))
+                for r in csv.DictReader(f)]  # fmt: skip
 
 
 def _since(match: Transfer | None, origin: float) -> float | None:
