@@ -428,3 +428,10 @@ def test_pretraining_plot_marks_where_it_stopped_and_why():
     assert ax.get_title() == "The warm start: 400 steps, 61 s"
     assert list(ax.lines[1].get_ydata()) == [5, 4, 3.9, 3.89] and list(ax.lines[2].get_xdata()) == [400, 400]
     assert "flattened" in ax.get_legend().get_texts()[2].get_text()
+
+
+def test_gained_little_is_under_one_percent_lower_or_higher():
+    from fedbandwidth.compress.study_rows import gained_little
+
+    assert gained_little(2.0, 1.985) and gained_little(2.0, 2.1)  # 0.75% lower; higher
+    assert not gained_little(2.0, 1.97)  # 1.5% lower

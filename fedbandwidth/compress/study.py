@@ -17,7 +17,7 @@ import json
 import numpy as np
 
 from .study_plan import REFERENCE, REFERENCE_STAGE, SETTING, split_of
-from .study_rows import FLAT, HEADLINE, TARGET_FACTORS, flattened, losses_of, target_columns, with_targets
+from .study_rows import HEADLINE, TARGET_FACTORS, flattened, gained_little, losses_of, target_columns, with_targets
 
 MIN_SEEDS = 3  # a setting can be best only once it ran at this many seeds, every one reaching L*
 DIRECTIONS = ("up", "down", "total")
@@ -79,7 +79,7 @@ def doubling_gained_little(frame, regime: str, command: list[str], final_val: fl
     doubled = list(command)
     doubled[doubled.index("--rounds") + 1] = str(2 * split_of(command)[0])
     rows = frame[(frame.regime == regime) & (frame.command == json.dumps(doubled)) & (frame.seed == 0)]
-    return not rows.empty and float(rows.final_val_loss.iloc[0]) > (1 - FLAT) * final_val
+    return not rows.empty and gained_little(final_val, float(rows.final_val_loss.iloc[0]))
 
 
 def reference_summary(rows, frame, regime: str) -> dict:

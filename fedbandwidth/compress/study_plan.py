@@ -34,7 +34,7 @@ import json
 import math
 from dataclasses import dataclass
 
-from .study_rows import FLAT, HEADLINE, TARGET_FACTORS, bytes_to, flattened, losses_of
+from .study_rows import HEADLINE, TARGET_FACTORS, bytes_to, flattened, gained_little, losses_of
 
 REFERENCE = "reference"  # the setting (and family) name of float32 FedAvg
 TUNING, REFERENCE_STAGE, SETTING = "tuning", "reference", "setting"  # the stages a row records
@@ -192,7 +192,7 @@ def reference_argv(plan: Plan, frame, regime: str) -> tuple[list[str] | None, li
         if rows.empty:
             return None, [run(regime, FLATTENING, REFERENCE, REFERENCE, plan.tuning_seed, argv)]
         val = losses_of(rows.iloc[0], "val")
-        if shorter and val[-1] > (1 - FLAT) * shorter[1]:  # twice the rounds gained < 1% (or lost): flat already
+        if shorter and gained_little(shorter[1], val[-1]):  # twice the rounds gained < 1% (or lost): flat already
             return shorter[0], []
         if flattened(val) or doubling == plan.max_doublings:
             return argv, []

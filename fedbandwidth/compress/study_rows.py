@@ -115,6 +115,11 @@ def with_targets(frame, targets: dict[str, dict[float, float]]):
     return pd.concat([frame[RUN_COLUMNS], derived], axis=1)
 
 
+def gained_little(shorter: float, longer: float) -> bool:
+    """True when the longer run's final loss is less than FLAT (relative) below the shorter run's, or above it."""
+    return longer > (1 - FLAT) * shorter
+
+
 def flattened(losses: list[float], tolerance: float = FLAT) -> bool:
     """True when the loss improved by less than `tolerance` (relative) over the last quarter of the rounds."""
     if len(losses) < 4:

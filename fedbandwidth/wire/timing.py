@@ -97,9 +97,9 @@ def message_starts(samples: list, min_bytes: int) -> list[float]:
 
 
 def absorb_strays(runs: list[list]) -> list[list]:
-    """Runs with each stray the other way inside a message joined up: a run under STRAY_BYTES and a quarter of
-    the runs either side of it, which go the same way (requests piling up in one read on a slow uplink while a
-    download goes on), does not split them (else neither part may be half a message, and no start is found)."""
+    """`runs` with each stray joined up: a run under STRAY_BYTES and under a quarter of each run beside it, both
+    of which go the other way (requests read at once on a slow uplink while a download goes on), does not split
+    them (else neither part may be half a message, and no start is found)."""
     out: list[list] = []
     for run in runs:
         stray = len(out) >= 2 and out[-2][0] == run[0] and out[-1][2] < STRAY_BYTES
