@@ -28,7 +28,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SMALL = {"num_supernodes": 2, "num_rounds": 1, "local_steps": 1, "run_tls": False}  # applied if declared
-STAGED = {stem: parameters for stem, (parameters, _, _) in BROWSER_CHECKED.items()}  # checked on their out_dirs
 SETTINGS = {  # JupyterLab user settings: every cell in the DOM, no autosave, no news toast over the page
     "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
     # a page that saves a notebook another page has open makes that page ask "File Changed" (a modal dialog)
@@ -68,6 +67,7 @@ STATE = """() => { const p = window.jupyterapp.shell.currentWidget;
           rendered: imgs.filter(i => i.complete && i.naturalWidth > 0).length,
           widget_outputs: outputs.filter(o => o.data && o.data['application/vnd.jupyter.widget-view+json']).length,
           widget_views: p.node.querySelectorAll('.jp-OutputArea-output > .jupyter-widgets').length,
+          text: outputs.map(o => [].concat(o.text || (o.data && o.data['text/plain']) || []).join('')).join('\\n'),
           progress_done: p.node.querySelectorAll('.progress-bar-success').length}; }"""
 
 
@@ -82,10 +82,11 @@ def stage(notebook: Path, root: Path) -> Path:
     from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
 
-    declared = set(inspect_notebook(str(notebook)))
-    parameters = {k: v for k, v in {**SMALL, **STAGED.get(notebook.stem, {})}.items() if k in declared}
+    declared, out = set(inspect_notebook(str(notebook))), root / "build" / notebook.stem
+    checked = BROWSER_CHECKED[notebook.stem][0](out) if notebook.stem in BROWSER_CHECKED else {}  # as headless
+    parameters = {k: v for k, v in {**SMALL, **checked}.items() if k in declared}
     if "out_dir" in declared:
-        parameters["out_dir"] = str(root / "build" / notebook.stem)
+        parameters["out_dir"] = str(out)
     staged = parameterize_notebook(load_notebook_node(str(notebook)), parameters)
     target = root / "notebooks" / notebook.name
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -1,10 +1,12 @@
-"""What a run of a notebook leaves in its out_dir (L5, L5c): one check, whichever runner ran it."""
+"""What a run of a notebook leaves in its out_dir and prints (L5, L5b, L5c, L5d): one check, whichever runner ran it."""
 
 from __future__ import annotations
 
 import csv
 import json
 from pathlib import Path
+
+import numpy as np
 
 from conftest import processes_with_flwr_home
 from fedbandwidth.model import tensor_specs
@@ -18,6 +20,9 @@ PAIRS = [("0", "down"), ("0", "up"), ("1", "down"), ("1", "up")]  # (node, direc
 LEGACY_TOTAL_2x1 = 225_122_872  # L5, 2 nodes x 1 round: 4 messages x 56,280,718 B (legacy API keys "0".."75")
 L5 = {"num_supernodes": 2, "num_rounds": 1}  # both runners stage L5 with these
 L5C = {"model": TINY, "links": "50/20/10,100/50/5", "run_tls": False}  # both runners stage L5c with these
+L5B = {"num_supernodes": 2, "num_rounds": 1, "local_steps": 1, "codecs": ["int8", "layers:-gpt_neox.embed_in.weight"]}
+L5D = {"model": TINY, "num_nodes": 3, "num_rounds": 1, "big_models": ["pythia-160m"]}  # both runners stage L5d so
+FROZEN_UP_BYTES = 6_869_464  # L5b's upload without the 4,096-row input embedding: the 75 other tensors, 1.31x fewer
 
 
 def rows(path: Path) -> list[dict]:
@@ -91,9 +96,51 @@ def check_l5c_with_echo(out: Path) -> None:
     assert json.loads((out / "echo" / "summary.json").read_text())["run"]["status"] == "finished:completed"
 
 
+def l5b_parameters(out: Path) -> dict:
+    """L5B, with a complete hand-made study (tests/test_study.py's) written into `out` as the study it reads."""
+    from test_study import complete_frame
+
+    from fedbandwidth.compress.study import study_frame, study_summary
+
+    out.mkdir(parents=True, exist_ok=True)
+    frame = complete_frame()
+    study_frame(frame).to_csv(out / "study.csv", index=False)
+    summary = {**study_summary(frame), "complete": True, "pending": [], "resume": "python study.py"}
+    (out / "summary.json").write_text(json.dumps(summary))
+    return {**L5B, "study_csv": str(out / "study.csv"), "summary_json": str(out / "summary.json")}
+
+
+def check_l5b(out: Path, text: str) -> None:
+    """L5b counted the dead vocabulary, read the complete study, and trained with the frozen embedding's uploads."""
+    from fedbandwidth.compress.chain import parse_codec
+    from fedbandwidth.compress.encoding import encode, payload_bytes
+    from fedbandwidth.compress.task import model_shapes
+
+    assert "107 distinct byte values" in text and "= 91.3%" in text  # the dead vocabulary, computed
+    assert "scratch: best by total bytes int8" in text and "complete: True" in text  # a measured study's cells
+    ledger = rows(out / "ledger.csv")
+    assert [r["direction"] for r in ledger].count("up") == 2 and len(ledger) == 4
+    zeros = {k: np.zeros(s, np.float32) for k, s in model_shapes().items()}
+    frozen = payload_bytes(encode(parse_codec("layers:-gpt_neox.embed_in.weight"), zeros).arrays)
+    assert {int(r["payload_bytes"]) for r in ledger if r["direction"] == "up"} == {frozen} == {FROZEN_UP_BYTES}
+
+
+def check_l5d(out: Path, text: str) -> None:
+    """L5d measured SecAgg+ (bit-identical, the masked uploads' int64 bytes), packing, a dropout and DP."""
+    assert "aggregate bit-identical: True" in text and "(0.500x)" in text
+    assert "round completed: True" in text
+    assert "11107401" in text  # tiny-gptneox's 3 masked uploads, int64: 3 x 3,702,467 B
+    assert "central-client-adaptive" in text
+
+
 BROWSER_TEST = "test_out_dir_after_run_all_passes_the_headless_checks"  # tests/test_browser.py's, per stem
-# notebook stem -> (its small parameters, the check of its out_dir, the headless test the browser run replaces)
+# notebook stem -> (its small parameters from its out_dir, the check of its out_dir and printed text, the headless
+# test the browser run replaces)
 BROWSER_CHECKED = {
-    "L5_Bandwidth": (L5, check_l5, "test_notebook_measures_the_predicted_bytes"),
-    "L5c_On_the_Wire": (L5C, check_l5c_with_echo, "test_notebook_runs_the_app_in_simulation_and_on_emulated_links"),
-}
+    "L5_Bandwidth": (lambda out: L5, lambda out, text: check_l5(out), "test_notebook_measures_the_predicted_bytes"),
+    "L5b_Reducing_Bandwidth": (l5b_parameters, check_l5b,
+                               "test_notebook_trains_with_a_codec_records_encoded_bytes_and_counts_dead_rows"),
+    "L5c_On_the_Wire": (lambda out: L5C, lambda out, text: check_l5c_with_echo(out),
+                        "test_notebook_runs_the_app_in_simulation_and_on_emulated_links"),
+    "L5d_What_Privacy_Costs": (lambda out: L5D, check_l5d, "test_notebook_measures_secagg_packing_dropout_and_dp"),
+}  # fmt: skip

@@ -92,11 +92,11 @@ def test_notebook_runs_all_in_jupyterlab(ran, notebook):
 
 @pytest.mark.parametrize("stem", sorted(BROWSER_CHECKED))
 def test_out_dir_after_run_all_passes_the_headless_checks(ran, lab_root, stem):
-    """The checks tests/test_notebook*.py make on a headless run, on the JupyterLab run's out_dir instead."""
+    """The checks tests/test_notebook*.py make on a headless run, on the JupyterLab run's out_dir and text instead."""
     _, state = ran(f"{stem}.ipynb", keep_kernel=f"{stem}.ipynb" == EXPLORER_NOTEBOOK)
     assert state["errors"] == []
     _, check, _ = BROWSER_CHECKED[stem]
-    check(lab_root / "build" / stem)
+    check(lab_root / "build" / stem, state["text"])
 
 
 assert test_out_dir_after_run_all_passes_the_headless_checks.__name__ == BROWSER_TEST  # conftest skips by this name
