@@ -77,7 +77,9 @@ class Deployment:
                     self.start_outsider(j)
                 runner = self.processes.start("flwr-run", self.flwr_run_argv(app_dir), cwd=self.out)
                 finished = self.wait(runner, plan)
-                return {**self.outcome(finished), "wall_seconds": time.monotonic() - started}
+                wall = time.monotonic() - started
+                self.processes.terminate([n for n in self.processes.started if n != "superlink"])  # ending while
+                return {**self.outcome(finished), "wall_seconds": wall}  # the SuperLink says how the run went
         finally:
             with signals_ignored():  # a second Ctrl-C must not cut the teardown short
                 plan.finish()

@@ -50,6 +50,7 @@ class Processes:
     env: dict[str, str]  # environment of every process, with the marker
     logs: Path  # one log file per process
     started: dict[str, subprocess.Popen] = field(default_factory=dict)
+    terminated: set[int] = field(default_factory=set)  # PIDs terminate() signalled before stop()
 
     def start(self, name: str, argv: list[str], cwd: Path | None = None) -> subprocess.Popen:
         """Start `argv` in a new session, output to logs/<name>.log."""
@@ -76,7 +77,8 @@ class Processes:
         return " | ".join(text[-lines:])
 
     def stop(self) -> list[int]:
-        """SIGTERM everything we started (and its descendants), SIGKILL what remains; return PIDs seen."""
+        """SIGTERM everything we started (and its descendants), SIGKILL what remains; return PIDs seen (and
+        those terminate() signalled)."""
         doomed = {p.pid: p for p in self.family()}
         for proc in doomed.values():
             send_signal(proc, signal.SIGTERM)
@@ -86,7 +88,21 @@ class Processes:
         psutil.wait_procs(self.family(), timeout=STOP_GRACE)
         for proc in self.started.values():
             proc.poll()  # reap our direct children
-        return sorted(doomed)
+        return sorted(set(doomed) | self.terminated)
+
+    def terminate(self, names: list[str]) -> None:
+        """SIGTERM the named processes (those still running) and their descendants now; stop() reaps them."""
+        for name in names:
+            if self.started[name].poll() is not None:
+                continue
+            try:
+                root = psutil.Process(self.started[name].pid)
+                tree = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for proc in tree:
+                send_signal(proc, signal.SIGTERM)
+                self.terminated.add(proc.pid)
 
     def family(self) -> list:
         """Every live process we started, its descendants, and any process carrying our marker."""
