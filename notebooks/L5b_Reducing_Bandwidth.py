@@ -270,11 +270,12 @@ if summary is not None:
 #   only against a float32 baseline tuned as well as the codec, rounds x local steps included: the study now
 #   widens the reference's split grid past an edge and gives every ratio against the best float32 run too
 #   (`benchmarks/results/retired/README.md`).
-# - The first lever results of the restarted study (warm start, seed 0, 2026-12-07) show the downlink's weight:
-#   its tuned reference reaches L\* in one round, and int4 per block of 64 on the uplink ends that round at
-#   float32's own test loss with 6.3x fewer uplink bytes, yet **1.73x fewer total bytes**, because every client
-#   still downloads the float32 model; the same int4 on the downlink alone gives the same 1.73x. Seeds and the
-#   other levers are pending (the cells above print them).
+# - The first lever results of the restarted study (warm start, seeds 0-2, 2026-12-07) show the downlink's
+#   weight: its tuned reference reaches L\* in one round, and int4 per block of 64 on the uplink reaches L\* in
+#   that round at every seed with 6.29x fewer uplink bytes, yet **1.73x fewer total bytes**, because every client
+#   still downloads the float32 model (int8 1.60x, fp16 1.33x; the same codecs on the downlink alone give the
+#   same). int4 both ways, the global model's delta going down, gives **6.29x**. Top-k, DGC and low rank reach no
+#   L\* in two rounds. The other levers are pending (the cells above print them).
 # - The retired 527x / 158x of the study before were ratios to a reference that was 91% dead rows, untuned,
 #   counting the uplink only.
 # - What the lesson keeps: bytes are measured on the encoded payload; levers are compared by the bytes to
