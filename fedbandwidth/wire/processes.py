@@ -95,12 +95,7 @@ class Processes:
         for name in names:
             if self.started[name].poll() is not None:
                 continue
-            try:
-                root = psutil.Process(self.started[name].pid)
-                tree = [root, *root.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                continue
-            for proc in tree:
+            for proc in process_tree(self.started[name].pid):
                 send_signal(proc, signal.SIGTERM)
                 self.terminated.add(proc.pid)
 
@@ -113,12 +108,7 @@ def marked_processes(marker: str, roots: list[int] = ()) -> list:
     """Live processes descended from `roots` or whose environment carries MARKER=`marker`."""
     found = {}
     for pid in roots:
-        try:
-            root = psutil.Process(pid)
-            for proc in [root, *root.children(recursive=True)]:
-                found[proc.pid] = proc
-        except psutil.NoSuchProcess:
-            pass
+        found.update((proc.pid, proc) for proc in process_tree(pid))
     for proc in psutil.process_iter():
         try:
             if proc.pid != os.getpid() and proc.environ().get(MARKER) == marker:
@@ -126,6 +116,15 @@ def marked_processes(marker: str, roots: list[int] = ()) -> list:
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             pass
     return [p for p in found.values() if process_alive(p)]
+
+
+def process_tree(pid: int) -> list:
+    """The process `pid` and its descendants (empty if it is gone)."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def process_alive(proc) -> bool:
