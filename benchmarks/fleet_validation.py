@@ -68,8 +68,9 @@ def last_deployment() -> tuple[dict, object]:
     return json.loads((WORK / "summary.json").read_text()), cfg
 
 
-def predicted(cfg, sampled: list[int], needed: int, message: int) -> float:
-    """wire/plan.py's close time of a round that sampled these partitions (one draw: the one that happened)."""
+def predicted(cfg, sampled: list[int], needed: int, message: int, trials: int = 400) -> float:
+    """wire/plan.py's median close time of a round that sampled these partitions (the draw that happened; the
+    ClientApps' retries played `trials` times)."""
     import numpy as np
 
     from fedbandwidth.wire.calibration import load
@@ -86,8 +87,8 @@ def predicted(cfg, sampled: list[int], needed: int, message: int) -> float:
         tuple(lk.name for lk in links),
     )
     plan = PlanConfig(message, message, 1, server_link=cfg.server_link, model=MODEL, calibration=load(cfg.calibration))
-    replies = reply_seconds(fleet, np.array([sampled]), plan)
-    return float(close_seconds(replies, needed, DEADLINE)[0])
+    replies = reply_seconds(fleet, np.tile(sampled, (trials, 1)), plan, np.random.default_rng(0))
+    return float(np.median(close_seconds(replies, needed, DEADLINE)))
 
 
 def round_rows(report: dict, cfg) -> list[dict]:
@@ -126,7 +127,7 @@ def round_rows(report: dict, cfg) -> list[dict]:
 
 def turnaround_rows(report: dict, cfg) -> list[dict]:
     """Per round and node: its download's last byte to its upload's first, less its compute delay (the
-    ClientApp's own turnaround, which plan.py takes from the calibration), with the node's link latency."""
+    ClientApp's own turnaround, which plan.py plays from the calibration), with the node's link latency."""
     rows = {(t["round"], t["node"], t["direction"]): t for t in report["timing"] if t["start_seconds"] is not None}
     out = []
     for (r, node, direction), down in sorted(rows.items()):

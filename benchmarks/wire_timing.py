@@ -186,6 +186,38 @@ def kernel_report(kernel: list[dict]) -> str:
     )
 
 
+def turnarounds(entries: list[dict]) -> list[dict]:
+    """Per node and round of every sweep that timed both of its messages: its download's seconds and its
+    turnaround (download done -> upload starting; these clients compute nothing)."""
+    pairs: dict[tuple, dict] = {}
+    for e in entries:
+        if e.get("start_seconds") is not None and e["measured_seconds"] is not None:
+            pairs.setdefault((*group_of(e), e["repeat"], e["round"], e["node"]), {})[e["direction"]] = e
+    return [{"group": key[:5], "down_seconds": p["down"]["measured_seconds"],
+             "seconds": p["up"]["start_seconds"] - p["down"]["start_seconds"] - p["down"]["measured_seconds"]}
+            for key, p in pairs.items() if len(p) == 2]  # fmt: skip
+
+
+def turnaround_report(entries: list[dict], path: Path) -> str:
+    """Measured turnarounds per sweep, profile, TLS and nodes, next to what calibration `path` predicts for
+    downloads of their length (the ClientApp's retries, turnaround.py) and its constant turnaround."""
+    import numpy as np
+
+    from fedbandwidth.wire.calibration import load as load_calibration
+
+    calibration, groups = load_calibration(path), {}
+    for t in turnarounds(entries):
+        groups.setdefault(t["group"], []).append(t)
+    lines = [f"turnarounds predicted with {calibration.source} (constant: {calibration.turnaround_seconds:.2f} s)"]
+    for (sweep, profile, tls, nodes, model), rows in sorted(groups.items()):
+        down, seconds = (np.array([r[k] for r in rows]) for k in ("down_seconds", "seconds"))
+        predicted = calibration.turnaround(down)
+        lines.append(f"[{sweep}] {profile:>14} tls={tls!s:5} nodes={nodes} {model:>12}: downloads "
+                     f"{down.mean():6.2f} s, turnaround measured {seconds.mean():5.2f} s (sd {seconds.std():.2f}), "
+                     f"predicted {predicted.mean():5.2f} s")  # fmt: skip
+    return "\n".join(lines)
+
+
 def run_key(entry: dict) -> tuple:
     """The (profile, TLS, nodes, repeat) of the run an entry came from."""
     return entry["profile"], entry["tls"], entry.get("nodes", 1), entry["repeat"]
@@ -218,7 +250,12 @@ def main(argv=None) -> int:
     parser.add_argument("--refit", action="store_true", help="print the table with each sweep's calibration refitted")
     parser.add_argument("--sweep", default=FIRST_SWEEP, help="this sweep's name (its runs are kept under it)")
     parser.add_argument("--calibration", type=Path, help="the sweep's calibration file (default: the default path's)")
+    parser.add_argument("--turnarounds", type=Path, metavar="CALIBRATION",
+                        help="print the turnarounds next to this calibration's prediction and exit")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.turnarounds:
+        print(turnaround_report(load(), args.turnarounds))
+        return 0
     calibrations, kernel = load("calibrations"), load("kernel")
     if args.refit:  # the model as it is now, fitted to the loopback messages each calibration stored; nothing saved
         print(report(repredict(load(), refitted(calibrations))))

@@ -77,12 +77,17 @@ def fetched(grid, message_id: str) -> bool | None:
     return not found.object_found
 
 
+def server_round(msg: Message) -> int:
+    """The round a train or evaluate message belongs to (its config's "server-round", as FedAvg sets it; else 0)."""
+    config = next((r for r in msg.content.config_records.values() if "server-round" in r), {})
+    return int(config.get("server-round", 0))
+
+
 def sent_record(msg: Message, expires: float) -> Sent:
     """What the ledger needs of a train message: its round, node and model bytes."""
-    config = next((r for r in msg.content.config_records.values() if "server-round" in r), {})
     record = msg.content.array_records[ARRAYS]
     return Sent(
-        int(config.get("server-round", 0)),
+        server_round(msg),
         msg.metadata.dst_node_id,
         record_payload_bytes(record),
         record_tensor_bytes(record),

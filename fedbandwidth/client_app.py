@@ -8,11 +8,15 @@ again: byte for byte what came in), which is most of a legacy round's cost here.
 app reads the run config's ``client``: ``"echo"`` (the default) or ``"perturb"``, which changes every array a
 little, as training would, so a deployment's uplink really carries every byte (Flower does not upload objects
 the SuperLink still holds, and an echoed array is one of them). A node whose node config has ``compute-seconds``
-waits that long before it replies (a straggler, as a slow device would be).
+waits that long before it replies (a straggler, as a slow device would be). Where the environment names a folder
+(``FEDBANDWIDTH_CLIENTAPP_LOG``, set by ``fedbandwidth deploy``), each train message's ClientApp appends its own
+clock to ``clientapp-<partition>.csv`` there: its process's start, this module's load (after Flower pulled the
+message), the train function's entry and exit. No message byte changes.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Collection
 
@@ -22,8 +26,11 @@ from flwr.client import Client, NumPyClient
 from flwr.clientapp import ClientApp
 from flwr.common import Code, EvaluateIns, EvaluateRes, FitIns, FitRes, Status
 
+from .app_rounds import server_round
 from .checks import check_choice
-from .names import ARRAYS, CLIENTS, COMPUTE_SECONDS, METRICS, NUM_EXAMPLES, PARTITION_ID
+from .names import ARRAYS, CLIENTAPP_LOG_ENV, CLIENTS, COMPUTE_SECONDS, METRICS, NUM_EXAMPLES, PARTITION_ID
+
+LOADED_AT = time.time()  # when Flower loaded this app: a ClientApp process loads it once, after pulling its message
 
 
 class NoOpClient(NumPyClient):
@@ -72,6 +79,26 @@ def make_legacy_app(fail_partitions: Collection[int] = (), mods: list | None = N
     return ClientApp(client_fn=build if failing else client_fn, mods=mods or [])
 
 
+def process_started_at() -> float:
+    """Unix time this process started (Linux: /proc/self/stat's start tick against the boot clock; else nan)."""
+    try:
+        ticks = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, AttributeError, IndexError):
+        return float("nan")
+    return time.time() - age
+
+
+def log_turn(msg: Message, context: Context, entered: float) -> None:
+    """Append round, process start, app load, train entry and exit to $FEDBANDWIDTH_CLIENTAPP_LOG, if it is set."""
+    folder = os.environ.get(CLIENTAPP_LOG_ENV)
+    if not folder:
+        return
+    row = (server_round(msg), process_started_at(), LOADED_AT, entered, time.time())
+    with open(os.path.join(folder, f"clientapp-{context.node_config.get(PARTITION_ID)}.csv"), "a") as f:
+        f.write(",".join(map(str, row)) + "\n")
+
+
 def echo_reply(msg: Message, context: Context, fail_partitions: Collection[int] = ()) -> Message:
     """Reply with the received arrays untouched, plus the metric FedAvg weights by."""
     if context.node_config.get(PARTITION_ID) in fail_partitions:
@@ -96,10 +123,14 @@ def make_message_app(fail_partitions: Collection[int] = (), mods: list | None = 
 
     @client.train()
     def train(msg: Message, context: Context) -> Message:
+        entered = time.time()
         time.sleep(float(context.node_config.get(COMPUTE_SECONDS, 0.0)))  # a slow node, as if it trained
         if check_choice("client", context.run_config.get("client", "echo"), CLIENTS) == "perturb":
-            return perturb_reply(msg, context)
-        return echo_reply(msg, context, failing)
+            reply = perturb_reply(msg, context)
+        else:
+            reply = echo_reply(msg, context, failing)
+        log_turn(msg, context, entered)
+        return reply
 
     @client.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:

@@ -13,6 +13,7 @@ TRAIN, EVALUATE = "train", "evaluate"
 # Keys of a SuperNode's node config (Flower's simulation sets both; a deployment passes them).
 PARTITION_ID, NUM_PARTITIONS = "partition-id", "num-partitions"
 COMPUTE_SECONDS = "compute-seconds"  # the Flower App's client waits this long before replying (a straggler)
+CLIENTAPP_LOG_ENV = "FEDBANDWIDTH_CLIENTAPP_LOG"  # a folder where each ClientApp appends its clock (deploy sets it)
 
 # Choices a run offers.
 APIS = ("legacy", "message")  # NumPyClient + flwr.server FedAvg, or Message API + flwr.serverapp FedAvg

@@ -161,3 +161,23 @@ def test_adapters_are_timed_by_their_own_objects(tmp_path):
     seconds = sum(message_seconds("smollm2-135m", link, d, objects=objects) for d in ("down", "up")) + 0.1
     assert code == 0 and json.loads(out)["rounds"][0]["seconds_median"] == pytest.approx(seconds)
     assert seconds < 20  # the whole model's objects would take minutes on 8 Mbit/s
+
+
+def test_a_client_after_a_slow_download_waits_for_its_clientapps_next_try():
+    """With the ClientApp's terms measured, a round adds the pickup, then the ClientApp's start (a fast download)
+    or its retries after a slow one (1, 2, 4, 8 s from its first try: 8 s downloads often miss the 7 s try)."""
+    from fedbandwidth.wire.calibration import Calibration
+    from fedbandwidth.wire.turnaround import loaded_seconds
+
+    turns = Calibration(pickup_seconds=0.25, clientapp_start_seconds=1.5, clientapp_work_seconds=0.5)
+    fast, slow = (LinkProfile.from_mbit(n, r, 80, 0) for n, r in (("fast", 80), ("slow", 1)))
+    cfg = PlanConfig(MB, MB, local_steps=0, trials=5, calibration=turns, turns=True)
+    (row,) = plan(fleet_from_links([fast], 0.0), cfg)["rounds"]
+    assert row["seconds_p90"] <= 0.1 + 0.25 + (1.0 + 1.5 - 0.1) + 0.5 + 0.1  # launched within the 1 s poll
+    assert row["seconds_median"] >= 0.1 + 0.25 + (1.5 - 0.1) + 0.5 + 0.1
+    (row,) = plan(fleet_from_links([slow], 0.0), PlanConfig(MB, MB, 0, trials=400, calibration=turns, turns=True))[
+        "rounds"
+    ]
+    waits = loaded_seconds(np.full(4000, 8.0), 1.5, np.random.default_rng(0)) - 8.0
+    assert row["seconds_median"] == pytest.approx(8.0 + 0.25 + np.median(waits) + 0.5 + 0.1, abs=0.3)
+    assert row["seconds_p90"] == pytest.approx(8.0 + 0.25 + np.percentile(waits, 90) + 0.5 + 0.1, abs=0.5)

@@ -5,7 +5,8 @@ the SuperLink's share of a request per other node moving a model at the same tim
 round (plan.py) also waits for a node to pick its message up and for its ClientApp to turn the model around.
 `calibrate` measures them on loopback: a deployment of one SuperNode (each model message's time at its relay,
 from the second round, solved per direction for the request time with transfer.py's own schedule) and one of
-two at once (solved for the share, per direction), the loopback's own rate measured through a relay first.
+two at once (solved for the share, per direction), the loopback's own rate measured through a relay first, and
+a ClientApp's imports at rest (turnaround.py).
 The result is a small JSON file (default: the user's cache, ``~/.cache/fedbandwidth/calibration.json``;
 ``FEDBANDWIDTH_CALIBRATION`` or ``--calibration`` name another, e.g. one made on the machine that runs the
 SuperLink). Without one, the built-in constants (fitted here on 2026-11-28) are used, and every report says which.
@@ -30,6 +31,7 @@ BUILT_IN = "built-in constants (fitted on one machine, 2026-11-28)"
 RERUN = "rerun `fedbandwidth calibrate`"
 TERMS = ("request_seconds", "superlink_down_seconds", "superlink_up_seconds")  # every calibration file has them
 ROUND_TERMS = ("pickup_seconds", "turnaround_seconds")  # files made before they were measured may lack them
+CLIENTAPP_TERMS = ("clientapp_start_seconds", "clientapp_work_seconds")  # ... and these (None: turnaround_seconds)
 # (and request_up_seconds: files made before it was fitted per direction use request_seconds both ways)
 
 
@@ -45,6 +47,8 @@ class Calibration:
     turnaround_seconds: float = 1.0  # from a node's download done to its upload starting, no compute (the
     # ClientApp process Flower starts per message); these two built-in ones: seen here on 2026-12-03, busy
     request_up_seconds: float | None = None  # ... of an upload's object request (None: request_seconds)
+    clientapp_start_seconds: float | None = None  # a ClientApp process started -> its first pull (its imports, at rest)
+    clientapp_work_seconds: float | None = None  # its app loaded -> its reply's upload starting, no compute
     source: str = BUILT_IN  # the file it was read from, or BUILT_IN
     made: dict = field(default_factory=dict)  # when, where, with what and how long calibrating took
 
@@ -52,6 +56,19 @@ class Calibration:
         """The processing of one object request in `direction`."""
         up = direction != DOWN and self.request_up_seconds is not None
         return self.request_up_seconds if up else self.request_seconds
+
+    def turnaround(self, down_seconds, rng=None):
+        """Seconds from each download's end to its reply's upload start, no compute: Flower's ClientApp retries
+        played for downloads of `down_seconds` (turnaround.py; a draw with `rng`, else the mean), or
+        turnaround_seconds for a calibration that did not measure the ClientApp."""
+        import numpy as np
+
+        from .turnaround import loaded_seconds
+
+        down = np.asarray(down_seconds, dtype=float)
+        if self.clientapp_start_seconds is None or self.clientapp_work_seconds is None:
+            return np.full(down.shape, self.turnaround_seconds)
+        return loaded_seconds(down, self.clientapp_start_seconds, rng) - down + self.clientapp_work_seconds
 
     def superlink_seconds(self, direction: str) -> float:
         """The SuperLink's share of a request in `direction`, per other node at once."""
@@ -79,6 +96,7 @@ def load(path: Path | None = None) -> Calibration:
         terms = {k: float(data[k]) for k in TERMS}
         terms |= {k: float(data.get(k, getattr(Calibration, k))) for k in ROUND_TERMS}
         terms["request_up_seconds"] = float(data.get("request_up_seconds") or terms["request_seconds"])
+        terms |= {k: float(data[k]) for k in CLIENTAPP_TERMS if data.get(k) is not None}
         loopback = float(data.get("loopback_bits_per_second", 0.0))
     except (ValueError, KeyError, TypeError) as err:
         raise ConfigError(f"calibration: {where} is not a calibration file ({err}); {RERUN}") from None

@@ -10,7 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
-from ..names import DOWN, UP
+from ..names import CLIENTAPP_LOG_ENV, DOWN, UP
 from .auth import KEYS_FOLDER, make_key_pair, register
 from .commands import (
     CONNECTION,
@@ -46,6 +46,7 @@ class Deployment:
         self.cfg, self.exes, self.out, self.port, self.tls, self.hosts = cfg, exes, out, port, tls, hosts
         self.settings: dict = {}  # the run config `flwr run` passes to the app
         env = flower_env(out / "flwr_home", Path(exes["flwr"]).parent, uuid.uuid4().hex)
+        env[CLIENTAPP_LOG_ENV] = str(out / "logs")  # each ClientApp's clock (turnaround.py reads it)
         self.processes = Processes(env, out / "logs")
         self.relays: list[Relay] = []
         self.names: dict[int, list[str]] = {}  # partition -> its SuperNode processes' names, the current one last

@@ -3,9 +3,9 @@
 A study run (benchmarks/compression_study.py) says how many rounds a setting needed to reach L*, how many bytes
 each sampled client moved a round each way, and how long a client computed, encoded and decoded a round on this
 machine. On a fleet, each of those rounds takes what wire/plan.py says (the K-th reply of the sampled clients,
-each on its own link, the course's formula per message) plus the calibration's pickup and ClientApp turnaround;
-the time to L* is their sum. On a fast link a codec's CPU seconds can cost more than the bytes it saves; on a
-slow one bytes rule.
+each on its own link, the course's formula per message) plus the calibration's pickup and ClientApp turnaround
+(which grows with a slow download: turnaround.py); the time to L* is their sum. On a fast link a codec's CPU
+seconds can cost more than the bytes it saves; on a slow one bytes rule.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ class LeverRun:
 def time_to_target(run: LeverRun, mix: str, calibration: Calibration, trials: int = 200, seed: int = 0) -> float:
     """Seconds until `run` reaches L* on a fleet of `run.clients` clients of the profile `mix` (sum of the
     rounds' median close times)."""
-    busy = run.client_seconds + calibration.pickup_seconds + calibration.turnaround_seconds
-    fleet = fleet_from_mix(mix, run.clients, busy)
-    cfg = PlanConfig(run.down_bytes, run.up_bytes, 1, run.fraction, rounds=run.rounds, trials=trials, seed=seed)
+    fleet = fleet_from_mix(mix, run.clients, run.client_seconds)
+    cfg = PlanConfig(run.down_bytes, run.up_bytes, 1, run.fraction, rounds=run.rounds, trials=trials, seed=seed,
+                     calibration=calibration, turns=True)  # fmt: skip
     return float(plan(fleet, cfg)["seconds_median"])
 
 

@@ -10,9 +10,10 @@ a sampled client whose reply comes after the close is a straggler: its download 
 and its upload still crosses (as `fedbandwidth deploy` records a late reply), so both are wasted bytes.
 Each message is timed by `transfer.py`'s object-by-object model (its request turns, framing, the server's CPU
 terms from the calibration, the SuperLink's share per other sampled client) when a model is given, once per
-distinct link, and a client's round adds the calibration's pickup (its poll) and ClientApp turnaround; else
-by the course's formula per client (latency + 8 x bytes / rate). A fleet's question is which clients finish,
-and the K-th fastest answers it.
+distinct link; else by the course's formula per client (latency + 8 x bytes / rate). With a model (or `turns`),
+a client's round adds the calibration's pickup (its poll) and its ClientApp's turnaround, which grows with its
+download: Flower's ClientApp retries a missing object after 1, 2, 4, 8, then 10 s (turnaround.py). A fleet's
+question is which clients finish, and the K-th fastest answers it.
 """
 
 from __future__ import annotations
@@ -47,7 +48,13 @@ class PlanConfig:
     model: str | None = None  # with it, transfer.py's object-by-object model times each message; else the formula
     down_objects: tuple[int, ...] | None = None  # the download's objects (None: the float32 model's)
     up_objects: tuple[int, ...] | None = None  # the upload's objects (None: the float32 model's)
-    calibration: Calibration = BUILT_IN  # the server's CPU terms (transfer.py's model only)
+    calibration: Calibration = BUILT_IN  # the server's CPU terms (transfer.py's model), the ClientApp's turns
+    turns: bool | None = None  # add a node's poll and ClientApp turnaround (None: with a model only)
+
+    @property
+    def flower_turns(self) -> bool:
+        """Whether a client's round includes Flower's poll and ClientApp turnaround."""
+        return self.model is not None if self.turns is None else self.turns
 
     def __post_init__(self) -> None:
         if not self.over_commit >= 1:
@@ -95,23 +102,25 @@ def object_seconds(fleet: Fleet, idx: np.ndarray, sharing: np.ndarray, cfg: Plan
     return seconds[inverse.ravel()].reshape(idx.shape)
 
 
-def reply_seconds(fleet: Fleet, picked: np.ndarray, cfg: PlanConfig) -> np.ndarray:
-    """When each sampled client's reply reaches the server (inf where no client was sampled)."""
+def reply_seconds(fleet: Fleet, picked: np.ndarray, cfg: PlanConfig, rng: np.random.Generator | None = None):
+    """When each sampled client's reply reaches the server (inf where no client was sampled); the ClientApps'
+    retries drawn with `rng`, else their mean."""
     ok = picked >= 0
     idx = np.where(ok, picked, 0)
     sharing = ok.sum(axis=1, keepdims=True)
     if cfg.model is not None:
-        moves = object_seconds(fleet, idx, sharing, cfg, DOWN) + object_seconds(fleet, idx, sharing, cfg, UP)
-        turns = cfg.calibration.pickup_seconds + cfg.calibration.turnaround_seconds  # its poll, its ClientApp
-        return np.where(ok, moves + turns + cfg.local_steps * fleet.step_seconds[idx], np.inf)
-    server_down = cfg.server_link.down_bits_per_second if cfg.server_link else None
-    server_up = cfg.server_link.up_bits_per_second if cfg.server_link else None
-    seconds = (
-        2 * fleet.latency_seconds[idx]
-        + transfer_seconds(cfg.down_bytes, fleet.down_bits_per_second[idx], server_down, sharing)
-        + cfg.local_steps * fleet.step_seconds[idx]
-        + transfer_seconds(cfg.up_bytes, fleet.up_bits_per_second[idx], server_up, sharing)
-    )
+        down = object_seconds(fleet, idx, sharing, cfg, DOWN)
+        up = object_seconds(fleet, idx, sharing, cfg, UP)
+    else:
+        server_down = cfg.server_link.down_bits_per_second if cfg.server_link else None
+        server_up = cfg.server_link.up_bits_per_second if cfg.server_link else None
+        down = fleet.latency_seconds[idx] + transfer_seconds(cfg.down_bytes, fleet.down_bits_per_second[idx],
+                                                             server_down, sharing)  # fmt: skip
+        up = fleet.latency_seconds[idx] + transfer_seconds(cfg.up_bytes, fleet.up_bits_per_second[idx], server_up,
+                                                           sharing)  # fmt: skip
+    seconds = down + cfg.local_steps * fleet.step_seconds[idx] + up
+    if cfg.flower_turns:  # its poll, then its ClientApp's start and retries
+        seconds = seconds + cfg.calibration.pickup_seconds + cfg.calibration.turnaround(down, rng)
     return np.where(ok, seconds, np.inf)
 
 
@@ -127,7 +136,7 @@ def plan_round(fleet: Fleet, cfg: PlanConfig, rng: np.random.Generator) -> dict:
     """One round's median and p90 close time, and its mean bytes moved and wasted, over `cfg.trials` draws."""
     needed = max(int(len(fleet) * cfg.fraction), 1)
     picked = sample_clients(fleet, math.ceil(cfg.over_commit * needed), cfg.trials, rng)
-    replies = reply_seconds(fleet, picked, cfg)
+    replies = reply_seconds(fleet, picked, cfg, rng)
     close = close_seconds(replies, needed, cfg.deadline)
     sampled = (picked >= 0).sum(axis=1)
     late = sampled - (replies <= close[:, None]).sum(axis=1)

@@ -9,7 +9,8 @@ left out (app_rounds.py); ``node_rounds`` puts each node's payload next to its r
 ``wasted_bytes`` counts what crossed without making a counted update (downloads of nodes that did not reply in
 time, late uploads; a late upload crosses in a later round's window than its row's round).
 On an emulated network the summary also holds ``timing`` (each model message's measured and predicted
-seconds) and ``kernel`` (the veth counters next to the relay's counts); see timing.py.
+seconds) and ``kernel`` (the veth counters next to the relay's counts); see timing.py. ``clientapp`` is each
+ClientApp's own clock a train message, in the timing rows' seconds (turnaround.py).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from .auth import auth_summary
 from .calibration import load as load_calibration
 from .meters import meter_rows, object_costs
 from .relay import Relay
-from .timing import kernel_rows, lost_rows, round_of, timing_rows
+from .timing import kernel_rows, lost_rows, round_of, round_origin, timing_rows
+from .turnaround import clientapp_rows
 
 DIRECTIONS = (DOWN, UP)
 
@@ -216,6 +218,7 @@ def deploy_summary(run) -> dict:
                              "superlink_down_seconds": calibration.superlink_down_seconds,
                              "superlink_up_seconds": calibration.superlink_up_seconds}  # fmt: skip
     report["timing"] = timing_rows(run, ledger, windows, calibration)
+    report["clientapp"] = clientapp_rows(run.out / "logs", round_origin(windows))
     report["kernel"] = kernel_rows(run)
     report["lost"] = lost_rows(run.out / TIMELINE_CSV, run)
     report["events"] = [{**e, "round": round_of(e["unix_time"], windows)} for e in run.events]

@@ -141,7 +141,7 @@ def fab_bytes(app_dir: Path) -> int:
 def timing_rows(run, ledger, windows: dict[int, tuple[float, float]], calibration=BUILT_IN) -> list[dict]:
     """One entry per ledger message: its node, direction, wire bytes, measured and predicted seconds
     (predicted with `calibration`'s CPU terms)."""
-    app, origin = fab_bytes(run.out / "app"), min((w[0] for w in windows.values()), default=0.0)
+    app, origin = fab_bytes(run.out / "app"), round_origin(windows)
     min_bytes = min((t.payload_bytes for t in ledger.transfers), default=0) // 2  # half a model message
     rows, fetched = [], set()
     at_once = Counter((t.round, t.direction) for t in ledger.transfers)  # nodes moving a model at the same time
@@ -164,6 +164,11 @@ def timing_rows(run, ledger, windows: dict[int, tuple[float, float]], calibratio
             row = timing_row(t, i, link, match, plan, run.cfg.model)
             rows.append({**row, "start_seconds": _since(match, origin)})
     return rows
+
+
+def round_origin(windows: dict[int, tuple[float, float]]) -> float:
+    """The Unix time round 1 started: the zero of every `*_seconds` the summary's timing rows give."""
+    return min((w[0] for w in windows.values()), default=0.0)
 
 
 def write_samples(samples: list, path: Path) -> Path:
