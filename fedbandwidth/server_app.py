@@ -28,7 +28,7 @@ from flwr.serverapp import Grid, ServerApp
 from .app_rounds import LATE_REPLY as LATE_REPLY  # timeline events, also read by the wire report
 from .app_rounds import NODE_LOST as NODE_LOST
 from .app_rounds import RoundGrid, check_at_least, sample_size, wasted_bytes
-from .checks import check_choice, check_count, check_fraction
+from .checks import ConfigError, check_choice, check_count, check_fraction
 from .ledger import Ledger
 from .meter import metered
 from .model import known_models, random_arrays
@@ -58,6 +58,16 @@ class AppSettings:
     over_commit: float = 1.0  # sample ceil(over_commit * K) nodes (K: from fraction and minimum) ...
     close_at: int = 0  # ... and close the round at this many replies (0: at K)
     deadline: float = 0.0  # close a round this many seconds after its models went out (0: no deadline)
+    solo_rounds: tuple[int, ...] = ()  # rounds that sample one node only (calibrate: messages alone and at once)
+
+
+def solo_rounds(text) -> tuple[int, ...]:
+    """The rounds of a "solo-rounds" run-config value ("2,4"; "" none); anything else raises ConfigError."""
+    try:
+        rounds = tuple(int(r) for r in str(text).replace(" ", "").split(",") if r)
+    except ValueError:
+        raise ConfigError(f"solo-rounds must be round numbers separated by commas, got {text!r}") from None
+    return tuple(check_count("solo-rounds", r) for r in rounds)
 
 
 def read_settings(run_config: dict) -> AppSettings:
@@ -78,6 +88,7 @@ def read_settings(run_config: dict) -> AppSettings:
         over_commit=check_at_least("over-commit", get("over-commit", d.over_commit), 1.0),
         close_at=check_count("close-at", get("close-at", d.close_at), minimum=0),
         deadline=check_at_least("deadline", get("deadline", d.deadline), 0.0),
+        solo_rounds=solo_rounds(get("solo-rounds", "")),
     )
 
 
@@ -114,12 +125,19 @@ class TimedTrackingFedAvg(MessageTrackingFedAvg):
     now (Flower's own sampler waits forever for min_available_nodes) that are not missing, and over-commits."""
 
     def __init__(
-        self, ledger: Ledger, timeline_csv: Path, wait_seconds: float = 600.0, over_commit: float = 1.0, **kwargs
+        self,
+        ledger: Ledger,
+        timeline_csv: Path,
+        wait_seconds: float = 600.0,
+        over_commit: float = 1.0,
+        solo: tuple[int, ...] = (),
+        **kwargs,
     ) -> None:
         super().__init__(ledger, **kwargs)
         self.timeline_csv = timeline_csv
         self.wait_seconds = wait_seconds  # round 1 waits at most this long for min_available_nodes
         self.over_commit = over_commit  # sample ceil(over_commit * K) nodes
+        self.solo = frozenset(solo)  # rounds that sample one node only
         self.wanted = (self.min_available_nodes, self.min_train_nodes)  # the minimums as configured
 
     def configure_train(self, server_round, arrays, config, grid):
@@ -133,6 +151,7 @@ class TimedTrackingFedAvg(MessageTrackingFedAvg):
             append_event(self.timeline_csv, server_round, NO_NODES)
             return []
         k, count = sample_size(len(nodes), self.fraction_train, self.wanted[1], self.over_commit)
+        k, count = (1, 1) if server_round in self.solo else (k, count)
         self.min_available_nodes = self.min_train_nodes = count
         chosen = NodeSnapshot(grid, random.sample(nodes, count))
         messages = list(super(MessageTrackingFedAvg, self).configure_train(server_round, arrays, config, chosen))
@@ -154,7 +173,12 @@ def run_app(grid: Grid, settings: AppSettings) -> Ledger:
         settings.fraction_train, settings.fraction_evaluate, settings.min_train_nodes, settings.min_available_nodes
     )
     strategy = TimedTrackingFedAvg(
-        ledger, timeline, wait_seconds=settings.round_timeout, over_commit=settings.over_commit, **sample
+        ledger,
+        timeline,
+        wait_seconds=settings.round_timeout,
+        over_commit=settings.over_commit,
+        solo=settings.solo_rounds,
+        **sample,
     )
     event = lambda r, name, node: append_event(timeline, r, name, node)  # noqa: E731
     grid = metered(grid, Ledger(csv_path=out / GRID_LEDGER_CSV))  # every message pushed and pulled, any records

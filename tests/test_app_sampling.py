@@ -9,6 +9,7 @@ import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord
 from flwr.supercore.task_identity import TaskIdentity
 
+from fedbandwidth.checks import ConfigError
 from fedbandwidth.ledger import Ledger
 from fedbandwidth.server_app import TIMELINE_COLUMNS, NodeSnapshot, TimedTrackingFedAvg, connected_nodes
 from fedbandwidth.tracking import sampling
@@ -72,3 +73,18 @@ def test_no_node_at_all_skips_the_round(tmp_path, identity):
     fedavg = strategy(tmp_path, min_available=2)
     assert fedavg.configure_train(3, ARRAYS, ConfigRecord(), Grid()) == []
     assert events(tmp_path) == [("3", "round_start", ""), ("3", "no_nodes", "")]
+
+
+def test_a_solo_round_samples_one_node_and_the_others_sample_all(tmp_path, identity):
+    from fedbandwidth.server_app import read_settings
+
+    timeline = tmp_path / "timeline.csv"
+    timeline.write_text(",".join(TIMELINE_COLUMNS) + "\n")
+    solo = read_settings({"solo-rounds": "2, 4"}).solo_rounds
+    fedavg = TimedTrackingFedAvg(Ledger(), timeline, solo=solo, **sampling(1.0, 0.0, 2, 2))
+    sampled = [len(fedavg.configure_train(r, ARRAYS, ConfigRecord(), Grid(11, 12))) for r in (1, 2, 3, 4)]
+    assert solo == (2, 4) and sampled == [2, 1, 2, 1]
+    assert read_settings({}).solo_rounds == ()
+    for bad in ("2,x", "0"):
+        with pytest.raises(ConfigError, match="solo-rounds"):
+            read_settings({"solo-rounds": bad})

@@ -95,9 +95,24 @@ def test_calibrate_measures_this_machine_and_writes_what_deploy_reads(tmp_path):
     assert printed["path"] == str(path) and stored.request_seconds == printed["request_seconds"] > 0
     assert 0 <= stored.superlink_down_seconds < 1 and 0 <= stored.superlink_up_seconds < 1
     assert stored.loopback_bits_per_second > 1e8 and stored.made["model"] == "tiny-gptneox"
-    assert len(stored.made["messages"]["one_node"]) == 3  # round 1 up, round 2 down and up
+    assert len(stored.made["messages"]["one_node"]) == 3  # rounds 2 and 3 sample one node: round 2 up, round 3
+    assert len(stored.made["messages"]["two_nodes"]) == 6  # round 1 up (its downloads fetch the app), round 4
     assert 0 <= stored.pickup_seconds < 10 and 0 < stored.turnaround_seconds < 30  # a poll; a ClientApp's start
-    assert len(stored.made["turns"]["turnaround"]) == 2 + 4  # per round and node: 1 node x 2 rounds, 2 x 2
+    assert len(stored.made["turns"]["turnaround"]) == 2 + 1 + 2 + 1  # per round and node
+    assert len(stored.made["turns"]["start"]) == 1 + 2 + 1  # the ClientApps of rounds 2-4
+    assert stored.clientapp_start_seconds == stored.made["clientapp_import"]  # the imports at rest
+    assert 0 < stored.clientapp_start_seconds < 30 and 0 < stored.clientapp_work_seconds < 30
+
+
+def test_the_clientapps_start_and_work_are_read_against_its_nodes_download_and_upload():
+    from fedbandwidth.cli.calibrate import clientapp_turns
+
+    timing = [{"round": r, "node": 0, "direction": d, "start_seconds": s}
+              for r, d, s in [(1, DOWN, 0.5), (1, UP, 4.0), (2, DOWN, 10.0), (2, UP, 13.5)]]  # fmt: skip
+    clock = [{"round": r, "node": 0, "started": s - 1, "loaded": s, "entered": s, "left": s + 0.1} for r, s in
+             [(1, 3.0), (2, 11.75)]]  # fmt: skip
+    assert clientapp_turns({"timing": timing, "clientapp": clock}) == ([1.0], [1.75])  # round 1 fetched the app
+    assert clientapp_turns({"timing": timing}) == ([], [])  # a summary from before ClientApps logged their clock
 
 
 def test_a_folder_as_out_and_a_missing_calibration_for_deploy_are_one_line_exit_2(tmp_path):

@@ -1,9 +1,10 @@
 """``fedbandwidth calibrate``: measure this machine's costs of moving a model through Flower, on loopback.
 
-Two small deployments (one SuperNode, then two at once; perturbing no-op clients so every byte goes up),
-each model message timed at its relay; transfer.py's schedule solved for the request time per direction (one
-node) and the SuperLink's share per other node (two), per message, medians kept. Written as JSON to --out (default: the
-user's cache, where `deploy` looks; calibration.py). Exit codes: 0 written, 1 a deployment failed, 2 bad input.
+One small deployment of two SuperNodes (perturbing no-op clients so every byte goes up), rounds 2 and 3 sampling
+one node and rounds 1 and 4 both, each model message timed at its relay; transfer.py's schedule solved for the
+request time per direction (messages alone) and the SuperLink's share per other node (two at once), per message,
+medians kept; then a ClientApp's imports, timed at rest. Written as JSON to --out (default: the user's cache,
+where `deploy` looks; calibration.py). Exit codes: 0 written, 1 the deployment failed, 2 bad input.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from ..names import DOWN, UP
 
 HELP = "measure this machine's request and SuperLink costs on loopback, for deploy's time predictions"
 FAILED = 1
-ROUNDS = 2  # per deployment: round 2's download is a node's second (no app fetched with it)
+TURNS = ("pickup", "turnaround", "start", "work")  # what a deployment's rounds give, per round and node
+ROUNDS, SOLO = 4, "2,3"  # rounds, and those that sample one node: round 1's downloads also fetch the app
+UNTIMED = (1, 2)  # downloads not fitted: the app's (1), and one right after a round of two replies (2), which the
+# SuperLink and ServerApp are still putting away (seen here: 2.36-2.51 s where a download after one reply took 1.85)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,10 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the calibration as JSON")
 
 
-def measured(report: dict, skip_first_download: bool = True) -> list[dict]:
-    """The timing rows with a measured time (a node's first download, which also fetches the app, left out)."""
+def measured(report: dict, untimed: tuple[int, ...] = UNTIMED) -> list[dict]:
+    """The timing rows with a measured time, but the downloads of the `untimed` rounds."""
     rows = [t for t in report["timing"] if t["measured_seconds"] is not None]
-    return [t for t in rows if not (skip_first_download and t["direction"] == DOWN and t["round"] == 1)]
+    return [t for t in rows if not (t["direction"] == DOWN and t["round"] in untimed)]
 
 
 def solve_message(model: str, link, row: dict, terms) -> float:
@@ -74,6 +78,35 @@ def round_turns(report: dict, timeline: Path) -> tuple[list[float], list[float]]
     return pickups, turnarounds
 
 
+def clientapp_turns(report: dict) -> tuple[list[float], list[float]]:
+    """(starts, works) of a deployment's ClientApps from round 2 on: its process started -> its app loaded (its
+    imports, slowed by the loopback download they overlap, its pull, the app installed and loaded: kept for the
+    record); its app loaded -> its upload's first byte (run, reply, the SuperNode's poll; no compute here)."""
+    rows = {(t["round"], t["node"], t["direction"]): t["start_seconds"] for t in report["timing"]}
+    starts, works = [], []
+    for c in report.get("clientapp", []):
+        down, up = rows.get((c["round"], c["node"], DOWN)), rows.get((c["round"], c["node"], UP))
+        if c["round"] >= 2 and down is not None and up is not None:
+            starts.append(c["loaded"] - c["started"])
+            works.append(up - c["loaded"])
+    return starts, works
+
+
+def import_seconds(flower_bin: Path | None = None, runs: int = 2) -> float:
+    """What a ClientApp process takes from its start to its first pull, on this machine at rest: the interpreter
+    and the modules `flwr-clientapp` imports (the fastest of `runs`; a loaded machine only adds)."""
+    import subprocess
+
+    python = flower_bin / "python" if flower_bin and (flower_bin / "python").exists() else Path(sys.executable)
+    code = "import flwr.supernode.cli.flwr_clientapp, flwr.supernode.runtime.run_clientapp"
+    seconds = []
+    for _ in range(runs):
+        started = time.monotonic()
+        subprocess.run([str(python), "-c", code], check=True)
+        seconds.append(time.monotonic() - started)
+    return min(seconds)
+
+
 def fit(model: str, one: list[dict], two: list[dict], loopback: float, made: dict):
     """The Calibration whose schedule reproduces the measured messages: the request time per direction from the
     one-node run, the SuperLink's share per direction from the two-node run (medians of per-message solutions)."""
@@ -90,46 +123,52 @@ def fit(model: str, one: list[dict], two: list[dict], loopback: float, made: dic
     share = {d: statistics.median(solve_message(model, link, t, at_once) for t in two if t["direction"] == d)
              for d in (DOWN, UP)}  # fmt: skip
     turns = made.get("turns", {"pickup": [Calibration.pickup_seconds], "turnaround": [Calibration.turnaround_seconds]})
+    clientapp = {"start": made.get("clientapp_import"), "work": statistics.median(turns["work"]) if turns.get("work")
+                 else None}  # fmt: skip
     return Calibration(request[DOWN], share[DOWN], share[UP], loopback, statistics.median(turns["pickup"]),
-                       statistics.median(turns["turnaround"]), request_up_seconds=request[UP], made=made)  # fmt: skip
+                       statistics.median(turns["turnaround"]), request_up_seconds=request[UP],
+                       clientapp_start_seconds=clientapp["start"], clientapp_work_seconds=clientapp["work"],
+                       made=made)  # fmt: skip
 
 
-def deployed(model: str, nodes: int, out: Path, flower_bin: Path | None) -> tuple[dict, tuple]:
-    """A loopback deployment of `nodes` SuperNodes, ROUNDS rounds, perturbing clients: (its summary, its
-    pickups and turnarounds)."""
+def deployed(model: str, out: Path, flower_bin: Path | None) -> tuple[dict, tuple]:
+    """A loopback deployment of 2 SuperNodes, ROUNDS rounds (SOLO ones sampling one), perturbing clients: (its
+    summary, its pickups, turnarounds, ClientApp starts and works)."""
     from ..wire.engine import DeployConfig, deploy
     from ..wire.report import deploy_summary
 
-    cfg = DeployConfig(supernodes=nodes, rounds=ROUNDS, out=out, model=model, client="perturb", flower_bin=flower_bin)
+    cfg = DeployConfig(supernodes=2, rounds=ROUNDS, out=out, model=model, client="perturb", flower_bin=flower_bin,
+                       app_config=(("solo-rounds", SOLO),))  # fmt: skip
     report = deploy_summary(deploy(cfg))
     if not report["run"]["status"].endswith("completed"):
-        raise RuntimeError(f"the {nodes}-node deployment ended {report['run']['status']}")
-    return report, round_turns(report, out / "timeline.csv")
+        raise RuntimeError(f"the deployment ended {report['run']['status']}")
+    return report, {k: list(v) for k, v in zip(TURNS, (*round_turns(report, out / "timeline.csv"),
+                                                        *clientapp_turns(report)), strict=True)}  # fmt: skip
 
 
 def calibrate(model: str, flower_bin: Path | None = None, progress=print):
-    """Measure loopback, deploy one node then two, fit; the Calibration (with what it measured in `made`)."""
+    """Measure loopback, deploy, time a ClientApp's imports, fit; the Calibration (what it measured in `made`)."""
     from ..wire.calibration import loopback_rate, machine
 
     started = time.monotonic()
     rate = loopback_rate()
-    progress(f"loopback through a relay: {rate / 1e9:.2f} Gbit/s; deploying 1 SuperNode, then 2 ...")
+    progress(f"loopback through a relay: {rate / 1e9:.2f} Gbit/s; deploying 2 SuperNodes, {ROUNDS} rounds ...")
     with tempfile.TemporaryDirectory(prefix="fedbandwidth-calibrate-") as tmp:
-        report, (pickups, turnarounds) = deployed(model, 1, Path(tmp) / "one", flower_bin)
-        one = measured(report)
-        progress(f"1 SuperNode: {len(one)} messages timed; deploying 2 ...")
-        report, more = deployed(model, 2, Path(tmp) / "two", flower_bin)
-        two = measured(report)
-    made = {**machine(), "model": model, "seconds": round(time.monotonic() - started, 1),
+        report, turns = deployed(model, Path(tmp) / "deploy", flower_bin)
+    timed = measured(report)
+    one, two = ([t for t in timed if t["nodes_at_once"] == n] for n in (1, 2))
+    progress(f"{len(one)} messages alone, {len(two)} two at once; timing a ClientApp's imports ...")
+    imports = import_seconds(flower_bin)
+    made = {**machine(), "model": model, "seconds": round(time.monotonic() - started, 1), "clientapp_import": imports,
             "messages": {"one_node": [(t["direction"], t["measured_seconds"]) for t in one],
                          "two_nodes": [(t["direction"], t["measured_seconds"]) for t in two]},
-            "turns": {"pickup": pickups + more[0], "turnaround": turnarounds + more[1]}}  # fmt: skip
+            "turns": turns}  # fmt: skip
     return fit(model, one, two, rate, made)
 
 
 def run(args: argparse.Namespace) -> int:
     """Calibrate, write the file, print what was measured."""
-    from ..wire.calibration import ROUND_TERMS, TERMS, save
+    from ..wire.calibration import CLIENTAPP_TERMS, ROUND_TERMS, TERMS, save
     from ..wire.commands import find_executables
 
     if args.out.exists() and args.out.is_dir():
@@ -143,13 +182,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"fedbandwidth calibrate: failed: {err}", file=sys.stderr)
         return FAILED
     path = save(result, args.out)
-    terms = {k: getattr(result, k) for k in (*TERMS, "request_up_seconds", *ROUND_TERMS)}
+    terms = {k: getattr(result, k) for k in (*TERMS, "request_up_seconds", *ROUND_TERMS, *CLIENTAPP_TERMS)}
     if args.json:
         print(json.dumps({"path": str(path), **terms, "made": result.made}))
     else:
-        ms = {k: f"{1000 * v:.2f} ms" for k, v in terms.items()}
+        ms = {k: "not measured" if v is None else f"{1000 * v:.2f} ms" for k, v in terms.items()}
         print(f"request {ms['request_seconds']} down / {ms['request_up_seconds']} up, SuperLink share "
               f"{ms['superlink_down_seconds']} down / "
               f"{ms['superlink_up_seconds']} up per other node, pickup {ms['pickup_seconds']}, ClientApp turnaround "
-              f"{ms['turnaround_seconds']}; {result.made['seconds']} s; {path}")  # fmt: skip
+              f"{ms['turnaround_seconds']} (start {ms['clientapp_start_seconds']}, "
+              f"work {ms['clientapp_work_seconds']}); {result.made['seconds']} s; {path}")  # fmt: skip
     return 0
