@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from fedbandwidth.wire.calibration import Calibration
@@ -14,9 +15,12 @@ TURNS = Calibration(pickup_seconds=0.25, turnaround_seconds=0.75)
 
 
 def test_on_equal_links_every_round_is_one_clients_whole_round():
+    from fedbandwidth.wire.turnaround import served_seconds
+
     link = PROFILES["home broadband"]
-    one_round = (2 * link.latency_seconds + 8 * RUN.down_bytes / link.down_bits_per_second + 2.5 + 1.0
-                 + 8 * RUN.up_bytes / link.up_bits_per_second)  # fmt: skip
+    began = link.latency_seconds + 8 * RUN.down_bytes / link.down_bits_per_second + 2.5 + 1.0  # compute, turns
+    up = link.latency_seconds + 8 * RUN.up_bytes / link.up_bits_per_second
+    one_round = float(served_seconds(np.array([[began]]), np.array([[began + up]]))[0, 0])  # the ServerApp's pull
     assert time_to_target(RUN, "home broadband:1", TURNS) == pytest.approx(4 * one_round)
 
 

@@ -89,3 +89,15 @@ def test_a_clientapp_logs_its_clock_where_deploy_says(tmp_path, monkeypatch):
     client_app.log_turn(msg, context, entered=time.time())
     (row,) = clientapp_rows(tmp_path, origin=0.0)
     assert row["round"] == 3 and row["node"] == 4 and row["started"] <= row["loaded"] <= row["entered"] <= row["left"]
+
+
+def test_the_serverapp_pulls_replies_one_at_a_time_in_the_order_their_uploads_began():
+    from fedbandwidth.wire.turnaround import SERVER_POLL, served_seconds
+
+    starts, ends = np.array([[0.0, 2.0, np.inf]]), np.array([[0.6, 2.1, np.inf]])  # quick uploads; one not sampled
+    served = served_seconds(starts, ends)
+    assert 0.25 + 1.0 < served[0, 0] < 0.25 + 1.2 and np.isinf(served[0, 2])  # seen at 0.25: the next try, 1 s on
+    assert served[0, 1] == pytest.approx(2.0 + SERVER_POLL / 2)  # seen after its upload ended: pulled at once
+    slow_first = served_seconds(np.array([[0.0, 1.0]]), np.array([[30.0, 1.1]]), np.random.default_rng(0))
+    assert 30.0 <= slow_first[0, 0] <= 37.0  # the try after 30 s: 25 s +- 20% is too early, 35 s +- 20% not
+    assert slow_first[0, 1] == slow_first[0, 0]  # the quick reply behind it waits (its objects are there by then)

@@ -12,8 +12,9 @@ Each message is timed by `transfer.py`'s object-by-object model (its request tur
 terms from the calibration, the SuperLink's share per other sampled client) when a model is given, once per
 distinct link; else by the course's formula per client (latency + 8 x bytes / rate). With a model (or `turns`),
 a client's round adds the calibration's pickup (its poll) and its ClientApp's turnaround, which grows with its
-download: Flower's ClientApp retries a missing object after 1, 2, 4, 8, then 10 s (turnaround.py). A fleet's
-question is which clients finish, and the K-th fastest answers it.
+download: Flower's ClientApp retries a missing object after 1, 2, 4, 8, then 10 s (turnaround.py); and a reply
+counts once the ServerApp has pulled it, with the same retries from its upload's start, one reply at a time. A
+fleet's question is which clients finish, and the K-th fastest answers it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .calibration import Calibration
 from .fleet import Fleet
 from .links import BITS_PER_BYTE, LinkProfile
 from .transfer import BUILT_IN, message_seconds
+from .turnaround import served_seconds
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,8 @@ def object_seconds(fleet: Fleet, idx: np.ndarray, sharing: np.ndarray, cfg: Plan
 
 
 def reply_seconds(fleet: Fleet, picked: np.ndarray, cfg: PlanConfig, rng: np.random.Generator | None = None):
-    """When each sampled client's reply reaches the server (inf where no client was sampled); the ClientApps'
-    retries drawn with `rng`, else their mean."""
+    """When each sampled client's reply reaches the server (inf where no client was sampled): with Flower's turns,
+    when the ServerApp has pulled it (turnaround.served_seconds); the retries drawn with `rng`, else their mean."""
     ok = picked >= 0
     idx = np.where(ok, picked, 0)
     sharing = ok.sum(axis=1, keepdims=True)
@@ -118,10 +120,12 @@ def reply_seconds(fleet: Fleet, picked: np.ndarray, cfg: PlanConfig, rng: np.ran
                                                              server_down, sharing)  # fmt: skip
         up = fleet.latency_seconds[idx] + transfer_seconds(cfg.up_bytes, fleet.up_bits_per_second[idx], server_up,
                                                            sharing)  # fmt: skip
-    seconds = down + cfg.local_steps * fleet.step_seconds[idx] + up
-    if cfg.flower_turns:  # its poll, then its ClientApp's start and retries
-        seconds = seconds + cfg.calibration.pickup_seconds + cfg.calibration.turnaround(down, rng)
-    return np.where(ok, seconds, np.inf)
+    began = down + cfg.local_steps * fleet.step_seconds[idx]
+    if not cfg.flower_turns:
+        return np.where(ok, began + up, np.inf)
+    began = began + cfg.calibration.pickup_seconds + cfg.calibration.turnaround(down, rng)  # its poll, its ClientApp
+    began = np.where(ok, began, np.inf)
+    return served_seconds(began, began + up)  # the ServerApp pulls each reply's objects, one at a time (mean retries)
 
 
 def close_seconds(replies: np.ndarray, needed: int, deadline: float | None) -> np.ndarray:

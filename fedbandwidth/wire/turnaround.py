@@ -95,3 +95,26 @@ def loaded_seconds(done: np.ndarray, start: float, rng: np.random.Generator | No
         return pulled_seconds(done, start + rng.uniform(0, LAUNCH_POLL, done.shape), rng)
     launches = (np.arange(16) + 0.5) / 16 * LAUNCH_POLL
     return np.mean([pulled_seconds(done, start + launch) for launch in launches], axis=0)
+
+
+SERVER_POLL = 0.5  # the ServerApp looks for replies this often (app_rounds.POLL_SECONDS; Flower's own loop: 3 s)
+
+
+def served_seconds(starts: np.ndarray, ends: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    """When the ServerApp has each reply of a round, for uploads from `starts` to `ends` (trials x clients; inf:
+    none). It sees a reply once its upload begins (the SuperNode registers it first), within its poll, and pulls
+    its objects with the same retries as a ClientApp, one reply at a time in the order their uploads began: a
+    slow upload holds up the replies behind it (Flower 1.42's Grid.pull_messages). Retries drawn with `rng`."""
+    order = np.argsort(starts, axis=1, kind="stable")
+    began, done = (np.take_along_axis(a, order, axis=1) for a in (starts, ends))
+    served, free = np.full(began.shape, np.inf), np.full(len(began), -np.inf)
+    for j in range(began.shape[1]):
+        real = np.isfinite(began[:, j])
+        seen = began[:, j] + (SERVER_POLL / 2 if rng is None else rng.uniform(0, SERVER_POLL, len(began)))
+        start = np.where(real, np.maximum(free, seen), 0.0)
+        ready = start + pulled_seconds(np.where(real, done[:, j] - start, 0.0), 0.0, rng)
+        served[:, j] = np.where(real, ready, np.inf)
+        free = np.where(real, ready, free)
+    out = np.empty_like(served)
+    np.put_along_axis(out, order, served, axis=1)
+    return out
