@@ -94,12 +94,13 @@ def object_seconds(fleet: Fleet, idx: np.ndarray, sharing: np.ndarray, cfg: Plan
     clients sampled with it, the calibration), computed once per distinct link and sharing."""
     rates = fleet.down_bits_per_second if direction == DOWN else fleet.up_bits_per_second
     objects = cfg.down_objects if direction == DOWN else cfg.up_objects
-    keys = np.stack([rates[idx], fleet.latency_seconds[idx], np.broadcast_to(sharing, idx.shape)], axis=-1)
-    unique, inverse = np.unique(keys.reshape(-1, 3), axis=0, return_inverse=True)
+    links, link_of = np.unique(np.stack([rates, fleet.latency_seconds], axis=-1), axis=0, return_inverse=True)
+    most = int(sharing.max(initial=0)) + 1  # a (link, sharing) pair as one integer: unique() on ints is fast
+    keys, inverse = np.unique(link_of.ravel()[idx] * most + np.broadcast_to(sharing, idx.shape), return_inverse=True)
     seconds = np.array([
-        message_seconds(cfg.model, LinkProfile("c", rate, rate, latency), direction, nodes=int(nodes),
+        message_seconds(cfg.model, LinkProfile("c", *links[k // most][[0, 0, 1]]), direction, nodes=int(k % most),
                         calibration=cfg.calibration, server=cfg.server_link, objects=objects)
-        for rate, latency, nodes in unique
+        for k in keys
     ])  # fmt: skip
     return seconds[inverse.ravel()].reshape(idx.shape)
 
