@@ -123,11 +123,10 @@ def fit(model: str, one: list[dict], two: list[dict], loopback: float, made: dic
     share = {d: statistics.median(solve_message(model, link, t, at_once) for t in two if t["direction"] == d)
              for d in (DOWN, UP)}  # fmt: skip
     turns = made.get("turns", {"pickup": [Calibration.pickup_seconds], "turnaround": [Calibration.turnaround_seconds]})
-    clientapp = {"start": made.get("clientapp_import"), "work": statistics.median(turns["work"]) if turns.get("work")
-                 else None}  # fmt: skip
+    work = statistics.median(turns["work"]) if turns.get("work") else None  # files made before: not measured
     return Calibration(request[DOWN], share[DOWN], share[UP], loopback, statistics.median(turns["pickup"]),
                        statistics.median(turns["turnaround"]), request_up_seconds=request[UP],
-                       clientapp_start_seconds=clientapp["start"], clientapp_work_seconds=clientapp["work"],
+                       clientapp_start_seconds=made.get("clientapp_import"), clientapp_work_seconds=work,
                        made=made)  # fmt: skip
 
 

@@ -45,9 +45,9 @@ class Deployment:
     def __init__(self, cfg, exes: dict, out: Path, port: int, tls: TlsFiles | None, hosts: list[Host | None]) -> None:
         self.cfg, self.exes, self.out, self.port, self.tls, self.hosts = cfg, exes, out, port, tls, hosts
         self.settings: dict = {}  # the run config `flwr run` passes to the app
+        logs = out / "logs"  # every process's log, and each ClientApp's clock (turnaround.py reads it)
         env = flower_env(out / "flwr_home", Path(exes["flwr"]).parent, uuid.uuid4().hex)
-        env[CLIENTAPP_LOG_ENV] = str(out / "logs")  # each ClientApp's clock (turnaround.py reads it)
-        self.processes = Processes(env, out / "logs")
+        self.processes = Processes(env | {CLIENTAPP_LOG_ENV: str(logs)}, logs)
         self.relays: list[Relay] = []
         self.names: dict[int, list[str]] = {}  # partition -> its SuperNode processes' names, the current one last
         self.lost: list[int] = []  # partitions whose SuperNode died (in order)

@@ -218,7 +218,7 @@ def deploy_summary(run) -> dict:
                              "superlink_down_seconds": calibration.superlink_down_seconds,
                              "superlink_up_seconds": calibration.superlink_up_seconds}  # fmt: skip
     report["timing"] = timing_rows(run, ledger, windows, calibration)
-    report["clientapp"] = clientapp_rows(run.out / "logs", round_origin(windows))
+    report["clientapp"] = clientapp_rows(files["logs"], round_origin(windows))
     report["kernel"] = kernel_rows(run)
     report["lost"] = lost_rows(run.out / TIMELINE_CSV, run)
     report["events"] = [{**e, "round": round_of(e["unix_time"], windows)} for e in run.events]

@@ -20,12 +20,16 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+from flwr.supercore.constant import FLWR_PRIVATE_MAX_CONCURRENT_OBJ_PULLS, PULL_BACKOFF_CAP, PULL_INITIAL_BACKOFF
 
-PULL_WAITS = (1.0, 2.0, 4.0, 8.0)  # Flower's waits between tries of an object still missing, then 10 s each
-PULL_WAIT_CAP = 10.0  # the longest wait (PULL_BACKOFF_CAP)
-PULL_JITTER = 0.2  # each wait is scaled by 1 +- this, uniformly
-PULL_THREADS = 2  # objects pulled at once (FLWR_PRIVATE_MAX_CONCURRENT_OBJ_PULLS on a machine of >= 2 cores)
-REPLY_POLL = 0.5  # the SuperNode looks for a ClientApp's reply this often
+from ..app_rounds import POLL_SECONDS
+
+# Flower's own constants for its object pulls: first wait, longest wait, objects pulled at once (2 threads on a
+# machine of >= 2 cores); the waits double between them, each scaled by 1 +- PULL_JITTER (hard-coded in Flower).
+PULL_WAITS = tuple(float(w) for w in (PULL_INITIAL_BACKOFF * 2**k for k in range(8)) if w < PULL_BACKOFF_CAP)
+PULL_WAIT_CAP = float(PULL_BACKOFF_CAP)  # 1, 2, 4, 8 s, then 10 s for good
+PULL_JITTER = 0.2  # each wait is scaled by 1 +- this, uniformly (inflatable_utils.pull_objects)
+PULL_THREADS = FLWR_PRIVATE_MAX_CONCURRENT_OBJ_PULLS
 LAUNCH_POLL = 1.0  # the SuperExec looks for a task to start this often (FLWR_SUPEREXEC_TASK_POLL_INTERVAL's default)
 CLOCK = ("round", "started", "loaded", "entered", "left")  # a ClientApp's clock, one row a train message
 
@@ -97,7 +101,7 @@ def loaded_seconds(done: np.ndarray, start: float, rng: np.random.Generator | No
     return np.mean([pulled_seconds(done, start + launch) for launch in launches], axis=0)
 
 
-SERVER_POLL = 0.5  # the ServerApp looks for replies this often (app_rounds.POLL_SECONDS; Flower's own loop: 3 s)
+SERVER_POLL = POLL_SECONDS  # the ServerApp (our RoundGrid) looks for replies this often (Flower's own loop: 3 s)
 
 
 def served_seconds(starts: np.ndarray, ends: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
