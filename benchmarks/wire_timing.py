@@ -198,7 +198,7 @@ def turnarounds(entries: list[dict]) -> list[dict]:
             for key, p in pairs.items() if len(p) == 2]  # fmt: skip
 
 
-def turnaround_report(entries: list[dict], path: Path) -> str:
+def turnaround_report(entries: list[dict], path: Path, sweeps: tuple[str, ...] = ("F", "G", "H", "I")) -> str:
     """Measured turnarounds per sweep, profile, TLS and nodes, next to what calibration `path` predicts for
     downloads of their length (the ClientApp's retries, turnaround.py) and its constant turnaround."""
     import numpy as np
@@ -215,6 +215,24 @@ def turnaround_report(entries: list[dict], path: Path) -> str:
         lines.append(f"[{sweep}] {profile:>14} tls={tls!s:5} nodes={nodes} {model:>12}: downloads "
                      f"{down.mean():6.2f} s, turnaround measured {seconds.mean():5.2f} s (sd {seconds.std():.2f}), "
                      f"predicted {predicted.mean():5.2f} s")  # fmt: skip
+    return "\n".join(lines + [turnaround_errors(turnarounds(entries), calibration, sweeps)])
+
+
+def turnaround_errors(rows: list[dict], calibration, sweeps: tuple[str, ...]) -> str:
+    """Mean absolute error per turnaround of `sweeps`, one node and two: the retries model against the best
+    constant (the measured median) and the calibration's own constant."""
+    import numpy as np
+
+    lines = []
+    for nodes in (1, 2):
+        mine = [r for r in rows if r["group"][0] in sweeps and r["group"][3] == nodes]
+        if not mine:
+            continue
+        down, seconds = (np.array([r[k] for r in mine]) for k in ("down_seconds", "seconds"))
+        lines.append(f"sweeps {','.join(sweeps)}, {nodes} node(s), {len(mine)} turnarounds: mean |error| "
+                     f"{np.abs(calibration.turnaround(down) - seconds).mean():.2f} s (retries model), "
+                     f"{np.abs(np.median(seconds) - seconds).mean():.2f} s (best constant), "
+                     f"{np.abs(calibration.turnaround_seconds - seconds).mean():.2f} s (its constant)")  # fmt: skip
     return "\n".join(lines)
 
 
