@@ -46,6 +46,22 @@ def test_the_server_link_is_shared_by_every_sampled_client():
     assert row["seconds_median"] == pytest.approx(2.1)  # every client 1 s each way; c50 adds 2 x 50 ms
 
 
+def test_a_client_slower_than_its_share_leaves_the_rest_to_the_others():
+    from fedbandwidth.wire.plan import fair_level
+
+    server = LinkProfile.from_mbit("server", 24, 24, 0)  # 8 Mbit/s each, but a (2 Mbit/s) uses only 2
+    slow = LinkProfile.from_mbit("slow", 2, 2, 0)
+    (row,) = plan(fleet_from_links([slow, C, C], 0.0), PlanConfig(MB, MB, server_link=server, trials=3))["rounds"]
+    assert row["seconds_median"] == pytest.approx(8.0)  # the slow one: 4 s each way at its own 2 Mbit/s
+    first = PlanConfig(MB, MB, fraction=0.34, over_commit=3.0, server_link=server, trials=3)  # K = 1, 3 sampled
+    (row,) = plan(fleet_from_links([slow, C, C], 0.0), first)["rounds"]
+    assert row["seconds_median"] == pytest.approx(2 * 8 / 11)  # a c: 11 Mbit/s each way, of the 22 the slow leaves
+    caps = np.array([[2.0, 30.0, 100.0, 300.0], [2.0, 30.0, np.nan, np.nan], [5.0, 5.0, np.nan, np.nan]])
+    assert fair_level(caps, 20.0).ravel().tolist() == pytest.approx([6.0, 18.0, np.inf])
+    assert fair_level(np.full((1, 2), np.nan), 20.0).ravel().tolist() == [np.inf]  # nobody sampled
+    assert fair_level(caps, None).ravel().tolist() == [np.inf] * 3  # no server link
+
+
 def test_a_deadline_closes_the_round_and_counts_the_late():
     (row,) = plan(fleet_from_links([A, B, C], 0.0), PlanConfig(MB, MB, deadline=1.5, trials=3))["rounds"]
     assert row["seconds_median"] == 1.5 and row["late"] == 1 and row["wasted_bytes"] == 2 * MB  # a needs 2 s

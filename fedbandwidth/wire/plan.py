@@ -3,11 +3,12 @@
 A round samples K = max(int(N x fraction), 1) clients (Flower's rule with a minimum of 1), or ceil(x K) with
 over-commit x, among the clients available that round (each answers with its own probability). A sampled
 client's round is its download, its local steps and its upload, each transfer one message on its own link,
-plus the one-way latency each way. The server's link is one bottleneck all sampled clients share: while the
-m sampled clients move their messages at once, none gets more than 1/m of it (a fair share; a client slower
-than its share keeps its own rate). The round closes at the K-th reply, or at the deadline if that comes first;
-a sampled client whose reply comes after the close is a straggler: its download produced no counted update,
-and its upload still crosses (as `fedbandwidth deploy` records a late reply), so both are wasted bytes.
+plus the one-way latency each way. The server's link is one bottleneck all sampled clients share while they
+move their messages at once, max-min fairly (as TCP flows through one shaped link do): a client slower than an
+equal share keeps its own rate and the others split what it leaves. The round closes at the K-th reply, or at
+the deadline if that comes first; a sampled client whose reply comes after the close is a straggler: its
+download produced no counted update, and its upload still crosses (as `fedbandwidth deploy` records a late
+reply), so both are wasted bytes.
 Each message is timed by `transfer.py`'s object-by-object model (its request turns, framing, the server's CPU
 terms from the calibration, the SuperLink's share per other sampled client) when a model is given, once per
 distinct link; else by the course's formula per client (latency + 8 x bytes / rate). With a model (or `turns`),
@@ -83,26 +84,56 @@ def sample_clients(fleet: Fleet, wanted: int, trials: int, rng: np.random.Genera
     return np.where(np.isfinite(np.take_along_axis(keys, picked, axis=1)), picked, -1)
 
 
-def transfer_seconds(num_bytes: int, own: np.ndarray, server: float | None, sharing: np.ndarray) -> np.ndarray:
-    """Seconds to move `num_bytes` at each client's own rate, capped by its fair share of the server's rate."""
-    rate = own if server is None else np.minimum(own, server / np.maximum(sharing, 1))
-    return BITS_PER_BYTE * num_bytes / rate
+def fair_level(caps: np.ndarray, server: float | None) -> np.ndarray:
+    """(trials, 1) the max-min fair level of a `server` bit/s link shared by clients capped at `caps` (trials x
+    m bit/s, nan where no client): each gets min(its cap, level), and the shares fill the link (inf: they cannot)."""
+    if server is None:
+        return np.full((len(caps), 1), np.inf)
+    real = ~np.isnan(caps)
+    ordered = np.sort(np.where(real, caps, np.inf), axis=1)
+    finite = np.where(np.isfinite(ordered), ordered, 0.0)
+    before = np.cumsum(finite, axis=1) - finite  # the caps of the slower clients
+    left = real.sum(axis=1, keepdims=True) - np.arange(caps.shape[1])  # clients from this one on
+    level = np.where(left > 0, (server - before) / np.maximum(left, 1), np.inf)
+    at = (ordered >= level) & (left > 0)  # the first client the level binds: it and all faster ones get the level
+    found = np.take_along_axis(level, at.argmax(axis=1)[:, None], axis=1)
+    return np.where(at.any(axis=1, keepdims=True), found, np.inf)
 
 
-def object_seconds(fleet: Fleet, idx: np.ndarray, sharing: np.ndarray, cfg: PlanConfig, direction: str) -> np.ndarray:
-    """transfer.py's seconds for each sampled client's message (its link, the server's link shared by the
-    clients sampled with it, the calibration), computed once per distinct link and sharing."""
+def transfer_seconds(num_bytes: int, own: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Seconds to move `num_bytes` at each client's own rate, capped by the server link's fair level."""
+    return BITS_PER_BYTE * num_bytes / np.minimum(own, level)
+
+
+LEVEL_STEPS = 200  # fair levels are told apart on a log grid this fine (0.5%): distinct links x levels are few
+
+
+def object_seconds(fleet: Fleet, idx: np.ndarray, sharing: np.ndarray, level: np.ndarray, cfg: PlanConfig,
+                   direction: str) -> np.ndarray:  # fmt: skip
+    """transfer.py's seconds for each sampled client's message (its link, the server's link at its fair `level`
+    among the `sharing` clients sampled with it, the calibration), once per distinct link, sharing and level."""
     rates = fleet.down_bits_per_second if direction == DOWN else fleet.up_bits_per_second
     objects = cfg.down_objects if direction == DOWN else cfg.up_objects
     links, link_of = np.unique(np.stack([rates, fleet.latency_seconds], axis=-1), axis=0, return_inverse=True)
-    most = int(sharing.max(initial=0)) + 1  # a (link, sharing) pair as one integer: unique() on ints is fast
-    keys, inverse = np.unique(link_of.ravel()[idx] * most + np.broadcast_to(sharing, idx.shape), return_inverse=True)
-    seconds = np.array([
-        message_seconds(cfg.model, LinkProfile("c", *links[k // most][[0, 0, 1]]), direction, nodes=int(k % most),
-                        calibration=cfg.calibration, server=cfg.server_link, objects=objects)
-        for k in keys
-    ])  # fmt: skip
+    steps = np.where(np.isfinite(level), np.rint(np.log(np.where(np.isfinite(level), level, 1.0)) * LEVEL_STEPS), -1)
+    most, span = int(sharing.max(initial=0)) + 1, int(steps.max(initial=0)) + 2  # (link, sharing, level): one int
+    pair = link_of.ravel()[idx] * most + np.broadcast_to(sharing, idx.shape)
+    keys, inverse = np.unique(pair * span + np.broadcast_to(steps + 1, idx.shape).astype(np.int64), return_inverse=True)
+    seconds = np.array([message_seconds(cfg.model, LinkProfile("c", *links[k // span // most][[0, 0, 1]]), direction,
+                                        nodes=int(k // span % most), calibration=cfg.calibration,
+                                        server=leveled(cfg.server_link, int(k % span) - 1, int(k // span % most)),
+                                        objects=objects)
+                        for k in keys])  # fmt: skip
     return seconds[inverse.ravel()].reshape(idx.shape)
+
+
+def leveled(server: LinkProfile | None, step: int, nodes: int) -> LinkProfile | None:
+    """The server link as transfer.py shares it among `nodes` (rate / nodes each), giving each the fair level
+    exp(step / LEVEL_STEPS) (step -1: no level binds, the link is not a bottleneck)."""
+    if server is None or step < 0:
+        return None
+    rate = math.exp(step / LEVEL_STEPS) * max(nodes, 1)
+    return LinkProfile(server.name, rate, rate, server.latency_seconds)
 
 
 def reply_seconds(fleet: Fleet, picked: np.ndarray, cfg: PlanConfig, rng: np.random.Generator | None = None):
@@ -111,20 +142,19 @@ def reply_seconds(fleet: Fleet, picked: np.ndarray, cfg: PlanConfig, rng: np.ran
     ok = picked >= 0
     idx = np.where(ok, picked, 0)
     sharing = ok.sum(axis=1, keepdims=True)
+    server = (lambda d: cfg.server_link.rate(d)) if cfg.server_link else (lambda d: None)  # noqa: E731
+    own = {DOWN: fleet.down_bits_per_second[idx], UP: fleet.up_bits_per_second[idx]}
+    level = {d: fair_level(np.where(ok, own[d], np.nan), server(d)) for d in (DOWN, UP)}
     if cfg.model is not None:
-        down = object_seconds(fleet, idx, sharing, cfg, DOWN)
-        up = object_seconds(fleet, idx, sharing, cfg, UP)
+        down, up = (object_seconds(fleet, idx, sharing, level[d], cfg, d) for d in (DOWN, UP))
     else:
-        server_down = cfg.server_link.down_bits_per_second if cfg.server_link else None
-        server_up = cfg.server_link.up_bits_per_second if cfg.server_link else None
-        down = fleet.latency_seconds[idx] + transfer_seconds(cfg.down_bytes, fleet.down_bits_per_second[idx],
-                                                             server_down, sharing)  # fmt: skip
-        up = fleet.latency_seconds[idx] + transfer_seconds(cfg.up_bytes, fleet.up_bits_per_second[idx], server_up,
-                                                           sharing)  # fmt: skip
+        down = fleet.latency_seconds[idx] + transfer_seconds(cfg.down_bytes, own[DOWN], level[DOWN])
+        up = fleet.latency_seconds[idx] + transfer_seconds(cfg.up_bytes, own[UP], level[UP])
     began = down + cfg.local_steps * fleet.step_seconds[idx]
     if not cfg.flower_turns:
         return np.where(ok, began + up, np.inf)
-    began = began + cfg.calibration.pickup_seconds + cfg.calibration.turnaround(down, rng)  # its poll, its ClientApp
+    work_bytes = (cfg.down_bytes + cfg.up_bytes) / 2  # what its ClientApp decodes and encodes
+    began = began + cfg.calibration.pickup_seconds + cfg.calibration.turnaround(down, rng, work_bytes)  # its poll
     began = np.where(ok, began, np.inf)
     return served_seconds(began, began + up)  # the ServerApp pulls each reply's objects, one at a time (mean retries)
 
