@@ -198,6 +198,13 @@ def turnarounds(entries: list[dict]) -> list[dict]:
             for key, p in pairs.items() if len(p) == 2]  # fmt: skip
 
 
+def message_bytes(model: str) -> int:
+    """The bytes of one float32 model message of `model`, object by object (what its ClientApp decodes)."""
+    from fedbandwidth.wire.transfer import message_objects
+
+    return sum(message_objects(model))
+
+
 def turnaround_report(entries: list[dict], path: Path, sweeps: tuple[str, ...] = ("F", "G", "H", "I")) -> str:
     """Measured turnarounds per sweep, profile, TLS and nodes, next to what calibration `path` predicts for
     downloads of their length (the ClientApp's retries, turnaround.py) and its constant turnaround."""
@@ -211,7 +218,7 @@ def turnaround_report(entries: list[dict], path: Path, sweeps: tuple[str, ...] =
     lines = [f"turnarounds predicted with {calibration.source} (constant: {calibration.turnaround_seconds:.2f} s)"]
     for (sweep, profile, tls, nodes, model), rows in sorted(groups.items()):
         down, seconds = (np.array([r[k] for r in rows]) for k in ("down_seconds", "seconds"))
-        predicted = calibration.turnaround(down)
+        predicted = calibration.turnaround(down, message_bytes=message_bytes(model))
         lines.append(f"[{sweep}] {profile:>14} tls={tls!s:5} nodes={nodes} {model:>12}: downloads "
                      f"{down.mean():6.2f} s, turnaround measured {seconds.mean():5.2f} s (sd {seconds.std():.2f}), "
                      f"predicted {predicted.mean():5.2f} s")  # fmt: skip
@@ -229,8 +236,10 @@ def turnaround_errors(rows: list[dict], calibration, sweeps: tuple[str, ...]) ->
         if not mine:
             continue
         down, seconds = (np.array([r[k] for r in mine]) for k in ("down_seconds", "seconds"))
+        sizes = np.array([message_bytes(r["group"][4]) for r in mine])
+        model = np.array([calibration.turnaround(d, message_bytes=b) for d, b in zip(down, sizes, strict=True)])
         lines.append(f"sweeps {','.join(sweeps)}, {nodes} node(s), {len(mine)} turnarounds: mean |error| "
-                     f"{np.abs(calibration.turnaround(down) - seconds).mean():.2f} s (retries model), "
+                     f"{np.abs(model - seconds).mean():.2f} s (retries model), "
                      f"{np.abs(np.median(seconds) - seconds).mean():.2f} s (best constant), "
                      f"{np.abs(calibration.turnaround_seconds - seconds).mean():.2f} s (its constant)")  # fmt: skip
     return "\n".join(lines)

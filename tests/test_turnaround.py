@@ -63,6 +63,19 @@ def test_a_calibration_with_the_clientapps_terms_waits_longer_after_a_slow_downl
     assert np.all(Calibration(turnaround_seconds=0.7).turnaround(np.array([0.5, 13.0])) == 0.7)  # not measured
 
 
+def test_a_clientapps_work_is_the_reply_poll_and_the_rest_in_proportion_to_its_bytes():
+    from fedbandwidth.wire.transfer import message_objects
+
+    calibration = Calibration(clientapp_start_seconds=1.5, clientapp_work_seconds=0.85, made={"model": "pythia-14m"})
+    measured = sum(message_objects("pythia-14m"))  # the model it was measured on
+    assert calibration.work() == 0.85 and calibration.work(measured) == pytest.approx(0.85)
+    assert calibration.work(measured / 10) == pytest.approx(0.25 + 0.6 / 10)  # half the SuperNode's 0.5 s poll
+    assert calibration.work(0) == 0.25
+    assert Calibration(clientapp_work_seconds=0.85).work(measured / 10) == 0.85  # the model it came from unknown
+    whole, small = (float(calibration.turnaround(np.array([0.5]), message_bytes=b)[0]) for b in (measured, 0))
+    assert whole - small == pytest.approx(0.6)
+
+
 def test_each_clientapps_clock_is_read_in_the_timing_rows_seconds(tmp_path):
     (tmp_path / "clientapp-1.csv").write_text("2,1000.5,1001.25,1001.5,1002.0\n1,990.0,991.0,991.125,991.5\n")
     (tmp_path / "clientapp-0.csv").write_text("1,990.5,991.5,991.75,992.0\n")

@@ -33,6 +33,7 @@ TERMS = ("request_seconds", "superlink_down_seconds", "superlink_up_seconds")  #
 ROUND_TERMS = ("pickup_seconds", "turnaround_seconds")  # files made before they were measured may lack them
 CLIENTAPP_TERMS = ("clientapp_start_seconds", "clientapp_work_seconds")  # ... and these (None: turnaround_seconds)
 # (and request_up_seconds: files made before it was fitted per direction use request_seconds both ways)
+REPLY_POLL = 0.5  # the SuperNode looks for a ClientApp's reply this often (flwr's start_client_internal, hard-coded)
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,11 @@ class Calibration:
         up = direction != DOWN and self.request_up_seconds is not None
         return self.request_up_seconds if up else self.request_seconds
 
-    def turnaround(self, down_seconds, rng=None):
+    def turnaround(self, down_seconds, rng=None, message_bytes: float | None = None):
         """Seconds from each download's end to its reply's upload start, no compute: Flower's ClientApp retries
-        played for downloads of `down_seconds` (turnaround.py; a draw with `rng`, else the mean), or
-        turnaround_seconds for a calibration that did not measure the ClientApp."""
+        played for downloads of `down_seconds` (turnaround.py; a draw with `rng`, else the mean), then its work
+        on messages of `message_bytes` (None: the calibration's own); or turnaround_seconds for a calibration
+        that did not measure the ClientApp."""
         import numpy as np
 
         from .turnaround import loaded_seconds
@@ -68,7 +70,19 @@ class Calibration:
         down = np.asarray(down_seconds, dtype=float)
         if self.clientapp_start_seconds is None or self.clientapp_work_seconds is None:
             return np.full(down.shape, self.turnaround_seconds)
-        return loaded_seconds(down, self.clientapp_start_seconds, rng) - down + self.clientapp_work_seconds
+        return loaded_seconds(down, self.clientapp_start_seconds, rng) - down + self.work(message_bytes)
+
+    def work(self, message_bytes: float | None = None) -> float:
+        """A ClientApp's work, its app loaded -> its reply's upload starting, for messages of `message_bytes`
+        (mean of down and up): the SuperNode's reply poll (half of it, on average) and the rest (decode, encode,
+        push) in proportion to the bytes of the model it was measured on; as measured if either is unknown."""
+        work, model = self.clientapp_work_seconds or 0.0, self.made.get("model")
+        if message_bytes is None or model is None:
+            return work
+        from .transfer import message_objects
+
+        poll = min(REPLY_POLL / 2, work)
+        return poll + (work - poll) * float(message_bytes) / sum(message_objects(model))
 
     def superlink_seconds(self, direction: str) -> float:
         """The SuperLink's share of a request in `direction`, per other node at once."""
