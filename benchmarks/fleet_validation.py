@@ -110,6 +110,30 @@ def predicted(cfg, sampled: list[int], needed: int, message: int, trials: int = 
     return float(np.median(close_seconds(replies, needed, DEADLINE)))
 
 
+def sent_seconds(timeline: Path) -> dict[int, float]:
+    """Round -> when its models went out, in seconds since round 1 started (the zero of the summary's times)."""
+    import csv
+
+    with timeline.open(newline="") as f:
+        events = list(csv.DictReader(f))
+    origin = min(float(e["unix_time"]) for e in events if e["event"] == "round_start")
+    return {int(e["round"]): float(e["unix_time"]) - origin for e in events if e["event"] == "round_sent"}
+
+
+def busy_partitions(report: dict, sampled: dict[int, list[int]], r: int, sent: float) -> list[int]:
+    """Round r's sampled partitions still busy with an earlier round's message when its models went out: Flower's
+    SuperNode takes one message at a time (it pushes a reply before it pulls the next message), so theirs waits
+    and cannot come in time (a node's message done: its upload's end, else its ClientApp's exit; unknown: busy)."""
+    ups = {
+        (t["round"], t["node"]): t["start_seconds"] + t["measured_seconds"]
+        for t in report["timing"]
+        if t["direction"] == "up" and t["start_seconds"] is not None and t["measured_seconds"] is not None
+    }
+    left = {(c["round"], c["node"]): c["left"] for c in report.get("clientapp", [])}
+    done = lambda key: ups.get(key, left.get(key, float("inf")))  # noqa: E731
+    return [p for p in sampled[r] if any(p in sampled[e] and done((e, p)) > sent for e in sampled if e < r)]
+
+
 def round_rows(report: dict, cfg) -> list[dict]:
     """Per round: sampled partitions, the late ones, measured and predicted seconds (closing at the replies that
     came in time, as the round did), wasted download bytes in the ledger and what those nodes' relays carried
@@ -119,20 +143,23 @@ def round_rows(report: dict, cfg) -> list[dict]:
 
     ledger = Ledger.from_csv(WORK / "ledger.csv").transfers
     bursts = {(t["round"], t["node"], t["direction"]): t["bytes"] for t in report["timing"] if t["bytes"]}
-    message = report["model"]["message_payload_bytes"]
+    message, sent = report["model"]["message_payload_bytes"], sent_seconds(WORK / "timeline.csv")
+    by_round = {r["round"]: sorted(ids[t.node_id] for t in ledger if t.round == r["round"] and t.direction == "down")
+                for r in report["rounds"]}  # fmt: skip
     rows = []
     for r in report["rounds"]:
-        mine = [t for t in ledger if t.round == r["round"]]
-        sampled = sorted(ids[t.node_id] for t in mine if t.direction == "down")
-        in_time = {ids[t.node_id] for t in mine if t.direction == "up" and not t.late}
+        sampled = by_round[r["round"]]
+        in_time = {ids[t.node_id] for t in ledger if t.round == r["round"] and t.direction == "up" and not t.late}
         late = [p for p in sampled if p not in in_time]
-        guess = predicted(cfg, sampled, max(len(in_time), 1), message)
+        busy = busy_partitions(report, by_round, r["round"], sent[r["round"]])
+        guess = predicted(cfg, [p for p in sampled if p not in busy], max(len(in_time), 1), message)
         relays = sum(bursts.get((r["round"], p, "down"), 0) for p in late)  # each whole burst, past the close too
         rows.append(
             {
                 "round": r["round"],
                 "sampled": sampled,
                 "late": late,
+                "busy": busy,
                 "measured_seconds": r["seconds"],
                 "predicted_seconds": round(guess, 3),
                 "ratio": round(r["seconds"] / guess, 4),
