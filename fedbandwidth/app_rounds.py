@@ -16,12 +16,18 @@ never answered): delivered, its bytes wasted. Without that probe (simulation) no
 A node that answered nothing is *missing*, and is not sampled again until Flower sees it again: a reply from
 it, or a heartbeat newer than its miss (its `online_until` grew). A killed node sends neither; a restarted one
 registers under a new node id.
+
+Late replies are pulled apart, by a thread of their own: Flower's `pull_messages` pulls each reply's objects
+in turn, retrying while an upload runs (`pull_objects`), so a late reply still uploading in a pull with the
+round's own replies would hold those back until it had crossed (a 3G straggler delayed the next round by 28 s).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import numbers
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +39,7 @@ from .ledger import Ledger
 from .names import ARRAYS, DOWN, TRAIN, UP
 from .payload import record_payload_bytes, record_tensor_bytes
 
+log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5  # how often replies are pulled while a round is open (Flower's own loop: 3 s)
 NODE_LOST, LATE_REPLY = "node_lost", "late_reply"  # timeline events: no reply ever (or an error); a late reply
 ROUND_SENT, ROUND_CLOSED = "round_sent", "round_closed"  # timeline events: its models pushed; it closed
@@ -107,6 +114,8 @@ class RoundGrid:
         self.pending: dict[str, Sent] = {}  # message id -> a message of a closed round still without reply
         self.missing: dict[int, float] = {}  # node id -> its online_until when it missed a round
         self.poll_seconds = POLL_SECONDS
+        self._lock = threading.RLock()  # pending, missing and the ledger's fates: the round's thread and the late one
+        self._stop, self._late = threading.Event(), None  # the late replies' thread, started at the first pending
 
     def __getattr__(self, name: str):
         return getattr(self._grid, name)
@@ -118,10 +127,11 @@ class RoundGrid:
     def sampleable(self, nodes: list[int]) -> list[int]:
         """`nodes` without the missing ones; a missing node whose heartbeat is newer than its miss is back."""
         seen = self.online_until()
-        for node, then in list(self.missing.items()):
-            if node not in seen or seen[node] > then:
-                del self.missing[node]
-        return [n for n in nodes if n not in self.missing]
+        with self._lock:
+            for node, then in list(self.missing.items()):
+                if node not in seen or seen[node] > then:
+                    del self.missing[node]
+            return [n for n in nodes if n not in self.missing]
 
     def send_and_receive(self, messages, *, timeout: float | None = None) -> list[Message]:
         """Push; pull until the round closes; return its in-time replies (evaluate messages: Flower's way)."""
@@ -145,18 +155,36 @@ class RoundGrid:
         return replies
 
     def pull(self, sent: dict[str, Sent]) -> list[Message]:
-        """Pull replies to this round's messages (returned, valid ones only) and to earlier rounds' (late)."""
+        """Pull replies to this round's messages; return the valid ones (an error reply: the message is lost)."""
         replies = []
-        for reply in self._grid.pull_messages(set(sent) | set(self.pending)):
-            msg_id = reply.metadata.reply_to_message_id
-            if msg_id in sent and reply.has_error():
-                self.lose(sent.pop(msg_id))
-            elif msg_id in sent:
-                self.settle(sent.pop(msg_id), delivered=True)
-                replies.append(reply)
-            elif msg_id in self.pending:
-                self.settle_late(self.pending.pop(msg_id), reply)
+        for reply in self._grid.pull_messages(set(sent)):
+            s = sent.pop(reply.metadata.reply_to_message_id, None)
+            with self._lock:
+                if s is not None and reply.has_error():
+                    self.lose(s)
+                elif s is not None:
+                    self.settle(s, delivered=True)
+                    replies.append(reply)
         return replies
+
+    def pull_late(self) -> None:
+        """Pull replies to closed rounds' messages and write them late (blocks while one still uploads)."""
+        with self._lock:
+            ids = set(self.pending)
+        for reply in self._grid.pull_messages(ids) if ids else []:
+            with self._lock:
+                s = self.pending.pop(reply.metadata.reply_to_message_id, None)
+                if s is not None:
+                    self.settle_late(s, reply)
+
+    def listen_late(self) -> None:
+        """The late replies' thread: pull them every poll until stopped (an error ends it; drain() goes on)."""
+        try:
+            while not self._stop.is_set():
+                self.pull_late()
+                self._stop.wait(self.poll_seconds)
+        except Exception:  # noqa: BLE001  (the SuperLink gone: drain() pulls what is left, or loses it)
+            log.exception("fedbandwidth: pulling late replies failed")
 
     def settle(self, s: Sent, delivered: bool) -> None:
         """Write a model message into the ledger, delivered or not."""
@@ -181,18 +209,26 @@ class RoundGrid:
 
     def close(self, sent: dict[str, Sent]) -> None:
         """The round closed: its messages without reply wait (may come late) until they expire, then are lost."""
-        for msg_id, s in sent.items():
-            self.pending[msg_id] = s
-            self.missing[s.node] = self.online_until().get(s.node, 0.0)
+        seen = self.online_until() if sent else {}
         now = time.monotonic()
-        for msg_id, s in [(i, s) for i, s in self.pending.items() if s.expires <= now]:
-            del self.pending[msg_id]
-            self.lose(s)
+        with self._lock:
+            for msg_id, s in sent.items():
+                self.pending[msg_id] = s
+                self.missing[s.node] = seen.get(s.node, 0.0)
+            for msg_id, s in [(i, s) for i, s in self.pending.items() if s.expires <= now]:
+                del self.pending[msg_id]
+                self.lose(s)
+        if self.pending and self._late is None:
+            self._late = threading.Thread(target=self.listen_late, name="late-replies", daemon=True)
+            self._late.start()
 
     def drain(self) -> None:
         """After the last round: pull late replies until every message still waiting has one or has expired."""
+        self._stop.set()
+        if self._late is not None:
+            self._late.join()
         while self.pending:
-            self.pull({})
+            self.pull_late()
             self.close({})
             if self.pending:
                 time.sleep(self.poll_seconds)

@@ -4,6 +4,7 @@ message never fetched written as undelivered; a node that missed a round not sam
 from __future__ import annotations
 
 import csv
+import threading
 from types import SimpleNamespace
 
 import numpy as np
@@ -38,6 +39,7 @@ class Grid:
 
     def __init__(self, online: dict[int, float], reply_after: dict[int, int | None]) -> None:
         self.online, self.reply_after, self.pushed, self.pulls = dict(online), dict(reply_after), {}, 0
+        self.uploading: dict[str, threading.Event] = {}  # message id -> set when its reply's upload has crossed
 
     def get_node_ids(self):
         return list(self.online)
@@ -57,6 +59,8 @@ class Grid:
         self.pulls += 1
         replies = []
         for msg_id in sorted(message_ids):
+            if msg_id in self.uploading:  # Flower pulls a reply's objects in turn, waiting while they upload
+                self.uploading[msg_id].wait()
             msg = self.pushed[msg_id]
             after = self.reply_after[msg.metadata.dst_node_id]
             if after is not None and self.pulls > after:
@@ -113,11 +117,12 @@ def test_sample_size_over_commits_within_the_nodes_there_are():
 
 
 def test_a_round_closes_at_its_kth_reply_and_the_late_one_is_written_late(identity, timeline):
-    grid = Grid({11: 100.0, 12: 100.0, 13: 100.0}, {11: 0, 12: 0, 13: 3})  # 13 replies at the 4th pull
+    grid = Grid({11: 100.0, 12: 100.0, 13: 100.0}, {11: 0, 12: 0, 13: None})
     rounds, ledger = round_grid(grid, timeline, close_at=2)
     replies = rounds.send_and_receive(train_messages([11, 12, 13]), timeout=60)
     assert sorted(r.metadata.src_node_id for r in replies) == [11, 12]
     assert rounds.sampleable([11, 12, 13]) == [11, 12]  # 13 answered nothing yet, nor heartbeat since
+    grid.reply_after[13] = 0  # now it replies, after its round closed
     rounds.drain()
     assert rows(ledger) == [
         (11, "down", MODEL, True, False),
@@ -132,6 +137,20 @@ def test_a_round_closes_at_its_kth_reply_and_the_late_one_is_written_late(identi
     ledger.record(1, "train", 11, "up", MODEL, 12)
     ledger.record(1, "train", 12, "up", MODEL, 12)
     assert wasted_bytes(ledger.transfers) == {"down": MODEL, "up": MODEL, "total": 2 * MODEL}
+
+
+def test_a_late_reply_still_uploading_does_not_hold_back_the_next_rounds_replies(identity, timeline):
+    grid = Grid({11: 100.0, 12: 100.0, 13: 100.0}, {11: 0, 12: 0, 13: None})
+    rounds, ledger = round_grid(grid, timeline, close_at=2)
+    rounds.send_and_receive(train_messages([11, 12, 13]), timeout=60)  # 13's message m2 is pending
+    grid.uploading["m2"] = uploading = threading.Event()  # its reply is there, its objects still crossing
+    grid.reply_after.update({11: 0, 12: 0, 13: 0})
+    threading.Timer(1.0, uploading.set).start()  # the upload ends 1 s from now
+    replies = rounds.send_and_receive(train_messages([11, 12], server_round=2), timeout=60)
+    assert sorted(r.metadata.src_node_id for r in replies) == [11, 12] and not uploading.is_set()  # not held
+    rounds.drain()
+    assert uploading.is_set() and events(timeline) == [("1", "late_reply", "13")]
+    assert [(t.round, t.node_id) for t in ledger.transfers if t.late] == [(1, 13)]
 
 
 def test_a_message_never_fetched_is_undelivered_and_its_node_not_sampled_until_seen(identity, timeline):
