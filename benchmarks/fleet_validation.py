@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -86,28 +87,34 @@ def sharing_cores(calibration, clientapps: int):
     return replace(calibration, clientapp_start_seconds=calibration.clientapp_start_seconds * slower)
 
 
-def predicted(cfg, sampled: list[int], needed: int, message: int, trials: int = 400) -> float:
+def fleet_of(cfg):
+    """The deployment's six nodes as a plan.py Fleet: their links and compute delays."""
+    import numpy as np
+
+    from fedbandwidth.wire.fleet import Fleet
+
+    links = [cfg.link_of(i) for i in range(cfg.supernodes)]
+    rates = ([lk.down_bits_per_second for lk in links], [lk.up_bits_per_second for lk in links])
+    latencies = [lk.latency_seconds for lk in links]
+    return Fleet(*map(np.array, (*rates, latencies, COMPUTE)), np.ones(len(links)), tuple(lk.name for lk in links))
+
+
+def predicted(cfg, sampled: list[int], needed: int, message: int, waits=None, trials: int = 400) -> float:
     """wire/plan.py's median close time of a round that sampled these partitions (the draw that happened; the
-    ClientApps' retries played `trials` times)."""
+    ClientApps' retries played `trials` times); `waits`: partition -> seconds it is still busy with an earlier
+    message (busy_seconds), after which its round starts alone."""
     import numpy as np
 
     from fedbandwidth.wire.calibration import load
-    from fedbandwidth.wire.fleet import Fleet
     from fedbandwidth.wire.plan import PlanConfig, close_seconds, reply_seconds
 
-    links = [cfg.link_of(i) for i in range(cfg.supernodes)]
-    fleet = Fleet(
-        np.array([lk.down_bits_per_second for lk in links]),
-        np.array([lk.up_bits_per_second for lk in links]),
-        np.array([lk.latency_seconds for lk in links]),
-        np.array(COMPUTE),
-        np.ones(len(links)),
-        tuple(lk.name for lk in links),
-    )
-    plan = PlanConfig(message, message, 1, server_link=cfg.server_link, model=MODEL,
-                      calibration=sharing_cores(load(cfg.calibration), len(sampled)))  # fmt: skip
-    replies = reply_seconds(fleet, np.tile(sampled, (trials, 1)), plan, np.random.default_rng(0))
-    return float(np.median(close_seconds(replies, needed, DEADLINE)))
+    waits, fleet, rng = waits or {}, fleet_of(cfg), np.random.default_rng(0)
+    ready = [p for p in sampled if p not in waits]
+    calibration = sharing_cores(load(cfg.calibration), len(ready))
+    plan = PlanConfig(message, message, 1, server_link=cfg.server_link, model=MODEL, calibration=calibration)
+    replies = [reply_seconds(fleet, np.tile(ready, (trials, 1)), plan, rng)] if ready else []
+    replies += [wait + reply_seconds(fleet, np.full((trials, 1), p), plan, rng) for p, wait in waits.items()]
+    return float(np.median(close_seconds(np.hstack(replies), needed, DEADLINE)))
 
 
 def sent_seconds(timeline: Path) -> dict[int, float]:
@@ -120,18 +127,20 @@ def sent_seconds(timeline: Path) -> dict[int, float]:
     return {int(e["round"]): float(e["unix_time"]) - origin for e in events if e["event"] == "round_sent"}
 
 
-def busy_partitions(report: dict, sampled: dict[int, list[int]], r: int, sent: float) -> list[int]:
-    """Round r's sampled partitions still busy with an earlier round's message when its models went out: Flower's
-    SuperNode takes one message at a time (it pushes a reply before it pulls the next message), so theirs waits
-    and cannot come in time (a node's message done: its upload's end, else its ClientApp's exit; unknown: busy)."""
-    ups = {
-        (t["round"], t["node"]): t["start_seconds"] + t["measured_seconds"]
-        for t in report["timing"]
-        if t["direction"] == "up" and t["start_seconds"] is not None and t["measured_seconds"] is not None
-    }
-    left = {(c["round"], c["node"]): c["left"] for c in report.get("clientapp", [])}
+def busy_seconds(report: dict, sampled: dict[int, list[int]], r: int, sent: float) -> dict[int, float]:
+    """Round r's sampled partitions still busy with an earlier round's message when its models went out, and for
+    how many seconds more: Flower's SuperNode takes one message at a time (it pushes a reply before it pulls the
+    next message). A message is done at its upload's end as measured, else at its ClientApp's exit plus its
+    upload's predicted seconds; unknown: busy for good (inf)."""
+    up_rows = [t for t in report["timing"] if t["direction"] == "up"]
+    ups = {(t["round"], t["node"]): t["start_seconds"] + t["measured_seconds"] for t in up_rows
+           if t["start_seconds"] is not None and t["measured_seconds"] is not None}  # fmt: skip
+    upload = {(t["round"], t["node"]): t.get("predicted_seconds") or 0.0 for t in up_rows}
+    left = {(c["round"], c["node"]): c["left"] + upload.get((c["round"], c["node"]), 0.0)
+            for c in report.get("clientapp", [])}  # fmt: skip
     done = lambda key: ups.get(key, left.get(key, float("inf")))  # noqa: E731
-    return [p for p in sampled[r] if any(p in sampled[e] and done((e, p)) > sent for e in sampled if e < r)]
+    free = {p: max([done((e, p)) for e in sampled if e < r and p in sampled[e]], default=-math.inf) for p in sampled[r]}
+    return {p: at - sent for p, at in free.items() if at > sent}
 
 
 def round_rows(report: dict, cfg) -> list[dict]:
@@ -151,15 +160,15 @@ def round_rows(report: dict, cfg) -> list[dict]:
         sampled = by_round[r["round"]]
         in_time = {ids[t.node_id] for t in ledger if t.round == r["round"] and t.direction == "up" and not t.late}
         late = [p for p in sampled if p not in in_time]
-        busy = busy_partitions(report, by_round, r["round"], sent[r["round"]])
-        guess = predicted(cfg, [p for p in sampled if p not in busy], max(len(in_time), 1), message)
+        busy = busy_seconds(report, by_round, r["round"], sent[r["round"]])
+        guess = predicted(cfg, sampled, max(len(in_time), 1), message, busy)
         relays = sum(bursts.get((r["round"], p, "down"), 0) for p in late)  # each whole burst, past the close too
         rows.append(
             {
                 "round": r["round"],
                 "sampled": sampled,
                 "late": late,
-                "busy": busy,
+                "busy_seconds": {str(p): round(w, 3) for p, w in busy.items()},
                 "measured_seconds": r["seconds"],
                 "predicted_seconds": round(guess, 3),
                 "ratio": round(r["seconds"] / guess, 4),

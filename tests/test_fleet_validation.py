@@ -1,6 +1,7 @@
 """benchmarks/fleet_validation.py counts out of a round the nodes still busy with an earlier round's message."""
 
 import importlib.util
+import math
 from pathlib import Path
 
 import pytest
@@ -17,23 +18,30 @@ def validation():
     return module
 
 
-def test_a_node_still_computing_or_uploading_an_earlier_reply_is_busy(validation):
+def test_a_node_still_computing_or_uploading_an_earlier_reply_is_busy_until_it_is_done(validation):
     report = {
         "timing": [
             {"round": 1, "node": 0, "direction": "up", "start_seconds": 20.0, "measured_seconds": 5.0},
-            {"round": 1, "node": 1, "direction": "up", "start_seconds": None, "measured_seconds": None},
+            {
+                "round": 1,
+                "node": 1,
+                "direction": "up",
+                "start_seconds": None,
+                "measured_seconds": None,
+                "predicted_seconds": 30.0,
+            },  # fmt: skip
             {"round": 2, "node": 0, "direction": "up", "start_seconds": 27.0, "measured_seconds": 1.0},
         ],
         "clientapp": [
-            {"round": 1, "node": 1, "left": 90.0},
+            {"round": 1, "node": 1, "left": 90.0},  # its upload not measured: 90 + 30 s predicted
             {"round": 1, "node": 2, "left": 10.0},
             {"round": 2, "node": 2, "left": 29.0},
         ],
     }
     sampled = {1: [0, 1, 2, 3], 2: [0, 1, 2], 3: [0, 1, 2, 3]}
-    assert validation.busy_partitions(report, sampled, 1, 0.0) == []  # nothing came before round 1
-    assert validation.busy_partitions(report, sampled, 2, 24.0) == [0, 1]  # 0 uploads until 25 s, 1 computes
-    assert validation.busy_partitions(report, sampled, 3, 30.0) == [1, 3]  # 1 still computes; 3: round 1's fate unknown
+    assert validation.busy_seconds(report, sampled, 1, 0.0) == {}  # nothing came before round 1
+    assert validation.busy_seconds(report, sampled, 2, 24.0) == {0: 1.0, 1: 96.0}  # 0 uploads until 25 s
+    assert validation.busy_seconds(report, sampled, 3, 30.0) == {1: math.inf, 3: math.inf}  # round 2's, 1's: unknown
 
 
 def test_the_rounds_send_times_count_from_round_1s_start(validation, tmp_path):
