@@ -205,7 +205,7 @@ def message_bytes(model: str) -> int:
     return sum(message_objects(model))
 
 
-def turnaround_report(entries: list[dict], path: Path, sweeps: tuple[str, ...] = ("F", "G", "H", "I")) -> str:
+def turnaround_report(entries: list[dict], path: Path, sweeps: tuple[str, ...] = ("F", "G", "H", "I", "K")) -> str:
     """Measured turnarounds per sweep, profile, TLS and nodes, next to what calibration `path` predicts for
     downloads of their length (the ClientApp's retries, turnaround.py) and its constant turnaround."""
     import numpy as np
