@@ -302,7 +302,8 @@ def main(argv=None) -> int:
                 kernel = [k for k in kernel if (k.get("sweep", FIRST_SWEEP), *run_key(k)) != key] + counted
                 save(entries, kernel, calibrations)
                 print(report(fresh), flush=True)
-    save(entries, kernel, calibrations)
+    if not args.report:  # --report only prints (its predictions are today's model's, not stored)
+        save(entries, kernel, calibrations)
     print(report(entries))
     print(kernel_report(kernel))
     return 0
