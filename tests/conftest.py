@@ -29,6 +29,18 @@ def arrays():
     return random_arrays("pythia-14m")
 
 
+def benchmark_script(name: str):
+    """benchmarks/<name>.py as a module (nothing runs on import: the scripts keep their work in main())."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 # Runs the CLI's main() in a fresh interpreter and prints: exit code, whether Ray and Flower's
 # simulation were imported (bad input must be rejected before either is).
 CLI_PROBE = """

@@ -1,21 +1,16 @@
 """benchmarks/fleet_validation.py counts out of a round the nodes still busy with an earlier round's message."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "fleet_validation.py"
+from conftest import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def validation():
-    """The validation script as a module (nothing runs on import)."""
-    spec = importlib.util.spec_from_file_location("fleet_validation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The validation script as a module."""
+    return benchmark_script("fleet_validation")
 
 
 def test_a_node_still_computing_or_uploading_an_earlier_reply_is_busy_until_it_is_done(validation):

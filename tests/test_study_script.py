@@ -1,22 +1,20 @@
 """benchmarks/compression_study.py's plan meets issue 16's design, and leaves out what `train` refuses."""
 
 import importlib
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+
+from conftest import benchmark_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "compression_study.py"
 
 
 @pytest.fixture(scope="module")
 def study():
-    """The study script as a module (nothing runs on import)."""
-    spec = importlib.util.spec_from_file_location("compression_study", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The study script as a module."""
+    return benchmark_script("compression_study")
 
 
 def test_the_plan_tunes_the_reference_and_runs_enough_seeds(study):
