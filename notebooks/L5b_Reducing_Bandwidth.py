@@ -275,10 +275,10 @@ if summary is not None:
 #   that round at every seed with 6.29x fewer uplink bytes, yet **1.73x fewer total bytes**, because every client
 #   still downloads the float32 model (int8 1.60x, fp16 1.33x; the same codecs on the downlink alone give the
 #   same). int4 both ways, the global model's delta going down, gives **6.29x**. Top-k, DGC and low rank reach no
-#   L\* in two rounds, nor do FFA-LoRA adapters (r16, seeds 0-2: mean test loss 3.8225-3.8271 by codec, sd <= 0.0102,
-#   against L\* = 3.7298; their base model downloaded once besides) or the zeroth-order moonshot (FedKSeed,
-#   seeds 0-1: 248,520 B in two rounds, test loss 4.0976 ± 0.0017). One round of 800 local steps instead of 200
-#   gives the same bytes (seeds 0-2): here the reference already needs one round.
+#   L\* in two rounds, nor do adapters (seeds 0-2, against L\* = 3.7298: FFA-LoRA r16 3.8269-3.8271 by codec, sd
+#   <= 0.0102; r4 3.8995 ± 0.0041; FedIT r16 3.8590 ± 0.0052; their base model downloaded once besides) or the
+#   zeroth-order moonshot (FedKSeed, seeds 0-1: 248,520 B in two rounds, test loss 4.0976 ± 0.0017). One round
+#   of 800 local steps instead of 200 gives the same bytes (seeds 0-2): here the reference already needs one round.
 #   The other levers are pending (the cells above print them).
 # - The retired 527x / 158x of the study before were ratios to a reference that was 91% dead rows, untuned,
 #   counting the uplink only.
