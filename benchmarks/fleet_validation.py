@@ -88,15 +88,15 @@ def sharing_cores(calibration, clientapps: int):
 
 
 def fleet_of(cfg):
-    """The deployment's six nodes as a plan.py Fleet: their links and compute delays."""
+    """The deployment's nodes as a plan.py Fleet: their links, and each one's compute delay as its one step."""
+    from dataclasses import replace
+
     import numpy as np
 
-    from fedbandwidth.wire.fleet import Fleet
+    from fedbandwidth.wire.fleet import fleet_from_links
 
     links = [cfg.link_of(i) for i in range(cfg.supernodes)]
-    rates = ([lk.down_bits_per_second for lk in links], [lk.up_bits_per_second for lk in links])
-    latencies = [lk.latency_seconds for lk in links]
-    return Fleet(*map(np.array, (*rates, latencies, COMPUTE)), np.ones(len(links)), tuple(lk.name for lk in links))
+    return replace(fleet_from_links(links, 0.0), step_seconds=np.array(COMPUTE, dtype=float))
 
 
 def predicted(cfg, sampled: list[int], needed: int, message: int, waits=None, trials: int = 400) -> float:

@@ -198,19 +198,13 @@ def turnarounds(entries: list[dict]) -> list[dict]:
             for key, p in pairs.items() if len(p) == 2]  # fmt: skip
 
 
-def message_bytes(model: str) -> int:
-    """The bytes of one float32 model message of `model`, object by object (what its ClientApp decodes)."""
-    from fedbandwidth.wire.transfer import message_objects
-
-    return sum(message_objects(model))
-
-
 def turnaround_report(entries: list[dict], path: Path, sweeps: tuple[str, ...] = ("F", "G", "H", "I", "K")) -> str:
     """Measured turnarounds per sweep, profile, TLS and nodes, next to what calibration `path` predicts for
     downloads of their length (the ClientApp's retries, turnaround.py) and its constant turnaround."""
     import numpy as np
 
     from fedbandwidth.wire.calibration import load as load_calibration
+    from fedbandwidth.wire.transfer import message_bytes
 
     calibration, groups = load_calibration(path), {}
     for t in turnarounds(entries):
@@ -229,6 +223,8 @@ def turnaround_errors(rows: list[dict], calibration, sweeps: tuple[str, ...]) ->
     """Mean absolute error per turnaround of `sweeps`, one node and two: the retries model against the best
     constant (the measured median) and the calibration's own constant."""
     import numpy as np
+
+    from fedbandwidth.wire.transfer import message_bytes
 
     lines = []
     for nodes in (1, 2):

@@ -79,10 +79,10 @@ class Calibration:
         work, model = self.clientapp_work_seconds or 0.0, self.made.get("model")
         if message_bytes is None or model is None:
             return work
-        from .transfer import message_objects
+        from .transfer import message_bytes as measured_on
 
         poll = min(REPLY_POLL / 2, work)
-        return poll + (work - poll) * float(message_bytes) / sum(message_objects(model))
+        return poll + (work - poll) * float(message_bytes) / measured_on(model)
 
     def superlink_seconds(self, direction: str) -> float:
         """The SuperLink's share of a request in `direction`, per other node at once."""

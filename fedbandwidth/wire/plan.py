@@ -121,19 +121,14 @@ def object_seconds(fleet: Fleet, idx: np.ndarray, sharing: np.ndarray, level: np
     keys, inverse = np.unique(pair * span + np.broadcast_to(steps + 1, idx.shape).astype(np.int64), return_inverse=True)
     seconds = np.array([message_seconds(cfg.model, LinkProfile("c", *links[k // span // most][[0, 0, 1]]), direction,
                                         nodes=int(k // span % most), calibration=cfg.calibration,
-                                        server=leveled(cfg.server_link, int(k % span) - 1, int(k // span % most)),
-                                        objects=objects)
+                                        server=cfg.server_link, objects=objects, level=level_of(int(k % span) - 1))
                         for k in keys])  # fmt: skip
     return seconds[inverse.ravel()].reshape(idx.shape)
 
 
-def leveled(server: LinkProfile | None, step: int, nodes: int) -> LinkProfile | None:
-    """The server link as transfer.py shares it among `nodes` (rate / nodes each), giving each the fair level
-    exp(step / LEVEL_STEPS) (step -1: no level binds, the link is not a bottleneck)."""
-    if server is None or step < 0:
-        return None
-    rate = math.exp(step / LEVEL_STEPS) * max(nodes, 1)
-    return LinkProfile(server.name, rate, rate, server.latency_seconds)
+def level_of(step: int) -> float:
+    """The fair level a step of the log grid stands for, in bit/s (step -1: no level binds, inf)."""
+    return math.exp(step / LEVEL_STEPS) if step >= 0 else math.inf
 
 
 def reply_seconds(fleet: Fleet, picked: np.ndarray, cfg: PlanConfig, rng: np.random.Generator | None = None):

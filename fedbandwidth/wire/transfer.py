@@ -68,6 +68,11 @@ def message_objects(model: str) -> tuple[int, ...]:
     return array_objects([npy_header_length(s.shape) + s.nbytes for s in tensor_specs(model)])
 
 
+def message_bytes(model: str) -> int:
+    """The bytes of one float32 model message of `model`, its objects added up (what a ClientApp decodes)."""
+    return sum(message_objects(model))
+
+
 def wire_rate(bits_per_second: float) -> float:
     """Payload bytes per second a link delivers once Ethernet/IP/TCP headers are paid."""
     return bits_per_second / BITS_PER_BYTE * SEGMENT_BYTES / (SEGMENT_BYTES + FRAME_BYTES)
@@ -114,6 +119,7 @@ def message_seconds(
     calibration: Calibration = BUILT_IN,
     server: LinkProfile | None = None,
     objects: tuple[int, ...] | None = None,
+    level: float | None = None,
 ) -> float:
     """Seconds from a message's first byte leaving its sender to its last byte reaching the receiver.
 
@@ -122,10 +128,12 @@ def message_seconds(
     (one turn), the objects, and the last object's latency. `nodes`: how many move a model at the same time;
     `calibration`: the machine's CPU terms (calibration.py); `server`: the server's own link, which the
     `nodes` share fairly (its latency adds to the node's); `objects`: the message's own objects (array_objects),
-    if it is not the float32 model (e.g. encoded)."""
+    if it is not the float32 model (e.g. encoded); `level`: this node's share of the server's link in bit/s, if
+    not 1/nodes of it (plan.py's max-min fair level; inf: the link does not bind)."""
     latency, rate = link.latency_seconds, wire_rate(link.rate(direction))
     if server is not None:
-        latency, rate = latency + server.latency_seconds, min(rate, wire_rate(server.rate(direction)) / nodes)
+        share = server.rate(direction) / nodes if level is None else level
+        latency, rate = latency + server.latency_seconds, min(rate, wire_rate(share))
     sizes, request = objects or message_objects(model), calibration.request(direction)
     turn = 2 * latency + request
     if nodes > 1:  # the others' requests wait for the SuperLink's CPU only while it serves them
