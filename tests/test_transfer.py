@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from fedbandwidth.wire.links import LinkProfile
 from fedbandwidth.wire.transfer import (
     OBJECT_OVERHEAD_BYTES,
+    OVERLAP,
     REQUEST_SECONDS,
     SUPERLINK_SECONDS,
     message_objects,
     message_seconds,
     request_loops,
+    request_turn,
     wire_rate,
 )
 
@@ -63,7 +63,7 @@ def test_request_loops_by_hand():
 
 def test_message_seconds_adds_the_turns_around_the_objects():
     link = LinkProfile.from_mbit("t", 8, 8, 50)
-    turn = 2 * 0.05 + REQUEST_SECONDS
+    turn = 2 * 0.05 + OVERLAP * REQUEST_SECONDS  # a 100 ms round trip hides part of the other loop's processing
     objects = request_loops(message_objects("tiny-gptneox"), wire_rate(8e6), turn)
     up = message_seconds("tiny-gptneox", link, "up")
     down = message_seconds("tiny-gptneox", link, "down")
@@ -75,12 +75,17 @@ def test_message_seconds_adds_the_turns_around_the_objects():
     assert up > formula  # the turns and the headers cost time the formula leaves out
 
 
+def test_a_round_trip_shorter_than_a_request_is_hidden_by_the_other_loop():
+    assert request_turn(0.001, 0.02) == pytest.approx(0.02)  # 2 ms + 0.8 x 20 ms < 20 ms: the CPU is the turn
+    assert request_turn(0.02, 0.02) == pytest.approx(0.04 + OVERLAP * 0.02)
+    assert request_turn(0.0, 0.0, others=1, share=0.01) == pytest.approx(0.01)  # loopback: the whole share
+
+
 def test_nodes_at_once_wait_for_each_others_share_of_the_superlink():
     link = LinkProfile.from_mbit("t", 8, 8, 50)
     for direction in ("down", "up"):
-        alone = request_loops(message_objects("tiny-gptneox"), wire_rate(8e6), 2 * 0.05 + REQUEST_SECONDS)
-        busy = math.ceil(len(message_objects("tiny-gptneox")) / 2) * REQUEST_SECONDS / alone  # the other's share
-        turn = 2 * 0.05 + REQUEST_SECONDS + SUPERLINK_SECONDS[direction] * busy  # (one other node at once)
+        alone = 2 * 0.05 + OVERLAP * REQUEST_SECONDS
+        turn = alone + SUPERLINK_SECONDS[direction] * REQUEST_SECONDS / alone  # one other node, busy r / turn of it
         objects = request_loops(message_objects("tiny-gptneox"), wire_rate(8e6), turn)
         tail = turn if direction == "down" else 0.0
         assert message_seconds("tiny-gptneox", link, direction, nodes=2) == pytest.approx(0.05 + objects + tail)

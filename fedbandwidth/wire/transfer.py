@@ -8,14 +8,16 @@ is its own object, fetched (down) or sent (up) with its own request, two request
 
 - **framing**: the link carries 66 B of Ethernet/IP/TCP headers per 1448 B of payload (x1.0456);
 - **request turns**: every object costs a round trip (2 x latency) plus the processing of one request
-  (REQUEST_SECONDS, measured on this machine), two objects in flight at a time, sharing the link;
+  (REQUEST_SECONDS, measured on this machine), two objects in flight at a time, sharing the link; the two
+  loops share the CPU, so while one waits out its round trip the other's request is processed: a turn is
+  max(2 x latency + OVERLAP x request, request), the round trip hidden on a link faster than the CPU (Wi-Fi);
 - **the turns around the objects**: the message and its object tree first, the app (FAB) and the run's
   details with a node's first message, and the receipt (down) or the upload session (up);
 - **nodes at once**: one SuperLink process answers every node's requests, so with k nodes moving a model at
   the same time each request waits for k - 1 others' share of it (more up than down: the SuperLink checks
-  each pushed object's hash and stores it), for the fraction of the time the others keep it busy (a node's
-  own request time over its objects' time; the others are taken to be alike): all of it on loopback, where
-  `calibrate` measures the share, 0.3-0.4 of it for pythia-14m on Wi-Fi, 0.05-0.1 on home broadband. Both CPU
+  each pushed object's hash and stores it), for the share of a turn the others keep it busy (a request's
+  processing over a turn; the others are taken to be alike): all of it on loopback, where `calibrate`
+  measures the share, 0.9 of it on Wi-Fi, a third on 5G, 0.4 on home broadband (a 19 ms request). Both CPU
   terms come from `fedbandwidth calibrate` (calibration.py) when this machine has a calibration; else the
   built-in ones, fitted on two nodes on Wi-Fi and home broadband on one day (benchmarks/results/wire_timing.json).
 
@@ -46,6 +48,7 @@ CHUNK_HEAD_BYTES = 13  # "ArrayChunk", two dividers and one ending the head, bef
 ARRAY_HEAD_BYTES, CHILD_ID_BYTES = 90, 70  # an Array object: a head, and one 64-hex id per chunk
 RECORD_BYTES_PER_ARRAY = 180  # an ArrayRecord lists each array's key and id
 SMALL_OBJECTS = (40, 300, 400)  # config/metric record, record dict, message: a few hundred bytes each
+OVERLAP = 0.8  # the share of a request's processing its own round trip cannot hide (fitted on sweeps F-K)
 
 
 def array_objects(data_sizes) -> tuple[int, ...]:
@@ -104,9 +107,11 @@ def request_loops(sizes, bytes_per_second: float, gap: float, loops: int = REQUE
     return now
 
 
-def busy_fraction(sizes, bytes_per_second: float, turn: float, request: float) -> float:
-    """The share of its objects' time a node keeps the SuperLink busy: its request loops' processing over it."""
-    return min(1.0, math.ceil(len(sizes) / REQUESTS_IN_FLIGHT) * request / request_loops(sizes, bytes_per_second, turn))
+def request_turn(latency: float, request: float, others: int = 0, share: float = 0.0) -> float:
+    """Seconds between a request loop's objects: its round trip and its processing, less what the other loop's
+    processing hides; plus `others` nodes' `share` of the SuperLink for the part of the turn it processes."""
+    turn = max(2 * latency + OVERLAP * request, request)
+    return turn + others * share * (min(1.0, request / turn) if turn > 0 else 1.0)
 
 
 def message_seconds(
@@ -135,9 +140,7 @@ def message_seconds(
         share = server.rate(direction) / nodes if level is None else level
         latency, rate = latency + server.latency_seconds, min(rate, wire_rate(share))
     sizes, request = objects or message_objects(model), calibration.request(direction)
-    turn = 2 * latency + request
-    if nodes > 1:  # the others' requests wait for the SuperLink's CPU only while it serves them
-        turn += (nodes - 1) * calibration.superlink_seconds(direction) * busy_fraction(sizes, rate, turn, request)
+    turn = request_turn(latency, request, nodes - 1, calibration.superlink_seconds(direction))
     objects = request_loops(sizes, rate, turn)
     if direction == DOWN:
         setup = latency + (2 * turn + app_bytes / rate if first else 0.0)
