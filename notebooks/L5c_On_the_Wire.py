@@ -181,11 +181,13 @@ pd.DataFrame(deployment["meters"]).set_index("direction")
 # - **framing**: every 1448 bytes of payload travel with 66 bytes of headers: +4.6%;
 # - **request turns**: a message moves **object by object**, two requests at a time, and every
 #   object costs a round trip plus the time to handle one request. pythia-14m is 164 objects,
-#   128 of them under 10 kB: about 82 round trips per message. On 4G (50 ms) that is seconds.
+#   128 of them under 10 kB: about 82 round trips per message. On 4G (50 ms) that is seconds. On a
+#   link faster than this machine's CPU (Wi-Fi's 3 ms) the round trip hides: while one request waits
+#   for its answer, the other is being handled.
 #
 # - **nodes at once**: one SuperLink process answers every node's requests, so with two nodes moving a
-#   model at the same time each request waits a little longer (`nodes_at_once`), for as long as the other
-#   node keeps the SuperLink busy.
+#   model at the same time each request waits a little longer (`nodes_at_once`), for the share of a
+#   request turn the SuperLink spends handling the other node's requests.
 #
 # `predicted_seconds` replays that schedule (`fedbandwidth/wire/transfer.py`), with this machine's CPU terms
 # when `fedbandwidth calibrate` has measured them (`calibration` in the report). Measured on this
