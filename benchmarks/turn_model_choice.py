@@ -4,8 +4,9 @@ Every message of sweeps F-K (results/wire_timing.json, measurements unchanged) p
 is now with transfer.OVERLAP set to each candidate, each sweep's calibration refitted to its own loopback messages
 by that model (as `wire_timing.py --refit` does): per candidate, one node and two, the mean |error|, its 90th
 percentile and the messages within 10% (datacenter apart: its goal is 25%). Writes results/turn_model_choice.json.
+`--as-is` scores the checkout's model untouched (e.g. an older commit's, this script copied into its worktree).
 
-    .venv/bin/python benchmarks/turn_model_choice.py [--overlaps 0.5,0.6,0.7,0.8,0.9,1.0] [--sweeps FGHIK]
+    .venv/bin/python benchmarks/turn_model_choice.py [--overlaps 0.5,0.6,0.7,0.8,0.9,1.0] [--sweeps FGHIK] [--as-is]
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ def summary(errors: list[float]) -> dict:
     }
 
 
-def scored(overlap: float, sweeps: str) -> dict:
-    """The error summaries of the chosen sweeps' messages with transfer.OVERLAP = `overlap`."""
+def scored(overlap: float | None, sweeps: str) -> dict:
+    """The error summaries of the chosen sweeps' messages with transfer.OVERLAP = `overlap` (None: as it is)."""
     import wire_timing
 
     from fedbandwidth.wire import transfer
 
-    transfer.OVERLAP = overlap
+    if overlap is not None:
+        transfer.OVERLAP = overlap
     kept = wire_timing.load("calibrations")
     entries = [e for e in wire_timing.load() if e["sweep"] in sweeps and e["measured_seconds"] is not None]
     entries = wire_timing.repredict(entries, wire_timing.refitted({s: kept[s] for s in sweeps}))
@@ -55,15 +57,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--overlaps", default="0.5,0.6,0.7,0.8,0.9,1.0", help="comma-separated candidates")
     parser.add_argument("--sweeps", default="FGHIK", help="the sweeps to score on, one letter each")
+    parser.add_argument("--as-is", action="store_true", help="score the model as this checkout has it, no overlap set")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(BENCH_DIR))
     from fedbandwidth.wire import transfer
 
-    chosen, table = transfer.OVERLAP, {}
-    for overlap in [float(a) for a in args.overlaps.split(",")]:
-        table[str(overlap)] = scored(overlap, args.sweeps)
-        print(overlap, json.dumps(table[str(overlap)]), flush=True)
-    transfer.OVERLAP = chosen
+    chosen, table = getattr(transfer, "OVERLAP", None), {}
+    for overlap in [None] if args.as_is else [float(a) for a in args.overlaps.split(",")]:
+        table[str(overlap or "as is")] = scored(overlap, args.sweeps)
+        print(overlap or "as is", json.dumps(table[str(overlap or "as is")]), flush=True)
+    if chosen is not None:
+        transfer.OVERLAP = chosen
     what = f"sweeps {', '.join(args.sweeps)} predicted with transfer.OVERLAP = each candidate (kept: {chosen})"
     RESULTS.write_text(json.dumps({"what": what, "command": "benchmarks/turn_model_choice.py " + " ".join(argv or
                         sys.argv[1:]), "unix_time": round(time.time()), "scores": table}, indent=1) + "\n")  # fmt: skip

@@ -194,11 +194,11 @@ pd.DataFrame(deployment["meters"]).set_index("direction")
 # repository's machine (2 cores; `benchmarks/wire_timing.py`, 2 rounds, figures in the README's "On the
 # wire"), after calibrating, it came within 7.1% of every message on 3G (with the toy model), 4G, 5G and home
 # broadband, one node and two, insecure and with TLS, in sweeps 22 hours apart, where the formula is off by
-# up to a factor of 3; on a slower, shared host three days later, 3G, 4G and home broadband alone stayed
-# within 10% in sweeps three hours apart, 5G and two nodes did not (up to 18% off). Not on Wi-Fi (up to -50%)
-# nor on `datacenter` (up to +89%): there this machine's 2 cores, not the links, set the pace, and the same
-# message took nearly twice as long in one run as in another a few minutes later. Look at the `error` column:
-# your machine is not ours.
+# up to a factor of 3; on a slower, shared host two days later, 3G, 4G, 5G and home broadband alone stayed
+# within 10% in sweeps four hours apart, two nodes on 5G and home broadband did not (up to 19.5% off). Not on
+# Wi-Fi (up to +56%) nor on `datacenter` (up to +89%): there this machine's 2 cores, not the links, set the
+# pace, and the same message took nearly twice as long in one run as in another a few minutes later. Look at
+# the `error` column: your machine is not ours.
 
 # %%
 timing = pd.DataFrame(deployment["timing"])
