@@ -111,7 +111,7 @@ def request_turn(latency: float, request: float, others: int = 0, share: float =
     """Seconds between a request loop's objects: its round trip and its processing, less what the other loop's
     processing hides; plus `others` nodes' `share` of the SuperLink for the part of the turn it processes."""
     turn = max(2 * latency + OVERLAP * request, request)
-    return turn + others * share * (min(1.0, request / turn) if turn > 0 else 1.0)
+    return turn + others * share * (request / turn if turn > 0 else 1.0)  # (a turn is never under `request`)
 
 
 def message_seconds(
