@@ -1,5 +1,8 @@
 """How fast `plan` answers for a large fleet: 10,000 clients, in-process and as a whole process, next to the
-start-up of the same Python with numpy (measured in the same run, so the ratio holds on a busy machine)."""
+start-up of the same Python with numpy (measured in the same run, so the ratio holds on a busy machine).
+
+    .venv/bin/python benchmarks/bench_plan.py [--clients 10000]   ->  benchmarks/results/plan_speed.json
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import subprocess
 import sys
 import time
 
+from benchlib import machine_facts, write_json
 from fedbandwidth.wire.fleet import fleet_from_mix
 from fedbandwidth.wire.plan import PlanConfig, plan
 
@@ -40,6 +44,10 @@ def main() -> None:
         whole.append(wall(command))
         floor.append(wall([sys.executable, "-c", "import numpy"]))
     med = statistics.median
+    path = write_json("plan_speed.json", {"machine": machine_facts(), "command": command[2:], "clients": args.clients,
+                                          "rounds": args.rounds, "in_process_seconds": inproc,
+                                          "whole_process_seconds": whole, "import_numpy_seconds": floor})  # fmt: skip
+    print(f"written {path}")
     print(f"{args.clients:,} clients x {args.rounds} rounds x 200 draws, runs: {args.repeat}")
     print(f"plan() in process: median {med(inproc):.3f} s (min {min(inproc):.3f}, max {max(inproc):.3f})")
     print(f"`fedbandwidth plan` whole process: median {med(whole):.3f} s (goal <= 10 s)")
