@@ -64,8 +64,9 @@ def main(argv=None) -> int:
 
     chosen, table = getattr(transfer, "OVERLAP", None), {}
     for overlap in [None] if args.as_is else [float(a) for a in args.overlaps.split(",")]:
-        table[str(overlap or "as is")] = scored(overlap, args.sweeps)
-        print(overlap or "as is", json.dumps(table[str(overlap or "as is")]), flush=True)
+        label = "as is" if overlap is None else str(overlap)  # (an overlap of 0.0 is a candidate, not "as is")
+        table[label] = scored(overlap, args.sweeps)
+        print(label, json.dumps(table[label]), flush=True)
     if chosen is not None:
         transfer.OVERLAP = chosen
     what = f"sweeps {', '.join(args.sweeps)} predicted with transfer.OVERLAP = each candidate (kept: {chosen})"
