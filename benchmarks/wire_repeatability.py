@@ -88,8 +88,9 @@ def main(argv=None) -> int:
                  f"p90 |e| {t[group]['p90_abs_error']:.1%}" for name, t in table.items()]  # fmt: skip
         print(f"{group:>28} | " + " | ".join(cells))
     what = f"sweeps {', '.join(args.sweeps)} of results/wire_timing.json, each message against its condition's mean"
-    RESULTS.write_text(json.dumps({"what": what, "command": " ".join(["benchmarks/wire_repeatability.py",
-                        *(argv or sys.argv[1:])]), "unix_time": round(time.time()), "scores": table}, indent=1) + "\n")  # fmt: skip
+    command = " ".join(["benchmarks/wire_repeatability.py", *(argv or sys.argv[1:])])
+    record = {"what": what, "command": command, "unix_time": round(time.time()), "scores": table}
+    RESULTS.write_text(json.dumps(record, indent=1) + "\n")
     return 0
 
 
