@@ -41,9 +41,7 @@ def scored(overlap: float | None, sweeps: str) -> dict:
 
     if overlap is not None:
         transfer.OVERLAP = overlap
-    kept = wire_timing.load("calibrations")
-    entries = [e for e in wire_timing.load() if e["sweep"] in sweeps and e["measured_seconds"] is not None]
-    entries = wire_timing.repredict(entries, wire_timing.refitted({s: kept[s] for s in sweeps}))
+    entries = wire_timing.repredict(*wire_timing.measured_and_refitted(sweeps))
     groups = {
         "one node": lambda e: e.get("nodes", 1) == 1 and e["profile"] != "datacenter",
         "two nodes": lambda e: e.get("nodes", 1) == 2,

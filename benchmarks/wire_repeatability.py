@@ -1,13 +1,14 @@
 """How repeatable a model message's time is on this host: each message of the kept sweeps against its condition's mean.
 
-A condition is one sweep's profile, TLS mode, nodes at once, direction, model, and first download or not (round 1's
-downloads also fetch the app): the same message moved the same way, minutes apart, on one calibration. No
-prediction made before a run comes closer to a message than its own condition's spread allows, so the share of
-messages within 10% of their condition's mean is a ceiling for the per-message goal, and an optimistic one (with 2-4
-messages a condition, the mean is pulled toward each of them). Next to it, per profile and nodes: the model's score
-with each sweep's calibration refitted (as `wire_timing.py --refit` does), and with the SuperLink's share the median
-of every scored sweep's (in-sample: it says how much of the error is the one calibration's noise in that term, not a
-model to ship). Writes results/wire_repeatability.json.
+A condition is one sweep's profile, TLS mode, nodes at once, direction and model: the same message moved the same
+way, minutes apart, on one calibration (2 or 4 messages). Each message's measured / predicted time (the model, each
+sweep's calibration refitted as `wire_timing.py --refit` does, so round 1's app download is allowed for) is set
+against its condition's mean of it: what is left once any per-condition correction is made, so the share of messages
+within 10% is a ceiling for a per-message prediction that is the same for a condition's messages, and an optimistic
+one (with 2-4 messages a condition, the mean is pulled toward each of them). Next to it, per profile and nodes: the
+model's own score, and its score with the SuperLink's share the median of every scored sweep's (in-sample: it says
+how much of the error is that term moving between calibrations, not a model to ship).
+Writes results/wire_repeatability.json.
 
     .venv/bin/python benchmarks/wire_repeatability.py [--sweeps FGKLM]
 """
@@ -38,10 +39,10 @@ def deviations(entries: list[dict]) -> list[tuple[dict, float]]:
     for e in entries:
         groups.setdefault(condition(e), []).append(e)
     pairs = []
-    for members in groups.values():
+    for members in (m for m in groups.values() if len(m) > 1):
         ratios = [e["measured_seconds"] / e["predicted_seconds"] for e in members]
         mean = statistics.mean(ratios)
-        pairs += [(e, r / mean - 1) for e, r in zip(members, ratios, strict=True) if len(members) > 1]
+        pairs += [(e, r / mean - 1) for e, r in zip(members, ratios, strict=True)]
     return pairs
 
 
@@ -65,9 +66,7 @@ def scores(sweeps: str) -> dict:
     """Per profile and nodes: the condition-mean ceiling, the model refitted, and the model with pooled shares."""
     import wire_timing
 
-    kept = wire_timing.load("calibrations")
-    entries = [e for e in wire_timing.load() if e["sweep"] in sweeps and e["measured_seconds"] is not None]
-    refit = wire_timing.refitted({s: kept[s] for s in sweeps if s in kept})
+    entries, refit = wire_timing.measured_and_refitted(sweeps)
     own, pooled = (wire_timing.repredict([dict(e) for e in entries], c) for c in (refit, pooled_shares(refit)))
     return {
         "condition mean (ceiling)": by_group(deviations(own)),

@@ -101,6 +101,13 @@ def refitted(calibrations: dict) -> dict:
     return out
 
 
+def measured_and_refitted(sweeps: str) -> tuple[list[dict], dict]:
+    """The measured entries of `sweeps`, and their kept calibrations refitted by this checkout's fit."""
+    kept = load("calibrations")
+    entries = [e for e in load() if e["sweep"] in sweeps and e["measured_seconds"] is not None]
+    return entries, refitted({s: kept[s] for s in sweeps if s in kept})
+
+
 def save(entries: list[dict], kernel: list[dict], calibrations: dict) -> None:
     """Write the timing and kernel entries and each sweep's calibration with the machine facts."""
     import flwr
