@@ -7,7 +7,9 @@ continues where it stopped. Per regime:
                 is the one reaching 1.01 x the best final validation loss with the fewest total bytes, among
                 the runs still at or below it after their last round;
   2. reference  that lr and split, trained until its validation loss has flattened (< 1% better over its last
-                quarter of rounds), at seeds 0-4; L* = 1.01 (1.02, 1.05) x its mean final test loss;
+                quarter of rounds, or rounds doubled twice); when that grew the budget, the grid of 1 again at
+                the grown budget, whose best is the reference; at seeds 0-4; L* = 1.01 (1.02, 1.05) x its mean
+                final test loss (rows against an earlier reference are kept, marked superseded);
   3. tuning     each lever family as the reference was tuned (its tuning split, seed 0, fewest total bytes to
                 1.01 x the grid's best final validation loss) at >= 3 learning rates around the reference's
                 (widened past an edge);
@@ -39,7 +41,7 @@ import sys
 import time
 from pathlib import Path
 
-from fedbandwidth.compress.study_plan import Plan, Setting, planned
+from fedbandwidth.compress.study_plan import Plan, Setting, planned, superseded
 from fedbandwidth.compress.study_rows import COLUMNS, csv_row
 
 REPO = Path(__file__).resolve().parents[1]
@@ -149,6 +151,18 @@ def read_frame():
     return pd.read_csv(CSV_PATH) if CSV_PATH.exists() else pd.DataFrame(columns=COLUMNS)
 
 
+def current_frame(plan: Plan):
+    """The CSV's runs, those measured against a reference the plan no longer chooses marked superseded (and so
+    written back, named)."""
+    frame = read_frame()
+    marked = superseded(plan, frame)
+    if not marked.stage.equals(frame.stage):
+        changed = marked[marked.stage != frame.stage]
+        print(f"superseded: {len(changed)} row(s) of {sorted(set(changed.setting))}", flush=True)
+        write_frame(marked)
+    return marked
+
+
 def write_frame(frame) -> None:
     """The CSV with every row's bytes to its regime's targets (recomputed: they depend on the reference)."""
     from fedbandwidth.compress.study import study_frame
@@ -173,7 +187,7 @@ def sweep(plan: Plan, minutes: float, regime: str | None = None, setting: str = 
 
     started, failed = time.monotonic(), []
     while True:
-        frame = read_frame()
+        frame = current_frame(plan)
         todo = [r for r in planned(plan, frame)[0] if (r["argv"], r["seed"]) not in failed]
         todo = [r for r in todo if regime in (None, r["regime"]) and setting in r["setting"]]
         if not todo:
@@ -266,7 +280,7 @@ def write_results(plan: Plan, left_out: dict[str, str]) -> dict:
     """compression_summary.json and the plots from the CSV so far."""
     from fedbandwidth.compress.study import study_summary
 
-    frame = read_frame()
+    frame = current_frame(plan)
     todo = pending(plan, frame, left_out)
     summary = {**study_summary(frame, task_block()), "warm_start": warm_start_block()}
     summary.update(complete=not todo, pending=todo, resume=RESUME)

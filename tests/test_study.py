@@ -86,8 +86,16 @@ def test_the_reference_is_chosen_by_total_bytes_and_trains_until_flat():
         ("flattening", 0, ["--lr", "0.002", "--rounds", "4", "--local-steps", "10"])
     ]
     frame = add(frame, todo, curves)  # its validation loss: 1.9 -> 1.895 over the last quarter, < 1%
+    todo, _ = planned(PLAN, frame)  # 40 local steps now, not 20: the grid again at that budget
+    assert {(r["stage"], r["lr"], tuple(r["argv"][-4:])) for r in todo} == {
+        ("tuning", lr, ("--rounds", r, "--local-steps", s))
+        for lr in PLAN.tuning_lrs["scratch"] for r, s in (("4", "10"), ("2", "20"))
+    } - {("tuning", 0.002, ("--rounds", "4", "--local-steps", "10"))}  # fmt: skip
+    frame = add(frame, todo, curves)  # 2 x 20 at 0.002 ends at 2.0, above 1.01 x 1.895: 4 x 10 stays
     todo, _ = planned(PLAN, frame)
-    assert [r["seed"] for r in todo] == [1, 2] and todo[0]["argv"] == json.loads(frame.command.iloc[-1])
+    assert [r["seed"] for r in todo] == [1, 2] and todo[0]["argv"][-6:] == [
+        "--lr", "0.002", "--rounds", "4", "--local-steps", "10"
+    ]  # fmt: skip
     other = frame[(frame.lr == 0.001) & (frame.rounds == 4)]  # another tuning run's command, at another seed
     seed_9 = other.assign(seed=9, final_val_loss=1.0, val_losses="1.0 1.0 1.0 1.0")
     assert planned(PLAN, pd.concat([frame, seed_9]))[0] == todo  # the choice reads the tuning seed only
@@ -151,10 +159,31 @@ def test_a_superseded_reference_run_is_kept_in_the_csv_but_is_not_the_reference(
     assert list(rows.seed) == [0, 1, 2] and set(rows.command) == {frame[frame.stage == "reference"].command.iloc[0]}
 
 
+def test_a_budget_grown_to_flatten_is_tuned_again_and_rows_against_the_old_reference_are_superseded():
+    """The best split of 20 local steps need not be the best of 40: the reference is the grid's best at 40."""
+    from fedbandwidth.compress.study_plan import budget_splits, superseded
+
+    frame = with_reference()  # the reference 4 x 10 at 0.002, seeds 0-2 (before its budget was tuned again)
+    old = frame[frame.stage == "reference"].assign(command=lambda f: f.command.str.replace('"4"', '"9"'))
+    frame = pd.concat([frame, old.assign(stage="setting", setting="int8")], ignore_index=True)
+    faster = frame.command.map(json.loads).map(lambda a: a[-6:] == ["--lr", "0.002", "--rounds", "2",
+                                                                    "--local-steps", "20"])  # fmt: skip
+    frame.loc[faster, ["val_losses", "final_val_loss"]] = ["2.0 1.88", 1.88]  # 1.01 x 1.88 in 2 rounds
+    todo, _ = planned(PLAN, frame)
+    assert [(r["stage"], r["seed"], r["argv"][-4:]) for r in todo] == [
+        ("reference", s, ["--rounds", "2", "--local-steps", "20"]) for s in (1, 2)
+    ]  # its seed 0 is the tuning run
+    marked = superseded(PLAN, frame)
+    assert (marked[marked.stage == "superseded"].seed.tolist(), len(marked)) == ([1, 2], len(frame))
+    frame = add(frame, todo, {("reference", 0.002): ([2.0, 1.88], [2.0, 1.9])})  # L* known: old settings too
+    assert superseded(PLAN, frame).stage.value_counts()["superseded"] == 4
+    assert budget_splits((2, 100), 8) == [(8, 100), (2, 400)]
+
+
 def with_reference():
     """Stages 1 and 2 done: the reference at seeds 0-2, final test losses 1.99, 2.0, 2.01."""
     frame, curves = tuned()
-    for _ in range(2):
+    for _ in range(3):  # flattening, the grid at its budget, seeds 1 and 2
         todo, _ = planned(PLAN, frame)
         for seed, final in ((1, 2.0), (2, 2.01)):
             curves[("reference", 0.002, seed)] = ([2.5, 2.0, 1.9, 1.895], [2.6, 2.1, 2.0, final])

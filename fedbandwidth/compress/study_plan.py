@@ -14,8 +14,11 @@ Per regime, four stages, each waiting for the one before:
    passed in round 1).
 2. reference: the chosen lr and split until its validation loss has flattened (< 1% better over its last
    quarter of rounds; else seed 0 again at twice the rounds, at most `max_doublings` times; when twice the
-   rounds end < 1% lower, or higher, the shorter run is the flat one), at every reference seed. L* = factor x
-   the mean final *test* loss of these runs (1.01, 1.02, 1.05).
+   rounds end < 1% lower, or higher, the shorter run is the flat one). When that grew the local-step budget,
+   the grid of stage 1 again at the grown budget (every lr x its rounds at the tuned local steps and the tuned
+   rounds at as many more local steps, widened past an edge as in stage 1): the reference is its best, at
+   every reference seed. L* = factor x the mean final *test* loss of these runs (1.01, 1.02, 1.05). Rows
+   measured against a reference the plan no longer chooses are marked "superseded" (`superseded`).
 3. lever tuning: each lever family as the reference was tuned: its first setting at the reference's tuning
    split (the rounds x local steps chosen in stage 1), at learning rates around the reference's (x its
    lr_scale), a factor 2 apart, seed 0; the best is the one reaching 1.01 x the grid's lowest final
@@ -39,6 +42,7 @@ from .study_rows import HEADLINE, TARGET_FACTORS, bytes_to, flattened, gained_li
 REFERENCE = "reference"  # the setting (and family) name of float32 FedAvg
 TUNING, REFERENCE_STAGE, SETTING = "tuning", "reference", "setting"  # the stages a row records
 FLATTENING = "flattening"  # seed 0 at twice the rounds, to see whether the reference has flattened
+SUPERSEDED = "superseded"  # a reference or setting row measured against a reference the plan no longer chooses
 
 
 @dataclass(frozen=True)
@@ -150,11 +154,11 @@ def wider_lr(lrs: list[float], best: float) -> float | None:
     return texts[0] / 2 if float(lr_text(best)) == texts[0] else None
 
 
-def reference_tuning(plan: Plan, frame, regime: str) -> tuple[tuple[float, int, int] | None, list[dict]]:
-    """((lr, rounds, local steps) of the reference, []) or (None, the tuning runs still needed): the plan's lrs x
-    splits; while the best split is at an edge, the next split past it at every lr (up to `max_splits`); then while
-    the best lr is at an edge of those tried at the best split, the next lr past it at that split (up to `max_lrs`)."""
-    splits, extra = list(plan.splits), []  # extra: (lr, rounds, steps) past the lr grid's edge
+def grid_choice(plan: Plan, frame, regime: str, splits: list[tuple[int, int]]):
+    """((lr, rounds, local steps) of the best float32 run, []) or (None, the runs still needed): the plan's lrs x
+    `splits`; while the best split is at an edge, the next split past it at every lr (up to `max_splits`); then
+    while the best lr is at an edge of those tried at the best split, the next lr past it there (up to `max_lrs`)."""
+    splits, extra = list(splits), []  # extra: (lr, rounds, steps) past the lr grid's edge
     while True:
         runs = tuning_runs(plan, regime, splits)
         runs += [
@@ -173,17 +177,19 @@ def reference_tuning(plan: Plan, frame, regime: str) -> tuple[tuple[float, int, 
         extra.append((lr, *split))
 
 
+def reference_tuning(plan: Plan, frame, regime: str) -> tuple[tuple[float, int, int] | None, list[dict]]:
+    """Stage 1: ((lr, rounds, local steps) of the tuning grid's best, []) or (None, the tuning runs still needed)."""
+    return grid_choice(plan, frame, regime, list(plan.splits))
+
+
 def chosen_split(plan: Plan, frame, regime: str) -> tuple[float, int, int] | None:
-    """(lr, rounds, local steps) of the tuning run that is the reference; None until stage 1 is done."""
+    """(lr, rounds, local steps) of stage 1's best tuning run (families tune at it); None until stage 1 is done."""
     return reference_tuning(plan, frame, regime)[0]
 
 
-def reference_argv(plan: Plan, frame, regime: str) -> tuple[list[str] | None, list[dict]]:
-    """(the reference's arguments once its rounds are known, the run still needed to know them)."""
-    chosen, needed = reference_tuning(plan, frame, regime)
-    if chosen is None:
-        return None, needed
-    lr, rounds, steps = chosen
+def flat_budget(plan: Plan, frame, regime: str, lr: float, rounds: int, steps: int):
+    """(the arguments at the rounds where this lr and split flattened, or at the most doublings allowed, []) or
+    (None, the run still needed to know them)."""
     shorter = None  # (argv, final validation loss) of the run at half these rounds
     for doubling in range(plan.max_doublings + 1):
         argv = base_argv(plan, regime, lr, rounds * 2**doubling, steps)
@@ -198,6 +204,29 @@ def reference_argv(plan: Plan, frame, regime: str) -> tuple[list[str] | None, li
             return argv, []
         shorter = argv, val[-1]
     raise AssertionError("unreachable")
+
+
+def budget_splits(tuned: tuple[int, int], rounds: int) -> list[tuple[int, int]]:
+    """Two splits of the budget the reference grew to (`rounds` of the tuned split's local steps): those rounds,
+    and the tuned split's rounds with as many more local steps."""
+    tuned_rounds, steps = tuned
+    return [(rounds, steps), (tuned_rounds, rounds * steps // tuned_rounds)]
+
+
+def reference_argv(plan: Plan, frame, regime: str) -> tuple[list[str] | None, list[dict]]:
+    """(the reference's arguments, []) or (None, the runs that decide them): stage 1's best, its rounds doubled
+    until flat; when that grew the budget, the grid again at the grown budget (lrs x its splits, widened as in
+    stage 1), since the best split of a budget need not be the best of four times it (measured here: scratch's
+    8 x 100 steps at lr 2e-3 took 4.00x the total bytes of 2 x 400 at 1e-3 to L*)."""
+    chosen, needed = reference_tuning(plan, frame, regime)
+    if chosen is None:
+        return None, needed
+    lr, rounds, steps = chosen
+    argv, needed = flat_budget(plan, frame, regime, lr, rounds, steps)
+    if argv is None or split_of(argv)[0] == rounds:
+        return argv, needed
+    best, needed = grid_choice(plan, frame, regime, budget_splits((rounds, steps), split_of(argv)[0]))
+    return (None, needed) if best is None else (base_argv(plan, regime, *best), [])
 
 
 def reference_runs(plan: Plan, frame, regime: str) -> tuple[list[str] | None, list[dict]]:
@@ -333,3 +362,26 @@ def planned(plan: Plan, frame) -> tuple[list[dict], list[str]]:
         todo += runs
         waiting += waits
     return todo, waiting
+
+
+def chases(command: str, target: str) -> bool:
+    """True when a CSV command (JSON) chases this validation target (its --target-loss text)."""
+    argv = json.loads(command)
+    return "--target-loss" in argv and argv[argv.index("--target-loss") + 1] == target
+
+
+def superseded(plan: Plan, frame):
+    """The frame with rows measured against a reference the plan no longer chooses marked SUPERSEDED (kept: their
+    seconds are the study's): reference-stage rows of another command, setting rows chasing another target."""
+    frame = frame.copy()
+    for regime in plan.regimes:
+        ref, _ = reference_argv(plan, frame, regime)
+        if ref is None:
+            continue
+        mine = frame.regime == regime
+        stale = mine & (frame.stage == REFERENCE_STAGE) & (frame.command != json.dumps(ref))
+        if targets(plan, frame, regime) is not None:
+            goal = f"{goals(plan, frame, regime, ref)['val']:.6f}"
+            stale |= mine & (frame.stage == SETTING) & ~frame.command.map(lambda c, g=goal: chases(c, g))
+        frame.loc[stale, "stage"] = SUPERSEDED
+    return frame
