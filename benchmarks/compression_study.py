@@ -41,7 +41,8 @@ import sys
 import time
 from pathlib import Path
 
-from fedbandwidth.compress.study_plan import Plan, Setting, planned, superseded
+from fedbandwidth.compress.study_levers import planned, superseded
+from fedbandwidth.compress.study_plan import Plan, Setting
 from fedbandwidth.compress.study_rows import COLUMNS, csv_row
 
 REPO = Path(__file__).resolve().parents[1]

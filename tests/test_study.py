@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from fedbandwidth.compress.study import regime_targets, study_frame, study_summary
-from fedbandwidth.compress.study_plan import Plan, Setting, planned, targets
+from fedbandwidth.compress.study_levers import planned
+from fedbandwidth.compress.study_plan import Plan, Setting, targets
 from fedbandwidth.compress.study_rows import COLUMNS, csv_row, flattened, with_targets
 from fedbandwidth.compress.study_tables import NO_RUNS, findings_markdown
 from fedbandwidth.compress.train_report import bytes_to_target
@@ -161,7 +162,8 @@ def test_a_superseded_reference_run_is_kept_in_the_csv_but_is_not_the_reference(
 
 def test_a_budget_grown_to_flatten_is_tuned_again_and_rows_against_the_old_reference_are_superseded():
     """The best split of 20 local steps need not be the best of 40: the reference is the grid's best at 40."""
-    from fedbandwidth.compress.study_plan import budget_splits, superseded
+    from fedbandwidth.compress.study_levers import superseded
+    from fedbandwidth.compress.study_plan import budget_splits
 
     frame = with_reference()  # the reference 4 x 10 at 0.002, seeds 0-2 (before its budget was tuned again)
     old = frame[frame.stage == "reference"].assign(command=lambda f: f.command.str.replace('"4"', '"9"'))
@@ -202,7 +204,7 @@ def test_targets_are_factors_of_the_references_mean_final_test_loss():
 
 
 def test_a_setting_with_more_local_steps_a_round_chases_with_the_same_local_steps_in_fewer_rounds():
-    from fedbandwidth.compress.study_plan import setting_argv
+    from fedbandwidth.compress.study_levers import setting_argv
 
     ref = ["train", "--preset", "scratch", "--lr", "0.002", "--rounds", "40", "--local-steps", "20"]
     fewer = Setting("fewer rounds", "rounds", ("--rounds", "{R4}", "--local-steps", "{S4}"), ("scratch",))
