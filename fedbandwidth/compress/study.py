@@ -25,12 +25,12 @@ SPLIT_FLAGS = {"--preset", "--lr", "--rounds", "--local-steps", "--target-loss",
 
 
 def reference_rows(frame, regime: str):
-    """The reference's runs: its command at the most rounds among the reference-stage rows (seeds past the first:
-    seed 0 ran in tuning or flattening), every seed."""
+    """The reference's runs: the command of the newest reference-stage row (seeds past the first: seed 0 ran in
+    tuning or flattening; an earlier reference's rows are marked superseded), every seed."""
     staged = frame[(frame.regime == regime) & (frame.setting == REFERENCE) & (frame.stage == REFERENCE_STAGE)]
     if staged.empty:
         return staged
-    command = staged.loc[staged.rounds.astype(int).idxmax(), "command"]
+    command = staged.command.iloc[-1]
     rows = frame[(frame.regime == regime) & (frame.setting == REFERENCE) & (frame.command == command)]
     return rows.sort_values("seed")
 
