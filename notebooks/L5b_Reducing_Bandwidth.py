@@ -290,9 +290,9 @@ if summary is not None:
 #   (seeds 0-2): int4 up 1.73x fewer total bytes, int4 both ways **6.29x**, int2 both ways **10.36x** (test loss
 #   4.6310 ± 0.0220 against float32's 4.6121 ± 0.0110): a codec that keeps the rounds divides the bytes by its
 #   message's ratio; int8 up 1.60x, fp16 up 1.33x. Top-k 1% with error feedback, DGC top-k and low rank 4 +
-#   int4 reach L\* at no seed in 3 rounds (test loss 7.76, 5.88, 5.74), at lrs tuned with 100 local steps a
-#   round, not the reference's 400: no verdict on those families yet. The rest are pending (the cells above
-#   print them).
+#   int4 reach L\* at no seed in 3 rounds (seeds 0-2, test loss 7.76 ± 0.30, 5.88 ± 0.06, 5.74 ± 0.03), at lrs
+#   tuned with 100 local steps a round, not the reference's 400: no verdict on those families yet. The rest
+#   are pending (the cells above print them).
 # - The retired 527x / 158x of the study before were ratios to a reference that was 91% dead rows, untuned,
 #   counting the uplink only.
 # - What the lesson keeps: bytes are measured on the encoded payload; levers are compared by the bytes to
